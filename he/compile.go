@@ -1,0 +1,566 @@
+package he
+
+import (
+	"fmt"
+	"math"
+	"math/bits"
+	"sort"
+
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/lintrans"
+	commonlintrans "github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+
+	"github.com/hegate/hegate"
+)
+
+// The compiler lowers a graph to a chain of two kinds of CKKS steps:
+//
+//   - linear: y = W x + b as a diagonal linear transform with baby-step
+//     giant-step rotations (hoisted), one level;
+//   - square: y = x², one ciphertext multiplication, one level.
+//
+// A degree-2 activation a·x² + b·x + c is rewritten as a·(x + b/2a)² + c':
+// the shift b/2a joins the bias of the linear step before it, and the scale
+// a and the constant c' fold into the weights and bias of the linear step
+// after it, so every activation costs exactly one multiplication and one
+// level. Degree-1 activations fold away entirely.
+//
+// Packing. Vectors live in the first n slots of a ciphertext whose plaintext
+// dimension is n (a power of two, the largest layer rounded up), so slot
+// rotations are cyclic modulo n. When the first layer is a convolution the
+// device sends its input already unrolled into patches (im2col); the
+// convolution then has only (patch size + channels - 1) non-zero diagonals.
+// A linear step whose output is much narrower than n may use the hybrid
+// method (Halevi-Shoup): m extended diagonals, then log2(n/m) rotations that
+// sum the n/m partial blocks, which leaves the output replicated with period
+// m. The compiler picks, per step, the method with the lower estimated cost.
+
+// rotationWeight is the cost of one key-switching rotation in units of one
+// plaintext multiplication, measured at logN 14 on this project's machine
+// (roughly 4 ms against 0.25 ms).
+const rotationWeight = 16
+
+// logBSGSRatio is log2 of the giant/baby step ratio of the linear transforms.
+const logBSGSRatio = 1
+
+type entry struct {
+	i, j int
+	v    float64
+}
+
+// linearOp is y = W x + b with W sparse, out×in.
+type linearOp struct {
+	out, in int
+	w       []entry
+	bias    []float64
+}
+
+// affine scales W and b by a and adds c to every output.
+func (l *linearOp) affine(a, c float64) {
+	for k := range l.w {
+		l.w[k].v *= a
+	}
+	for i := range l.bias {
+		l.bias[i] = a*l.bias[i] + c
+	}
+}
+
+// preAffine makes the op compute W(a·x + c) + b.
+func (l *linearOp) preAffine(a, c float64) {
+	for _, e := range l.w {
+		l.bias[e.i] += e.v * c
+	}
+	for k := range l.w {
+		l.w[k].v *= a
+	}
+}
+
+type opKind int
+
+const (
+	kindLinear opKind = iota
+	kindSquare
+)
+
+type lowered struct {
+	kind opKind
+	lin  *linearOp
+}
+
+// inputPacking says how the device lays its input out in the slots.
+type inputPacking struct {
+	// im2col is set when the first layer is a convolution that the device
+	// unrolls; otherwise the input goes in as it is (C×H×W order).
+	im2col *im2colPacking
+}
+
+type im2colPacking struct {
+	c, h, w              int // input shape
+	kernel, stride, pad  int
+	oh, ow               int
+}
+
+// size is the number of values the packed input takes.
+func (p inputPacking) size(g *Graph) int {
+	if p.im2col != nil {
+		q := p.im2col
+		return q.c * q.kernel * q.kernel * q.oh * q.ow
+	}
+	return g.InputSize()
+}
+
+// pack lays x out as the device must encrypt it.
+func (p inputPacking) pack(g *Graph, x []float64) []float64 {
+	if p.im2col == nil {
+		return append([]float64(nil), x...)
+	}
+	q := p.im2col
+	positions := q.oh * q.ow
+	out := make([]float64, p.size(g))
+	for c := 0; c < q.c; c++ {
+		for ky := 0; ky < q.kernel; ky++ {
+			for kx := 0; kx < q.kernel; kx++ {
+				patch := (c*q.kernel+ky)*q.kernel + kx
+				for oy := 0; oy < q.oh; oy++ {
+					iy := oy*q.stride + ky - q.pad
+					if iy < 0 || iy >= q.h {
+						continue
+					}
+					for ox := 0; ox < q.ow; ox++ {
+						ix := ox*q.stride + kx - q.pad
+						if ix < 0 || ix >= q.w {
+							continue
+						}
+						out[patch*positions+oy*q.ow+ox] = x[(c*q.h+iy)*q.w+ix]
+					}
+				}
+			}
+		}
+	}
+	return out
+}
+
+// lower turns the graph into linear and square ops with activations folded.
+func lower(g *Graph) (inputPacking, []lowered, error) {
+	const op = "he.Compile"
+	unsupported := func(format string, args ...any) error {
+		return hegate.E(op, hegate.KindInvalid, nil, format, args...)
+	}
+	var packing inputPacking
+	var ops []lowered
+	shape := g.Input
+	for li, l := range g.Layers {
+		switch l.Op {
+		case OpConv2D:
+			c := l.Conv
+			oh, ow := ConvOutputSize(shape[1], c.Kernel, c.Stride, c.Padding), ConvOutputSize(shape[2], c.Kernel, c.Stride, c.Padding)
+			if li == 0 {
+				packing.im2col = &im2colPacking{c: shape[0], h: shape[1], w: shape[2], kernel: c.Kernel, stride: c.Stride, pad: c.Padding, oh: oh, ow: ow}
+				ops = append(ops, lowered{kind: kindLinear, lin: im2colConv(c, oh*ow)})
+			} else {
+				ops = append(ops, lowered{kind: kindLinear, lin: convMatrix(c, shape)})
+			}
+			shape = []int{c.OutChannels, oh, ow}
+		case OpDense:
+			d := l.Dense
+			lin := &linearOp{out: d.Out, in: d.In, bias: append([]float64(nil), d.Bias...)}
+			for i := 0; i < d.Out; i++ {
+				for j := 0; j < d.In; j++ {
+					if v := d.Weights[i*d.In+j]; v != 0 {
+						lin.w = append(lin.w, entry{i, j, v})
+					}
+				}
+			}
+			ops = append(ops, lowered{kind: kindLinear, lin: lin})
+			shape = []int{d.Out}
+		case OpFlatten:
+			shape = []int{prod(shape)}
+		case OpPoly:
+			coeffs := trimPoly(l.Poly.Coeffs)
+			if len(coeffs) > 3 {
+				return packing, nil, unsupported("layer %d: polynomial activation of degree %d is not supported yet (degree 2 at most); retrain with a degree-2 activation", li, len(coeffs)-1)
+			}
+			var prev *linearOp
+			if n := len(ops); n > 0 && ops[n-1].kind == kindLinear {
+				prev = ops[n-1].lin
+			}
+			if prev == nil {
+				return packing, nil, unsupported("layer %d: a polynomial activation must follow a conv2d or dense layer", li)
+			}
+			c0, c1, c2 := coeff(coeffs, 0), coeff(coeffs, 1), coeff(coeffs, 2)
+			if c2 == 0 {
+				prev.affine(c1, c0)
+				continue
+			}
+			// a(x+β)² + γ with β = b/2a, γ = c - b²/4a.
+			beta := c1 / (2 * c2)
+			gamma := c0 - c1*c1/(4*c2)
+			prev.affine(1, beta)
+			ops = append(ops, lowered{kind: kindSquare})
+			ops = append(ops, lowered{kind: kindLinear, lin: &linearOp{out: prod(shape), in: prod(shape), bias: nil}})
+			pending := ops[len(ops)-1].lin
+			pending.w = nil
+			pending.bias = make([]float64, pending.out)
+			for i := 0; i < pending.out; i++ {
+				pending.w = append(pending.w, entry{i, i, c2})
+				pending.bias[i] = gamma
+			}
+		}
+	}
+	return packing, fuseLinear(ops), nil
+}
+
+// fuseLinear multiplies adjacent linear ops into one, so the scaling
+// placeholder left by an activation disappears into the next real layer.
+func fuseLinear(ops []lowered) []lowered {
+	var out []lowered
+	for _, o := range ops {
+		n := len(out)
+		if o.kind == kindLinear && n > 0 && out[n-1].kind == kindLinear {
+			out[n-1].lin = compose(o.lin, out[n-1].lin)
+			continue
+		}
+		out = append(out, o)
+	}
+	return out
+}
+
+// compose returns second∘first.
+func compose(second, first *linearOp) *linearOp {
+	// Index first by row.
+	rows := make([][]entry, first.out)
+	for _, e := range first.w {
+		rows[e.i] = append(rows[e.i], e)
+	}
+	acc := make(map[[2]int]float64)
+	res := &linearOp{out: second.out, in: first.in, bias: append([]float64(nil), second.bias...)}
+	for _, e := range second.w {
+		res.bias[e.i] += e.v * first.bias[e.j]
+		for _, f := range rows[e.j] {
+			acc[[2]int{e.i, f.j}] += e.v * f.v
+		}
+	}
+	for k, v := range acc {
+		if v != 0 {
+			res.w = append(res.w, entry{k[0], k[1], v})
+		}
+	}
+	sort.Slice(res.w, func(a, b int) bool {
+		if res.w[a].i != res.w[b].i {
+			return res.w[a].i < res.w[b].i
+		}
+		return res.w[a].j < res.w[b].j
+	})
+	return res
+}
+
+func trimPoly(c []float64) []float64 {
+	n := len(c)
+	for n > 1 && c[n-1] == 0 {
+		n--
+	}
+	return c[:n]
+}
+
+func coeff(c []float64, i int) float64 {
+	if i < len(c) {
+		return c[i]
+	}
+	return 0
+}
+
+// im2colConv is the convolution as a matrix over the unrolled input:
+// out[o·P + p] = Σ_k W[o][k] · v[k·P + p] + b[o], P = positions.
+func im2colConv(c *Conv2D, positions int) *linearOp {
+	patch := c.InChannels * c.Kernel * c.Kernel
+	lin := &linearOp{out: c.OutChannels * positions, in: patch * positions, bias: make([]float64, c.OutChannels*positions)}
+	for o := 0; o < c.OutChannels; o++ {
+		for p := 0; p < positions; p++ {
+			lin.bias[o*positions+p] = c.Bias[o]
+			for k := 0; k < patch; k++ {
+				if v := c.Weights[o*patch+k]; v != 0 {
+					lin.w = append(lin.w, entry{o*positions + p, k*positions + p, v})
+				}
+			}
+		}
+	}
+	return lin
+}
+
+// convMatrix is a convolution over a C×H×W input as a sparse matrix.
+func convMatrix(c *Conv2D, shape []int) *linearOp {
+	h, w := shape[1], shape[2]
+	oh, ow := ConvOutputSize(h, c.Kernel, c.Stride, c.Padding), ConvOutputSize(w, c.Kernel, c.Stride, c.Padding)
+	k := c.Kernel
+	lin := &linearOp{out: c.OutChannels * oh * ow, in: c.InChannels * h * w, bias: make([]float64, c.OutChannels*oh*ow)}
+	for o := 0; o < c.OutChannels; o++ {
+		for oy := 0; oy < oh; oy++ {
+			for ox := 0; ox < ow; ox++ {
+				row := (o*oh+oy)*ow + ox
+				lin.bias[row] = c.Bias[o]
+				for i := 0; i < c.InChannels; i++ {
+					for ky := 0; ky < k; ky++ {
+						iy := oy*c.Stride + ky - c.Padding
+						if iy < 0 || iy >= h {
+							continue
+						}
+						for kx := 0; kx < k; kx++ {
+							ix := ox*c.Stride + kx - c.Padding
+							if ix < 0 || ix >= w {
+								continue
+							}
+							if v := c.Weights[((o*c.InChannels+i)*k+ky)*k+kx]; v != 0 {
+								lin.w = append(lin.w, entry{row, (i*h+iy)*w + ix, v})
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	return lin
+}
+
+// step is one compiled CKKS step.
+type step struct {
+	kind   opKind
+	level  int // level of the ciphertext entering the step
+	lt     lintrans.LinearTransformation
+	diags  int
+	rotSum []int     // hybrid method: rotations of the rotate-and-sum, in order
+	bias   []float64 // length n, added after the rescale
+	period int       // the output is replicated with this period (n when not)
+	cost   Cost
+}
+
+type compiled struct {
+	params     *Params
+	packing    inputPacking
+	n, logN    int // plaintext dimension (slots used) and its log2
+	inputLevel int
+	steps      []step
+	galEls     []uint64
+	cost       Cost
+	outputSize int
+}
+
+func nextPow2(x int) int {
+	if x <= 1 {
+		return 1
+	}
+	return 1 << bits.Len(uint(x-1))
+}
+
+// Compile lowers g and prepares it for evaluation under the chosen parameters:
+// it plans levels, chooses a method per linear step, lists the Galois
+// elements and pre-encodes every weight. Errors are KindInvalid when the
+// graph cannot be compiled (and say which layer and why).
+func Compile(g *Graph, opts CompileOptions) (*Model, error) {
+	const op = "he.Compile"
+	if err := g.Validate(); err != nil {
+		return nil, err
+	}
+	params, err := LoadParams(opts.Params, opts.AllowInsecure)
+	if err != nil {
+		return nil, err
+	}
+	packing, ops, err := lower(g)
+	if err != nil {
+		return nil, err
+	}
+	c := &compiled{params: params, packing: packing, outputSize: g.OutputSize()}
+
+	width := packing.size(g)
+	for _, o := range ops {
+		if o.kind == kindLinear {
+			width = max(width, o.lin.in, o.lin.out)
+		}
+	}
+	c.n = nextPow2(width)
+	c.logN = bits.Len(uint(c.n)) - 1
+	if c.n > params.ckks.MaxSlots() {
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s needs %d slots (widest layer %d values) but preset %s has %d; use a larger preset", g.Name, c.n, width, params.name, params.ckks.MaxSlots())
+	}
+	if len(ops) == 0 || ops[len(ops)-1].kind != kindLinear {
+		// A model ending in an activation: add the identity so the output
+		// is produced by a linear step (clean, fixed layout).
+		out := g.OutputSize()
+		id := &linearOp{out: out, in: out, bias: make([]float64, out)}
+		for i := 0; i < out; i++ {
+			id.w = append(id.w, entry{i, i, 1})
+		}
+		ops = append(ops, lowered{kind: kindLinear, lin: id})
+	}
+	c.inputLevel = len(ops)
+	if c.inputLevel > params.ckks.MaxLevel() {
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s needs %d levels but preset %s has %d; bootstrapping is not available yet, so use a deeper preset or fewer layers", g.Name, c.inputLevel, params.name, params.ckks.MaxLevel())
+	}
+
+	ecd := ckks.NewEncoder(params.ckks)
+	galSet := map[uint64]bool{}
+	level := c.inputLevel
+	for _, o := range ops {
+		st := step{kind: o.kind, level: level, period: c.n}
+		switch o.kind {
+		case kindSquare:
+			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
+		case kindLinear:
+			if err := c.planLinear(&st, o.lin, ecd); err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
+			for _, ge := range st.lt.GaloisElements(params.ckks) {
+				galSet[ge] = true
+			}
+			for _, r := range st.rotSum {
+				galSet[params.ckks.GaloisElement(r)] = true
+			}
+		}
+		c.cost.add(st.cost)
+		c.steps = append(c.steps, st)
+		level--
+	}
+	for ge := range galSet {
+		c.galEls = append(c.galEls, ge)
+	}
+	sort.Slice(c.galEls, func(a, b int) bool { return c.galEls[a] < c.galEls[b] })
+	return &Model{graph: g, c: c}, nil
+}
+
+func (c *Cost) add(o Cost) {
+	c.Rotations += o.Rotations
+	c.PlainMults += o.PlainMults
+	c.CipherMults += o.CipherMults
+	c.Relins += o.Relins
+	c.Rescales += o.Rescales
+}
+
+// plainDiagonals returns diag[k][i] = W[i][(i+k) mod n].
+func plainDiagonals(l *linearOp, n int) map[int][]float64 {
+	d := map[int][]float64{}
+	for _, e := range l.w {
+		k := ((e.j-e.i)%n + n) % n
+		if d[k] == nil {
+			d[k] = make([]float64, n)
+		}
+		d[k][e.i] += e.v
+	}
+	return d
+}
+
+// hybridDiagonals returns the m extended diagonals d_k[j] = W[j mod m][(j+k) mod n].
+func hybridDiagonals(l *linearOp, n, m int) map[int][]float64 {
+	d := map[int][]float64{}
+	for _, e := range l.w {
+		r := ((e.j-e.i)%n + n) % n
+		t, k := r/m, r%m
+		if d[k] == nil {
+			d[k] = make([]float64, n)
+		}
+		d[k][e.i+t*m] += e.v
+	}
+	return d
+}
+
+func bsgsRotations(diags map[int][]float64, n int) int {
+	idx := make([]int, 0, len(diags))
+	for k := range diags {
+		idx = append(idx, k)
+	}
+	n1 := findBSGS(idx, n)
+	giant, baby := map[int]bool{}, map[int]bool{}
+	for _, k := range idx {
+		giant[(k/n1)*n1] = true
+		baby[k%n1] = true
+	}
+	delete(giant, 0)
+	delete(baby, 0)
+	return len(giant) + len(baby)
+}
+
+func findBSGS(idx []int, n int) int {
+	// Mirrors lintrans.FindBestBSGSRatio so cost estimates match what runs.
+	return commonlintrans.FindBestBSGSRatio(idx, n, logBSGSRatio)
+}
+
+// planLinear chooses the method for one linear step and encodes it at its level.
+func (c *compiled) planLinear(st *step, l *linearOp, ecd *ckks.Encoder) error {
+	n := c.n
+	plain := plainDiagonals(l, n)
+	plainRot := bsgsRotations(plain, n)
+	best := plain
+	bestCost := Cost{PlainMults: len(plain), Rotations: plainRot, Rescales: 1}
+	var rotSum []int
+	period := n
+	m := nextPow2(l.out)
+	if m < n {
+		hyb := hybridDiagonals(l, n, m)
+		hybRot := bsgsRotations(hyb, n)
+		var rs []int
+		for s := m; s < n; s *= 2 {
+			rs = append(rs, s)
+		}
+		if len(hyb)+rotationWeight*(hybRot+len(rs)) < len(plain)+rotationWeight*plainRot {
+			best, rotSum, period = hyb, rs, m
+			bestCost = Cost{PlainMults: len(hyb), Rotations: hybRot + len(rs), Rescales: 1}
+		}
+	}
+	if len(best) == 0 {
+		// An all-zero matrix: keep one zero diagonal so the step still
+		// consumes its level and the layout stays uniform.
+		best = map[int][]float64{0: make([]float64, n)}
+		bestCost.PlainMults = 1
+	}
+	p := c.params.ckks
+	ltParams := lintrans.Parameters{
+		DiagonalsIndexList:        diagIndex(best),
+		LevelQ:                    st.level,
+		LevelP:                    p.MaxLevelP(),
+		Scale:                     rlwe.NewScale(p.Q()[st.level]),
+		LogDimensions:             ring.Dimensions{Rows: 0, Cols: c.logN},
+		LogBabyStepGiantStepRatio: logBSGSRatio,
+	}
+	lt := lintrans.NewTransformation(p, ltParams)
+	if err := lintrans.Encode(ecd, lintrans.Diagonals[float64](best), lt); err != nil {
+		return fmt.Errorf("encoding linear step: %w", err)
+	}
+	bias := make([]float64, n)
+	for i := 0; i < n; i++ {
+		if row := i % period; row < l.out {
+			bias[i] = l.bias[row]
+		}
+	}
+	if allZero(bias) {
+		bias = nil
+	}
+	st.lt, st.diags, st.rotSum, st.bias, st.period, st.cost = lt, len(best), rotSum, bias, period, bestCost
+	return nil
+}
+
+func diagIndex(d map[int][]float64) []int {
+	idx := make([]int, 0, len(d))
+	for k := range d {
+		idx = append(idx, k)
+	}
+	sort.Ints(idx)
+	return idx
+}
+
+func allZero(v []float64) bool {
+	for _, x := range v {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// maxAbs is used by tests and the calibration report.
+func maxAbs(v []float64) float64 {
+	m := 0.0
+	for _, x := range v {
+		m = math.Max(m, math.Abs(x))
+	}
+	return m
+}

@@ -1,0 +1,97 @@
+package he
+
+import (
+	"context"
+	"io"
+	"time"
+
+	"github.com/hegate/hegate"
+)
+
+// CompileOptions choose how a graph is compiled.
+type CompileOptions struct {
+	// Params names a parameter preset (see Presets). Empty means DefaultPreset.
+	Params string
+	// AllowInsecure permits presets below 128-bit security. Only tests set it.
+	AllowInsecure bool
+}
+
+// Cost counts the homomorphic primitives one evaluation performs.
+type Cost struct {
+	Rotations   int `json:"rotations"`    // key switches for slot rotations (hoisted ones included)
+	PlainMults  int `json:"plain_mults"`  // ciphertext × plaintext multiplications
+	CipherMults int `json:"cipher_mults"` // ciphertext × ciphertext multiplications
+	Relins      int `json:"relins"`       // relinearisations
+	Rescales    int `json:"rescales"`
+}
+
+// ParamsInfo describes the CKKS parameters a model is compiled for.
+type ParamsInfo struct {
+	Preset        string `json:"preset"`
+	LogN          int    `json:"log_n"`
+	LogQP         int    `json:"log_qp"`
+	MaxLevel      int    `json:"max_level"`
+	LogScale      int    `json:"log_scale"`
+	SecurityBits  int    `json:"security_bits"` // 128, or 0 for test-only presets
+	Fingerprint   string `json:"fingerprint"`   // hex SHA-256 of the serialised parameters
+}
+
+// Manifest is what a client needs to know about a compiled model before it
+// generates keys and encrypts: shapes, parameters, the exact Galois elements
+// its key set must hold, and the cost estimate.
+type Manifest struct {
+	Name            hegate.ModelID `json:"name"`
+	Input           []int          `json:"input"`
+	OutputSize      int            `json:"output_size"`
+	Params          ParamsInfo     `json:"params"`
+	LogSlots        int            `json:"log_slots"` // slots used by the packing
+	Levels          int            `json:"levels"`    // levels consumed by the circuit
+	GaloisElements  []uint64       `json:"galois_elements"`
+	Cost            Cost           `json:"cost"`
+	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
+	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
+	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+}
+
+// KeySetInfo describes a key set that passed CheckKeySet.
+type KeySetInfo struct {
+	Bytes          int64
+	GaloisElements int
+	ParamsID       string
+}
+
+// Stats report one evaluation.
+type Stats struct {
+	Cost     Cost
+	Duration time.Duration
+}
+
+// Model is a graph compiled for a CKKS parameter set: pre-encoded weights,
+// the level plan and the key requirements. A Model is safe for concurrent use.
+type Model struct {
+	graph *Graph
+	// filled by compile.go
+	c *compiled
+}
+
+// ID is the model's name.
+func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.graph.Name) }
+
+// Graph returns the source graph (do not modify it).
+func (m *Model) Graph() *Graph { return m.graph }
+
+// KeySet is a parsed, validated evaluation-key set ready for Evaluate.
+// It is immutable and safe for concurrent use.
+type KeySet struct {
+	k *keySet
+}
+
+// SecretKey is a device's CKKS secret key. It never leaves the device.
+type SecretKey struct {
+	sk *secretKey
+}
+
+var (
+	_ = context.Background
+	_ io.Reader
+)

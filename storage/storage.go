@@ -1,0 +1,250 @@
+// Package storage defines hegate's repositories and the errors they return.
+//
+// Two engines implement every interface here: storage/postgres (pgx, the
+// production store that scales out) and storage/sqlite (pure Go, the
+// embedded default). One conformance suite, storage/storagetest, runs the
+// same tests against both. No driver type crosses this package's edge: the
+// implementations translate their errors into ErrNotFound, ErrConflict and
+// friends in one function each.
+//
+// Every tenant-owned object is read through a TenantID. An object that
+// exists but belongs to another tenant is reported as ErrNotFound, exactly
+// as if it did not exist.
+package storage
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+
+	"github.com/hegate/hegate"
+)
+
+// Domain errors. Implementations wrap them; test with errors.Is.
+var (
+	ErrNotFound = errors.New("storage: not found")
+	ErrConflict = errors.New("storage: conflict")
+	ErrTooLarge = errors.New("storage: too large")
+)
+
+// Tenant is one customer organisation.
+type Tenant struct {
+	ID        hegate.TenantID
+	Name      string
+	CreatedAt time.Time
+}
+
+// APIKey is a tenant credential. The secret is never stored: only its
+// SHA-256 hash, which is what LookupAPIKey searches by.
+type APIKey struct {
+	ID         hegate.APIKeyID
+	TenantID   hegate.TenantID
+	Name       string
+	Prefix     string // the first characters of the secret, to recognise it in lists
+	CreatedAt  time.Time
+	RevokedAt  *time.Time
+	LastUsedAt *time.Time
+}
+
+// KeySet is the metadata of an uploaded evaluation-key set. The bytes live
+// in a Blobs store under BlobKey.
+type KeySet struct {
+	ID        hegate.KeySetID // hex SHA-256 of the bytes
+	TenantID  hegate.TenantID
+	Model     hegate.ModelID // the compiled model the keys were validated against
+	ParamsID  string         // fingerprint of the CKKS parameters
+	SizeBytes int64
+	BlobKey   string
+	CreatedAt time.Time
+}
+
+// JobStatus is where a job is in its life.
+type JobStatus string
+
+// Job statuses.
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobSucceeded JobStatus = "succeeded"
+	JobFailed    JobStatus = "failed"
+	JobCancelled JobStatus = "cancelled"
+)
+
+// Terminal reports whether the status is final.
+func (s JobStatus) Terminal() bool {
+	return s == JobSucceeded || s == JobFailed || s == JobCancelled
+}
+
+// Job is one encrypted inference: input ciphertext in, result ciphertext out.
+// Both are blobs; the row holds only their keys.
+type Job struct {
+	ID             hegate.JobID
+	TenantID       hegate.TenantID
+	Model          hegate.ModelID
+	KeySetID       hegate.KeySetID
+	Status         JobStatus
+	InputBlob      string
+	InputBytes     int64
+	ResultBlob     string // set when Status is JobSucceeded
+	ResultBytes    int64
+	Error          string // client-safe reason when Status is JobFailed
+	IdempotencyKey string // optional, unique per tenant
+	Attempts       int
+	CreatedAt      time.Time
+	StartedAt      *time.Time
+	FinishedAt     *time.Time
+}
+
+// CreateTenantParams are the inputs of Tenants.CreateTenant.
+type CreateTenantParams struct {
+	Name string // unique
+}
+
+// Tenants stores tenants.
+type Tenants interface {
+	// CreateTenant makes a tenant with a fresh id. ErrConflict if the name is taken.
+	CreateTenant(ctx context.Context, p CreateTenantParams) (Tenant, error)
+	// GetTenant returns a tenant or ErrNotFound.
+	GetTenant(ctx context.Context, id hegate.TenantID) (Tenant, error)
+	// GetTenantByName returns a tenant or ErrNotFound.
+	GetTenantByName(ctx context.Context, name string) (Tenant, error)
+	// ListTenants returns all tenants, oldest first.
+	ListTenants(ctx context.Context) ([]Tenant, error)
+}
+
+// CreateAPIKeyParams are the inputs of APIKeys.CreateAPIKey.
+type CreateAPIKeyParams struct {
+	TenantID hegate.TenantID
+	Name     string
+	Prefix   string
+	Hash     []byte // SHA-256 of the secret, 32 bytes
+}
+
+// APIKeys stores hashed tenant API keys.
+type APIKeys interface {
+	// CreateAPIKey stores a key. ErrNotFound if the tenant does not exist,
+	// ErrConflict if the hash is already stored.
+	CreateAPIKey(ctx context.Context, p CreateAPIKeyParams) (APIKey, error)
+	// LookupAPIKey finds a key that is not revoked by the hash of its secret,
+	// or returns ErrNotFound. It records the time of use.
+	LookupAPIKey(ctx context.Context, hash []byte) (APIKey, error)
+	// ListAPIKeys returns the tenant's keys, oldest first, revoked ones included.
+	ListAPIKeys(ctx context.Context, tenant hegate.TenantID) ([]APIKey, error)
+	// RevokeAPIKey revokes one of the tenant's keys; ErrNotFound if the
+	// tenant has no such key. Revoking twice is not an error.
+	RevokeAPIKey(ctx context.Context, tenant hegate.TenantID, id hegate.APIKeyID) error
+}
+
+// KeySets stores key-set metadata.
+type KeySets interface {
+	// PutKeySet records a key set for ks.TenantID. It is idempotent: if the
+	// tenant already has a key set with this id, that one is returned with
+	// created == false and nothing changes.
+	PutKeySet(ctx context.Context, ks KeySet) (stored KeySet, created bool, err error)
+	// GetKeySet returns the tenant's key set or ErrNotFound.
+	GetKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) (KeySet, error)
+	// ListKeySets returns the tenant's key sets, newest first.
+	ListKeySets(ctx context.Context, tenant hegate.TenantID) ([]KeySet, error)
+	// DeleteKeySet removes the tenant's key set record or returns ErrNotFound.
+	// The blob is not removed (another tenant may share it).
+	DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) error
+}
+
+// CreateJobParams are the inputs of Jobs.CreateJob.
+type CreateJobParams struct {
+	TenantID       hegate.TenantID
+	Model          hegate.ModelID
+	KeySetID       hegate.KeySetID
+	InputBlob      string
+	InputBytes     int64
+	IdempotencyKey string // optional
+}
+
+// Jobs stores inference jobs and enqueues them for the workers.
+type Jobs interface {
+	// CreateJob inserts a queued job and enqueues its work item in the same
+	// transaction, so a job row exists if and only if a worker will see it.
+	// With an IdempotencyKey that the tenant already used, the existing job
+	// is returned with created == false and nothing is enqueued.
+	CreateJob(ctx context.Context, p CreateJobParams) (job Job, created bool, err error)
+	// GetJob returns the tenant's job or ErrNotFound.
+	GetJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
+	// ListJobs returns the tenant's most recent jobs, newest first, at most limit.
+	ListJobs(ctx context.Context, tenant hegate.TenantID, limit int) ([]Job, error)
+	// StartJob moves a queued (or, on retry, running) job to running and
+	// counts the attempt. For workers only: it is not tenant-scoped.
+	// ErrConflict if the job is already terminal.
+	StartJob(ctx context.Context, id hegate.JobID) (Job, error)
+	// CompleteJob marks a running job succeeded with its result blob.
+	// ErrConflict if it is not running.
+	CompleteJob(ctx context.Context, id hegate.JobID, resultBlob string, resultBytes int64) (Job, error)
+	// FailJob marks a non-terminal job failed with a client-safe reason.
+	// ErrConflict if it is already terminal.
+	FailJob(ctx context.Context, id hegate.JobID, reason string) (Job, error)
+	// CancelJob cancels the tenant's queued job; ErrNotFound if there is no
+	// such job, ErrConflict if it is no longer queued.
+	CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
+}
+
+// JobHandler evaluates one job. The queue retries it when it returns an
+// error, up to a configured number of attempts.
+type JobHandler func(ctx context.Context, id hegate.JobID) error
+
+// WorkerConfig configures the job workers of a Store.
+type WorkerConfig struct {
+	Concurrency int           // jobs at once in this process; >= 1
+	MaxAttempts int           // attempts before a job is given up; >= 1
+	JobTimeout  time.Duration // per attempt; 0 means no limit
+	Handler     JobHandler
+}
+
+// Workers runs queued jobs. On PostgreSQL any number of processes on any
+// number of machines may run workers against the same database.
+type Workers interface {
+	// StartWorkers starts working jobs until StopWorkers or ctx ends.
+	StartWorkers(ctx context.Context, cfg WorkerConfig) error
+	// StopWorkers waits for running jobs to finish, then stops. Safe to call
+	// twice or without StartWorkers.
+	StopWorkers(ctx context.Context) error
+}
+
+// Store is one database: every repository, its workers and its life cycle.
+type Store interface {
+	Tenants
+	APIKeys
+	KeySets
+	Jobs
+	Workers
+	// Migrate applies pending migrations (ours and the job queue's).
+	Migrate(ctx context.Context) error
+	// Ping reports whether the database answers.
+	Ping(ctx context.Context) error
+	// Engine names the engine: "postgres" or "sqlite".
+	Engine() string
+	// Close releases connections. Call StopWorkers first.
+	Close() error
+}
+
+// BlobInfo describes a stored blob.
+type BlobInfo struct {
+	Key    string // lowercase hex SHA-256 of the content
+	Size   int64
+	SHA256 [32]byte
+}
+
+// Blobs stores immutable, content-addressed byte strings: key sets,
+// ciphertexts. Writes are streamed and bounded; a partial write never
+// becomes visible.
+type Blobs interface {
+	// Put stores at most limit bytes from r. ErrTooLarge (wrapped) if r has
+	// more; nothing is stored then. Putting the same content twice is cheap
+	// and returns the same key.
+	Put(ctx context.Context, r io.Reader, limit int64) (BlobInfo, error)
+	// Open returns the content or ErrNotFound.
+	Open(ctx context.Context, key string) (io.ReadCloser, error)
+	// Stat returns the size or ErrNotFound.
+	Stat(ctx context.Context, key string) (BlobInfo, error)
+	// Delete removes a blob; deleting a missing blob is not an error.
+	Delete(ctx context.Context, key string) error
+}
