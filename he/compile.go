@@ -97,28 +97,35 @@ type inputPacking struct {
 }
 
 type im2colPacking struct {
-	c, h, w              int // input shape
-	kernel, stride, pad  int
-	oh, ow               int
+	c, h, w             int // input shape
+	kernel, stride, pad int
+	oh, ow              int
 }
 
 // size is the number of values the packed input takes.
-func (p inputPacking) size(g *Graph) int {
+func (p inputPacking) size(inputSize int) int {
 	if p.im2col != nil {
 		q := p.im2col
 		return q.c * q.kernel * q.kernel * q.oh * q.ow
 	}
-	return g.InputSize()
+	return inputSize
+}
+
+func (p inputPacking) manifest() *Packing {
+	if p.im2col == nil {
+		return nil
+	}
+	return &Packing{Kind: "im2col", Kernel: p.im2col.kernel, Stride: p.im2col.stride, Padding: p.im2col.pad}
 }
 
 // pack lays x out as the device must encrypt it.
-func (p inputPacking) pack(g *Graph, x []float64) []float64 {
+func (p inputPacking) pack(x []float64) []float64 {
 	if p.im2col == nil {
 		return append([]float64(nil), x...)
 	}
 	q := p.im2col
 	positions := q.oh * q.ow
-	out := make([]float64, p.size(g))
+	out := make([]float64, p.size(len(x)))
 	for c := 0; c < q.c; c++ {
 		for ky := 0; ky < q.kernel; ky++ {
 			for kx := 0; kx < q.kernel; kx++ {
@@ -335,15 +342,23 @@ type step struct {
 	cost   Cost
 }
 
-type compiled struct {
+// deviceSpec is everything a device needs to make keys, encrypt and
+// decrypt for a model, and nothing about its weights.
+type deviceSpec struct {
+	name       string
 	params     *Params
+	inputShape []int
 	packing    inputPacking
 	n, logN    int // plaintext dimension (slots used) and its log2
 	inputLevel int
-	steps      []step
 	galEls     []uint64
-	cost       Cost
 	outputSize int
+}
+
+type compiled struct {
+	*deviceSpec
+	steps []step
+	cost  Cost
 }
 
 func nextPow2(x int) int {
@@ -370,9 +385,9 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{params: params, packing: packing, outputSize: g.OutputSize()}
+	c := &compiled{deviceSpec: &deviceSpec{name: g.Name, params: params, inputShape: append([]int(nil), g.Input...), packing: packing, outputSize: g.OutputSize()}}
 
-	width := packing.size(g)
+	width := packing.size(g.InputSize())
 	for _, o := range ops {
 		if o.kind == kindLinear {
 			width = max(width, o.lin.in, o.lin.out)

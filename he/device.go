@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math/bits"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
@@ -12,8 +13,85 @@ import (
 	"github.com/hegate/hegate"
 )
 
-// The device side: key generation, encryption and decryption. These run on
-// the edge device; the secret key never leaves it.
+// Device is the device side of a model: key generation, encryption and
+// decryption. It is built from the model's Manifest alone, so a device
+// never holds the model's weights. The secret key never leaves the device.
+type Device struct {
+	s *deviceSpec
+}
+
+// Device returns the device side of a compiled model (tests, demo).
+func (m *Model) Device() *Device { return &Device{s: m.c.deviceSpec} }
+
+// NewDevice checks a manifest (as served by the gateway) and builds the
+// device side from it. Insecure presets are refused unless allowInsecure.
+func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
+	const op = "he.NewDevice"
+	bad := func(format string, args ...any) error {
+		return hegate.E(op, hegate.KindInvalid, nil, "manifest of %s: "+format, append([]any{man.Name}, args...)...)
+	}
+	params, err := LoadParams(man.Params.Preset, allowInsecure)
+	if err != nil {
+		return nil, err
+	}
+	p := params.ckks
+	switch {
+	case man.Params.Fingerprint != params.fingerprint:
+		return nil, bad("parameter fingerprint does not match preset %s as this build knows it", params.name)
+	case man.LogSlots < 0 || man.LogSlots > p.LogMaxSlots():
+		return nil, bad("log_slots %d out of range", man.LogSlots)
+	case man.Levels < 1 || man.Levels > p.MaxLevel():
+		return nil, bad("levels %d out of range", man.Levels)
+	case man.OutputSize < 1 || man.OutputSize > 1<<man.LogSlots:
+		return nil, bad("output_size %d out of range", man.OutputSize)
+	case len(man.Input) != 1 && len(man.Input) != 3:
+		return nil, bad("input shape %v", man.Input)
+	}
+	inputSize := prod(man.Input)
+	if inputSize < 1 || inputSize > maxTensorElems {
+		return nil, bad("input shape %v", man.Input)
+	}
+	twoN := uint64(2 * p.N())
+	for _, ge := range man.GaloisElements {
+		if ge%2 == 0 || ge >= twoN {
+			return nil, bad("galois element %d is not an odd number below 2N", ge)
+		}
+	}
+	s := &deviceSpec{
+		name:       string(man.Name),
+		params:     params,
+		inputShape: append([]int(nil), man.Input...),
+		n:          1 << man.LogSlots,
+		logN:       man.LogSlots,
+		inputLevel: man.Levels,
+		galEls:     append([]uint64(nil), man.GaloisElements...),
+		outputSize: man.OutputSize,
+	}
+	if pk := man.Packing; pk != nil {
+		if pk.Kind != "im2col" || len(man.Input) != 3 || pk.Kernel < 1 || pk.Stride < 1 || pk.Padding < 0 || pk.Kernel > 64 || pk.Stride > 64 || pk.Padding > 64 {
+			return nil, bad("packing %+v is not understood", *pk)
+		}
+		q := &im2colPacking{c: man.Input[0], h: man.Input[1], w: man.Input[2], kernel: pk.Kernel, stride: pk.Stride, pad: pk.Padding}
+		q.oh, q.ow = ConvOutputSize(q.h, q.kernel, q.stride, q.pad), ConvOutputSize(q.w, q.kernel, q.stride, q.pad)
+		if q.oh < 1 || q.ow < 1 {
+			return nil, bad("packing %+v does not fit the input", *pk)
+		}
+		s.packing.im2col = q
+	}
+	if s.packing.size(inputSize) > s.n {
+		return nil, bad("packed input of %d values does not fit %d slots", s.packing.size(inputSize), s.n)
+	}
+	if bits.OnesCount(uint(s.n)) != 1 {
+		return nil, bad("slots %d", s.n)
+	}
+	return &Device{s: s}, nil
+}
+
+// ID is the model's name.
+func (d *Device) ID() hegate.ModelID { return hegate.ModelID(d.s.name) }
+
+// InputSize is the number of values Encrypt takes.
+func (d *Device) InputSize() int { return prod(d.s.inputShape) }
 
 type secretKey struct {
 	sk     *rlwe.SecretKey
@@ -22,9 +100,9 @@ type secretKey struct {
 
 // GenerateSecretKey makes a fresh CKKS secret key (uniform ternary) for the
 // model's parameters, from crypto/rand.
-func (m *Model) GenerateSecretKey() (*SecretKey, error) {
-	kgen := rlwe.NewKeyGenerator(m.c.params.ckks)
-	return &SecretKey{sk: &secretKey{sk: kgen.GenSecretKeyNew(), params: m.c.params}}, nil
+func (d *Device) GenerateSecretKey() (*SecretKey, error) {
+	kgen := rlwe.NewKeyGenerator(d.s.params.ckks)
+	return &SecretKey{sk: &secretKey{sk: kgen.GenSecretKeyNew(), params: d.s.params}}, nil
 }
 
 // WriteSecretKey stores sk: a 64-byte header naming the parameters, then
@@ -47,9 +125,9 @@ func WriteSecretKey(w io.Writer, sk *SecretKey) (int64, error) {
 
 // ReadSecretKey loads a secret key written by WriteSecretKey for this model's
 // parameters.
-func (m *Model) ReadSecretKey(r io.Reader) (*SecretKey, error) {
+func (d *Device) ReadSecretKey(r io.Reader) (*SecretKey, error) {
 	const op = "he.ReadSecretKey"
-	p := m.c.params
+	p := d.s.params
 	sk := rlwe.NewSecretKey(p.ckks)
 	size := int64(headerSize + sk.BinarySize())
 	b, err := io.ReadAll(io.LimitReader(r, size+1))
@@ -62,7 +140,7 @@ func (m *Model) ReadSecretKey(r io.Reader) (*SecretKey, error) {
 	case !bytes.Equal(b[0:4], magicSecretKey[:]) || b[4] != wireVersion:
 		return nil, hegate.E(op, hegate.KindInvalid, nil, "not a hegate secret key file")
 	case !bytes.Equal(b[24:56], p.fingerprintRaw()):
-		return nil, hegate.E(op, hegate.KindInvalid, nil, "secret key is for other CKKS parameters than model %s (%s)", m.ID(), p.name)
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "secret key is for other CKKS parameters than model %s (%s)", d.ID(), p.name)
 	}
 	if err := sk.UnmarshalBinary(b[headerSize:]); err != nil {
 		return nil, hegate.E(op, hegate.KindInvalid, err, "secret key does not parse")
@@ -71,35 +149,33 @@ func (m *Model) ReadSecretKey(r io.Reader) (*SecretKey, error) {
 }
 
 // PackInput lays x (the model's input, C×H×W order) out as the circuit
-// expects it in the slots. Encrypt calls it; it is exported for tests and
-// for split inference.
-func (m *Model) PackInput(x []float64) ([]float64, error) {
-	g := m.graph
-	if len(x) != g.InputSize() {
-		return nil, hegate.E("he.PackInput", hegate.KindInvalid, nil, "input has %d values, model %s wants %d (shape %v)", len(x), m.ID(), g.InputSize(), g.Input)
+// expects it in the slots. Encrypt calls it.
+func (d *Device) PackInput(x []float64) ([]float64, error) {
+	if len(x) != d.InputSize() {
+		return nil, hegate.E("he.PackInput", hegate.KindInvalid, nil, "input has %d values, model %s wants %d (shape %v)", len(x), d.ID(), d.InputSize(), d.s.inputShape)
 	}
-	return m.c.packing.pack(g, x), nil
+	return d.s.packing.pack(x), nil
 }
 
-func (m *Model) checkKey(op string, sk *SecretKey) error {
-	if sk == nil || sk.sk == nil || sk.sk.params.fingerprint != m.c.params.fingerprint {
-		return hegate.E(op, hegate.KindInvalid, nil, "secret key is not for model %s's parameters (%s)", m.ID(), m.c.params.name)
+func (c *deviceSpec) checkKey(op string, sk *SecretKey) error {
+	if sk == nil || sk.sk == nil || sk.sk.params.fingerprint != c.params.fingerprint {
+		return hegate.E(op, hegate.KindInvalid, nil, "secret key is not for model %s's parameters (%s)", c.name, c.params.name)
 	}
 	return nil
 }
 
 // Encrypt packs and encrypts one input under sk and returns the ciphertext
 // in hegate's wire format, ready to send.
-func (m *Model) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
+func (d *Device) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
 	const op = "he.Encrypt"
-	if err := m.checkKey(op, sk); err != nil {
+	c := d.s
+	if err := c.checkKey(op, sk); err != nil {
 		return nil, err
 	}
-	packed, err := m.PackInput(x)
+	packed, err := d.PackInput(x)
 	if err != nil {
 		return nil, err
 	}
-	c := m.c
 	p := c.params.ckks
 	values := make([]float64, c.n)
 	copy(values, packed)
@@ -117,12 +193,12 @@ func (m *Model) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
 
 // Decrypt opens a result ciphertext with sk and returns the model's outputs
 // (logits for a classifier).
-func (m *Model) Decrypt(sk *SecretKey, b []byte) ([]float64, error) {
+func (d *Device) Decrypt(sk *SecretKey, b []byte) ([]float64, error) {
 	const op = "he.Decrypt"
-	if err := m.checkKey(op, sk); err != nil {
+	c := d.s
+	if err := c.checkKey(op, sk); err != nil {
 		return nil, err
 	}
-	c := m.c
 	p := c.params.ckks
 	ct, err := c.params.parseCiphertext(op, b, ctWant{kind: ctResult, level: 0, logSlots: c.logN})
 	if err != nil {
@@ -135,3 +211,22 @@ func (m *Model) Decrypt(sk *SecretKey, b []byte) ([]float64, error) {
 	}
 	return values[:c.outputSize], nil
 }
+
+// Convenience wrappers on Model for tests and the embedded demo.
+
+// GenerateSecretKey is m.Device().GenerateSecretKey().
+func (m *Model) GenerateSecretKey() (*SecretKey, error) { return m.Device().GenerateSecretKey() }
+
+// WriteKeySet is m.Device().WriteKeySet.
+func (m *Model) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
+	return m.Device().WriteKeySet(w, sk)
+}
+
+// ReadSecretKey is m.Device().ReadSecretKey.
+func (m *Model) ReadSecretKey(r io.Reader) (*SecretKey, error) { return m.Device().ReadSecretKey(r) }
+
+// Encrypt is m.Device().Encrypt.
+func (m *Model) Encrypt(sk *SecretKey, x []float64) ([]byte, error) { return m.Device().Encrypt(sk, x) }
+
+// Decrypt is m.Device().Decrypt.
+func (m *Model) Decrypt(sk *SecretKey, b []byte) ([]float64, error) { return m.Device().Decrypt(sk, b) }

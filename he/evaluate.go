@@ -16,13 +16,7 @@ import (
 // the model without parsing its coefficients. Errors are KindInvalid.
 func (m *Model) CheckCiphertext(b []byte) error {
 	const op = "he.CheckCiphertext"
-	c := m.c
-	want := m.inputWant()
-	if len(b) >= headerSize && int64(len(b)) != c.params.ciphertextSize(c.inputLevel) {
-		// Report the size first: it is the commonest mistake.
-		return hegate.E(op, hegate.KindInvalid, nil, "input ciphertext: %d bytes, model %s wants exactly %d", len(b), m.ID(), c.params.ciphertextSize(c.inputLevel))
-	}
-	_, err := c.params.parseCiphertext(op, b, want)
+	_, err := m.c.params.parseCiphertext(op, b, m.inputWant())
 	return err
 }
 
@@ -109,6 +103,7 @@ func (m *Model) Manifest() Manifest {
 	return Manifest{
 		Name:            m.ID(),
 		Input:           append([]int(nil), m.graph.Input...),
+		Packing:         c.packing.manifest(),
 		OutputSize:      c.outputSize,
 		Params:          c.params.Info(),
 		LogSlots:        c.logN,

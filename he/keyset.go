@@ -45,20 +45,20 @@ type keyLayout struct {
 	bodyBytes      int64 // bytes of one key body
 }
 
-func (c *compiled) keyLayout() keyLayout {
+func (c *deviceSpec) keyLayout() keyLayout {
 	p := c.params.ckks
 	lq, lp := c.inputLevel, p.MaxLevelP()
 	rows := p.BaseRNSDecompositionVectorSize(lq, lp)
 	return keyLayout{levelQ: lq, levelP: lp, rows: rows, bodyBytes: int64(rows) * int64(lq+1+lp+1) * int64(p.N()) * 8}
 }
 
-func (c *compiled) evkParams() rlwe.EvaluationKeyParameters {
+func (c *deviceSpec) evkParams() rlwe.EvaluationKeyParameters {
 	l := c.keyLayout()
 	return rlwe.EvaluationKeyParameters{LevelQ: &l.levelQ, LevelP: &l.levelP, Compressed: true}
 }
 
 // keySetSize is the exact size of the model's key-set upload.
-func (c *compiled) keySetSize() int64 {
+func (c *deviceSpec) keySetSize() int64 {
 	l := c.keyLayout()
 	return headerSize + (seedSize + l.bodyBytes) + int64(len(c.galEls))*(8+seedSize+l.bodyBytes)
 }
@@ -75,8 +75,11 @@ func (k *KeySet) MemoryBytes() int64 { return k.k.memoryBytes }
 // WriteKeySet generates the model's evaluation keys from sk and streams them
 // to w, one key at a time, so memory stays at one key whatever the set's size.
 // It returns the bytes written, which equal Manifest().KeySetBytes.
-func (m *Model) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
-	c := m.c
+func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
+	c := d.s
+	if err := c.checkKey("he.WriteKeySet", sk); err != nil {
+		return 0, err
+	}
 	p := c.params.ckks
 	l := c.keyLayout()
 	kgen := rlwe.NewKeyGenerator(p)
@@ -277,4 +280,3 @@ func allZeroBytes(b []byte) bool {
 	}
 	return true
 }
-

@@ -1,8 +1,6 @@
 package he
 
 import (
-	"context"
-	"io"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -27,13 +25,13 @@ type Cost struct {
 
 // ParamsInfo describes the CKKS parameters a model is compiled for.
 type ParamsInfo struct {
-	Preset        string `json:"preset"`
-	LogN          int    `json:"log_n"`
-	LogQP         int    `json:"log_qp"`
-	MaxLevel      int    `json:"max_level"`
-	LogScale      int    `json:"log_scale"`
-	SecurityBits  int    `json:"security_bits"` // 128, or 0 for test-only presets
-	Fingerprint   string `json:"fingerprint"`   // hex SHA-256 of the serialised parameters
+	Preset       string `json:"preset"`
+	LogN         int    `json:"log_n"`
+	LogQP        int    `json:"log_qp"`
+	MaxLevel     int    `json:"max_level"`
+	LogScale     int    `json:"log_scale"`
+	SecurityBits int    `json:"security_bits"` // 128, or 0 for test-only presets
+	Fingerprint  string `json:"fingerprint"`   // hex SHA-256 of the serialised parameters
 }
 
 // Manifest is what a client needs to know about a compiled model before it
@@ -42,6 +40,7 @@ type ParamsInfo struct {
 type Manifest struct {
 	Name            hegate.ModelID `json:"name"`
 	Input           []int          `json:"input"`
+	Packing         *Packing       `json:"packing,omitempty"` // how the device lays out its input; nil: as is
 	OutputSize      int            `json:"output_size"`
 	Params          ParamsInfo     `json:"params"`
 	LogSlots        int            `json:"log_slots"` // slots used by the packing
@@ -51,6 +50,16 @@ type Manifest struct {
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+}
+
+// Packing tells the device how to lay its input out before encrypting.
+// Kind "im2col": the first layer is a convolution with this geometry and
+// the device unrolls the input into patches (see Device.PackInput).
+type Packing struct {
+	Kind    string `json:"kind"`
+	Kernel  int    `json:"kernel"`
+	Stride  int    `json:"stride"`
+	Padding int    `json:"padding"`
 }
 
 // KeySetInfo describes a key set that passed CheckKeySet.
@@ -90,8 +99,3 @@ type KeySet struct {
 type SecretKey struct {
 	sk *secretKey
 }
-
-var (
-	_ = context.Background
-	_ io.Reader
-)
