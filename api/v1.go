@@ -1,0 +1,59 @@
+package api
+
+import "time"
+
+// KeySet is the JSON view of an uploaded evaluation-key set.
+type KeySet struct {
+	ID        string    `json:"id"` // hex SHA-256 of the upload
+	Model     string    `json:"model"`
+	ParamsID  string    `json:"params_id"`
+	SizeBytes int64     `json:"size_bytes"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// KeySetList answers GET /v1/keys.
+type KeySetList struct {
+	KeySets []KeySet `json:"key_sets"`
+}
+
+// JobStatus is where a job is in its life.
+type JobStatus string
+
+// Job statuses.
+const (
+	JobQueued    JobStatus = "queued"
+	JobRunning   JobStatus = "running"
+	JobSucceeded JobStatus = "succeeded"
+	JobFailed    JobStatus = "failed"
+	JobCancelled JobStatus = "cancelled"
+)
+
+// Terminal reports whether the status is final.
+func (s JobStatus) Terminal() bool {
+	return s == JobSucceeded || s == JobFailed || s == JobCancelled
+}
+
+// Job is the JSON view of an inference job. It also answers an inference
+// that was accepted but not finished (202).
+type Job struct {
+	ID             string     `json:"id"`
+	Model          string     `json:"model"`
+	KeySetID       string     `json:"key_set_id"`
+	Status         JobStatus  `json:"status"`
+	InputBytes     int64      `json:"input_bytes"`
+	ResultBytes    int64      `json:"result_bytes,omitempty"`
+	Error          string     `json:"error,omitempty"` // why it failed, when Status is failed
+	IdempotencyKey string     `json:"idempotency_key,omitempty"`
+	Attempts       int        `json:"attempts"`
+	CreatedAt      time.Time  `json:"created_at"`
+	StartedAt      *time.Time `json:"started_at,omitempty"`
+	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	// Links to the job and, once it succeeded, its result.
+	Self   string `json:"self"`
+	Result string `json:"result,omitempty"`
+}
+
+// JobList answers GET /v1/jobs.
+type JobList struct {
+	Jobs []Job `json:"jobs"`
+}

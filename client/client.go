@@ -1,0 +1,400 @@
+// Package client is the Go SDK that devices and the hegate CLI use to talk
+// to a gateway: model manifests, key-set uploads, encrypted inference and
+// jobs. It shares the wire types of package api with the gateway and never
+// imports the server.
+//
+// The cryptography stays on the device and lives in package he: build a
+// he.Device from the served manifest (Client.Device), generate the secret
+// key, write the key set for UploadKeySet, Encrypt the input for Infer, and
+// Decrypt the result. The secret key never leaves the device.
+package client
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/he"
+)
+
+// Defaults.
+const (
+	// DefaultMaxResultBytes bounds a result ciphertext the client accepts.
+	DefaultMaxResultBytes int64 = 1 << 30
+	// maxJSONBytes bounds a JSON answer.
+	maxJSONBytes = 16 << 20
+	// maxErrorBytes bounds the part of an error answer that is read.
+	maxErrorBytes = 64 << 10
+)
+
+// Client talks to one gateway as one tenant (the API key's). It is safe for
+// concurrent use.
+type Client struct {
+	base           *url.URL
+	apiKey         string
+	hc             *http.Client
+	userAgent      string
+	pollMin        time.Duration
+	pollMax        time.Duration
+	maxResultBytes int64
+}
+
+// Option configures a Client.
+type Option func(*Client)
+
+// WithHTTPClient sets the HTTP client (timeouts, TLS, proxies). The default
+// is a client without a global timeout: bound calls with their context.
+func WithHTTPClient(hc *http.Client) Option { return func(c *Client) { c.hc = hc } }
+
+// WithUserAgent sets the User-Agent header.
+func WithUserAgent(ua string) Option { return func(c *Client) { c.userAgent = ua } }
+
+// WithPollInterval sets how often WaitJob polls: first after first, then
+// backing off up to max.
+func WithPollInterval(first, max time.Duration) Option {
+	return func(c *Client) { c.pollMin, c.pollMax = first, max }
+}
+
+// WithMaxResultBytes bounds the result ciphertexts the client accepts.
+func WithMaxResultBytes(n int64) Option { return func(c *Client) { c.maxResultBytes = n } }
+
+// New makes a client for the gateway at baseURL (e.g. "https://gw:8443")
+// that authenticates with apiKey ("hgk_..."). An empty apiKey is allowed
+// for the public routes (metadata, health).
+func New(baseURL, apiKey string, opts ...Option) (*Client, error) {
+	u, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, fmt.Errorf("client: base URL %q: %w", baseURL, err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("client: base URL %q: want http(s)://host[:port]", baseURL)
+	}
+	u.Path = strings.TrimRight(u.Path, "/")
+	c := &Client{
+		base:           u,
+		apiKey:         apiKey,
+		hc:             &http.Client{},
+		userAgent:      "hegate-client",
+		pollMin:        50 * time.Millisecond,
+		pollMax:        2 * time.Second,
+		maxResultBytes: DefaultMaxResultBytes,
+	}
+	for _, o := range opts {
+		o(c)
+	}
+	if c.hc == nil {
+		return nil, errors.New("client: WithHTTPClient(nil)")
+	}
+	if c.pollMin <= 0 || c.pollMax < c.pollMin {
+		return nil, fmt.Errorf("client: poll interval %s..%s: want 0 < first <= max", c.pollMin, c.pollMax)
+	}
+	return c, nil
+}
+
+// Error is an error answer from the gateway: its HTTP status and problem
+// document (on /v2 the OIP error message too).
+type Error struct {
+	StatusCode int
+	Problem    api.Problem
+}
+
+// Error describes the answer: status, detail and request id.
+func (e *Error) Error() string {
+	msg := e.Problem.Detail
+	if msg == "" {
+		msg = e.Problem.Error
+	}
+	if msg == "" {
+		msg = e.Problem.Title
+	}
+	s := fmt.Sprintf("hegate: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	if msg != "" {
+		s += ": " + msg
+	}
+	if e.Problem.RequestID != "" {
+		s += " (request id " + e.Problem.RequestID + ")"
+	}
+	return s
+}
+
+// StatusOf returns the HTTP status of an *Error in err's chain, or 0.
+func StatusOf(err error) int {
+	var e *Error
+	if errors.As(err, &e) {
+		return e.StatusCode
+	}
+	return 0
+}
+
+// request builds an authenticated request for path (which may hold a query).
+func (c *Client) request(ctx context.Context, method, path string, body io.Reader) (*http.Request, error) {
+	ref, err := url.Parse(path)
+	if err != nil {
+		return nil, fmt.Errorf("client: path %q: %w", path, err)
+	}
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + ref.EscapedPath() // keeps escapes such as %2F
+	u.Path += ref.Path
+	u.RawQuery = ref.RawQuery
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
+	}
+	if c.apiKey != "" {
+		req.Header.Set("Authorization", "Bearer "+c.apiKey)
+	}
+	req.Header.Set("User-Agent", c.userAgent)
+	return req, nil
+}
+
+// do sends req and returns the response if its status is one of ok; any
+// other status becomes an *Error and the body is closed.
+func (c *Client) do(req *http.Request, ok ...int) (*http.Response, error) {
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("client: %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	for _, s := range ok {
+		if resp.StatusCode == s {
+			return resp, nil
+		}
+	}
+	defer resp.Body.Close()
+	return nil, readError(resp)
+}
+
+// readError turns an error answer into an *Error.
+func readError(resp *http.Response) error {
+	e := &Error{StatusCode: resp.StatusCode}
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBytes))
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if (mt == api.ContentTypeProblem || mt == api.ContentTypeJSON) && json.Unmarshal(body, &e.Problem) == nil {
+		if e.Problem.Status == 0 {
+			e.Problem.Status = resp.StatusCode
+		}
+	} else {
+		e.Problem = api.Problem{Status: resp.StatusCode, Detail: strings.TrimSpace(string(body))}
+	}
+	if e.Problem.RequestID == "" {
+		e.Problem.RequestID = resp.Header.Get(api.HeaderRequestID)
+	}
+	return e
+}
+
+// getJSON GETs path and decodes a 200 answer into v.
+func (c *Client) getJSON(ctx context.Context, path string, v any) error {
+	req, err := c.request(ctx, http.MethodGet, path, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return decodeJSON(resp, v)
+}
+
+func decodeJSON(resp *http.Response, v any) error {
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJSONBytes)).Decode(v); err != nil {
+		return fmt.Errorf("client: decoding answer of %s %s: %w", resp.Request.Method, resp.Request.URL.Path, err)
+	}
+	return nil
+}
+
+// Server returns the gateway's OIP server metadata.
+func (c *Client) Server(ctx context.Context) (api.ServerMetadata, error) {
+	var v api.ServerMetadata
+	return v, c.getJSON(ctx, "/v2", &v)
+}
+
+// Models lists the models the gateway serves.
+func (c *Client) Models(ctx context.Context) ([]api.ModelMetadata, error) {
+	var v api.ModelList
+	return v.Models, c.getJSON(ctx, "/v2/models", &v)
+}
+
+// ModelMetadata returns a model's OIP metadata, with its manifest.
+func (c *Client) ModelMetadata(ctx context.Context, model string) (api.ModelMetadata, error) {
+	var v api.ModelMetadata
+	return v, c.getJSON(ctx, "/v2/models/"+url.PathEscape(model), &v)
+}
+
+// Model returns a model's manifest as the gateway serves it: what a device
+// needs to generate keys and encrypt.
+func (c *Client) Model(ctx context.Context, model string) (he.Manifest, error) {
+	md, err := c.ModelMetadata(ctx, model)
+	if err != nil {
+		return he.Manifest{}, err
+	}
+	if md.Hegate == nil {
+		return he.Manifest{}, fmt.Errorf("client: model %s: the gateway sent no hegate manifest", model)
+	}
+	return *md.Hegate, nil
+}
+
+// Device fetches a model's manifest and builds the device side of the
+// model from it (he.NewDevice). allowInsecure admits test-only parameters.
+func (c *Client) Device(ctx context.Context, model string, allowInsecure bool) (*he.Device, error) {
+	man, err := c.Model(ctx, model)
+	if err != nil {
+		return nil, err
+	}
+	d, err := he.NewDevice(man, allowInsecure)
+	if err != nil {
+		return nil, fmt.Errorf("client: model %s: %w", model, err)
+	}
+	return d, nil
+}
+
+// UploadKeySet streams a key set of size bytes (the manifest's
+// key_set_bytes; -1 if unknown) for model. The gateway validates it against
+// the model while storing it. Uploading the same key set again returns the
+// existing record.
+func (c *Client) UploadKeySet(ctx context.Context, model string, r io.Reader, size int64) (api.KeySet, error) {
+	path := api.PathKeys + "?" + url.Values{api.QueryModel: {model}}.Encode()
+	req, err := c.request(ctx, http.MethodPost, path, io.NopCloser(r))
+	if err != nil {
+		return api.KeySet{}, err
+	}
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", api.ContentTypeKeySet)
+	resp, err := c.do(req, http.StatusCreated, http.StatusOK)
+	if err != nil {
+		return api.KeySet{}, err
+	}
+	defer resp.Body.Close()
+	var ks api.KeySet
+	return ks, decodeJSON(resp, &ks)
+}
+
+// KeySets lists the tenant's key sets, newest first.
+func (c *Client) KeySets(ctx context.Context) ([]api.KeySet, error) {
+	var v api.KeySetList
+	return v.KeySets, c.getJSON(ctx, api.PathKeys, &v)
+}
+
+// KeySet returns one of the tenant's key sets.
+func (c *Client) KeySet(ctx context.Context, id string) (api.KeySet, error) {
+	var v api.KeySet
+	return v, c.getJSON(ctx, api.PathKeys+"/"+url.PathEscape(id), &v)
+}
+
+// DeleteKeySet forgets one of the tenant's key sets.
+func (c *Client) DeleteKeySet(ctx context.Context, id string) error {
+	req, err := c.request(ctx, http.MethodDelete, api.PathKeys+"/"+url.PathEscape(id), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req, http.StatusNoContent)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// Job returns one of the tenant's jobs.
+func (c *Client) Job(ctx context.Context, id string) (api.Job, error) {
+	var v api.Job
+	return v, c.getJSON(ctx, api.PathJobs+"/"+url.PathEscape(id), &v)
+}
+
+// Jobs lists the tenant's most recent jobs, newest first; limit <= 0 means
+// the gateway's default.
+func (c *Client) Jobs(ctx context.Context, limit int) ([]api.Job, error) {
+	path := api.PathJobs
+	if limit > 0 {
+		path += "?" + api.QueryLimit + "=" + strconv.Itoa(limit)
+	}
+	var v api.JobList
+	return v.Jobs, c.getJSON(ctx, path, &v)
+}
+
+// CancelJob cancels one of the tenant's queued jobs.
+func (c *Client) CancelJob(ctx context.Context, id string) (api.Job, error) {
+	req, err := c.request(ctx, http.MethodPost, api.PathJobs+"/"+url.PathEscape(id)+"/cancel", nil)
+	if err != nil {
+		return api.Job{}, err
+	}
+	resp, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return api.Job{}, err
+	}
+	defer resp.Body.Close()
+	var v api.Job
+	return v, decodeJSON(resp, &v)
+}
+
+// WaitJob polls a job, backing off, until it is terminal or ctx ends.
+func (c *Client) WaitJob(ctx context.Context, id string) (api.Job, error) {
+	delay := c.pollMin
+	for {
+		job, err := c.Job(ctx, id)
+		if err != nil {
+			return api.Job{}, err
+		}
+		if job.Status.Terminal() {
+			return job, nil
+		}
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return job, fmt.Errorf("client: waiting for job %s: %w", id, ctx.Err())
+		case <-t.C:
+		}
+		delay = min(delay*2, c.pollMax)
+	}
+}
+
+// Result returns a succeeded job's result ciphertext. For a job that is not
+// finished, or failed, the gateway answers 409 and the *Error's detail says
+// why.
+func (c *Client) Result(ctx context.Context, id string) ([]byte, error) {
+	req, err := c.request(ctx, http.MethodGet, api.PathJobs+"/"+url.PathEscape(id)+"/result", nil)
+	if err != nil {
+		return nil, err
+	}
+	req.Header.Set("Accept", api.ContentTypeCiphertext)
+	resp, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return readBounded(resp.Body, c.maxResultBytes, "result of job "+id)
+}
+
+func readBounded(r io.Reader, limit int64, what string) ([]byte, error) {
+	b, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("client: reading %s: %w", what, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("client: %s exceeds %d bytes", what, limit)
+	}
+	return b, nil
+}
+
+// Argmax returns the index of the largest value (the predicted class of a
+// decrypted logit vector), or -1 for an empty slice.
+func Argmax(x []float64) int {
+	best := -1
+	for i, v := range x {
+		if best < 0 || v > x[best] {
+			best = i
+		}
+	}
+	return best
+}

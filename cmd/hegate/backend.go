@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/models"
+	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/blobfs"
+	"github.com/hegate/hegate/storage/postgres"
+	"github.com/hegate/hegate/storage/sqlite"
+)
+
+// backendConfig is what every server-side command needs: where the
+// database and the blobs are, and which models to serve.
+type backendConfig struct {
+	DatabaseURL string // postgres://... or a SQLite file path; empty: <DataDir>/hegate.db
+	DataDir     string // blobs live in <DataDir>/blobs
+	ModelsDir   string // extra model JSON files, optional
+	LogLevel    string
+}
+
+func (c *backendConfig) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseURL, "database-url", envOr("HEGATE_DATABASE_URL", ""), "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/hegate.db) [HEGATE_DATABASE_URL]")
+	fs.StringVar(&c.DataDir, "data-dir", envOr("HEGATE_DATA_DIR", "./data"), "directory for the SQLite database and the blob store [HEGATE_DATA_DIR]")
+	fs.StringVar(&c.ModelsDir, "models-dir", envOr("HEGATE_MODELS_DIR", ""), "directory of extra model files (*.json graph IR) to serve [HEGATE_MODELS_DIR]")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("HEGATE_LOG_LEVEL", "info"), "debug, info, warn or error [HEGATE_LOG_LEVEL]")
+}
+
+// Validate names the bad field.
+func (c *backendConfig) Validate() error {
+	if c.DataDir == "" {
+		return errors.New("--data-dir must not be empty")
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("--log-level %q: want debug, info, warn or error", c.LogLevel)
+	}
+	return nil
+}
+
+func (c *backendConfig) isPostgres() bool {
+	return strings.HasPrefix(c.DatabaseURL, "postgres://") || strings.HasPrefix(c.DatabaseURL, "postgresql://")
+}
+
+func (c *backendConfig) logger(w io.Writer) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(c.LogLevel))
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level}))
+}
+
+// openStore opens and migrates the database.
+func (c *backendConfig) openStore(ctx context.Context, logger *slog.Logger) (storage.Store, error) {
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	var (
+		store storage.Store
+		err   error
+	)
+	if c.isPostgres() {
+		store, err = postgres.Open(ctx, postgres.Config{URL: c.DatabaseURL, Logger: logger})
+	} else {
+		path := c.DatabaseURL
+		if path == "" {
+			if err := os.MkdirAll(c.DataDir, 0o700); err != nil {
+				return nil, fmt.Errorf("creating data directory: %w", err)
+			}
+			path = filepath.Join(c.DataDir, "hegate.db")
+		}
+		store, err = sqlite.Open(ctx, sqlite.Config{Path: path, Logger: logger})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	if err := store.Migrate(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("migrating database: %w", err)
+	}
+	return store, nil
+}
+
+func (c *backendConfig) openBlobs() (storage.Blobs, error) {
+	b, err := blobfs.New(filepath.Join(c.DataDir, "blobs"))
+	if err != nil {
+		return nil, fmt.Errorf("opening blob store: %w", err)
+	}
+	return b, nil
+}
+
+// loadGraphs returns the embedded models and those in ModelsDir.
+func (c *backendConfig) loadGraphs() ([]*he.Graph, error) {
+	graphs, err := models.All()
+	if err != nil {
+		return nil, fmt.Errorf("loading embedded models: %w", err)
+	}
+	if c.ModelsDir == "" {
+		return graphs, nil
+	}
+	files, err := filepath.Glob(filepath.Join(c.ModelsDir, "*.json"))
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(files)
+	for _, f := range files {
+		g, err := readGraphFile(f)
+		if err != nil {
+			return nil, err
+		}
+		graphs = append(graphs, g)
+	}
+	return graphs, nil
+}
+
+func readGraphFile(path string) (*he.Graph, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	g, err := he.ReadGraph(f)
+	if err != nil {
+		return nil, fmt.Errorf("model file %s: %w", path, err)
+	}
+	return g, nil
+}
+
+// compileModels compiles every graph for the default preset.
+func compileModels(graphs []*he.Graph) ([]*he.Model, error) {
+	seen := map[string]bool{}
+	var out []*he.Model
+	for _, g := range graphs {
+		if seen[g.Name] {
+			return nil, fmt.Errorf("two models are named %q", g.Name)
+		}
+		seen[g.Name] = true
+		m, err := he.Compile(g, he.CompileOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("compiling model %s: %w", g.Name, err)
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}

@@ -1,0 +1,111 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"time"
+
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/mnist"
+)
+
+// runBench measures one model's encrypted inference on this machine and,
+// in the same run, the raw Lattigo primitives it is made of.
+func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("bench", stderr)
+	var cfg backendConfig
+	cfg.register(fs)
+	modelName := fs.String("model", "mnist-cryptonets", "model to measure")
+	runs := fs.Int("runs", 5, "encrypted inferences to time")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *runs < 1 {
+		return errors.New("--runs must be at least 1")
+	}
+	graphs, err := cfg.loadGraphs()
+	if err != nil {
+		return err
+	}
+	var graph *he.Graph
+	for _, g := range graphs {
+		if g.Name == *modelName {
+			graph = g
+		}
+	}
+	if graph == nil {
+		return fmt.Errorf("no model named %q", *modelName)
+	}
+	t0 := time.Now()
+	m, err := he.Compile(graph, he.CompileOptions{})
+	if err != nil {
+		return err
+	}
+	compileTime := time.Since(t0)
+	man := m.Manifest()
+	sk, err := m.GenerateSecretKey()
+	if err != nil {
+		return err
+	}
+	var keys bytes.Buffer
+	t0 = time.Now()
+	if _, err := m.WriteKeySet(&keys, sk); err != nil {
+		return err
+	}
+	keygenTime := time.Since(t0)
+	t0 = time.Now()
+	ks, err := m.ReadKeySet(bytes.NewReader(keys.Bytes()))
+	if err != nil {
+		return err
+	}
+	loadTime := time.Since(t0)
+	keys = bytes.Buffer{}
+
+	x := make([]float64, graph.InputSize())
+	if dir, err := mnist.Dir(); err == nil {
+		if set, err := mnist.Load(dir, mnist.Test); err == nil && len(set.Images[0]) == len(x) {
+			x = set.Images[0]
+		}
+	}
+	var lat []time.Duration
+	var stats he.Stats
+	for i := 0; i < *runs; i++ {
+		ct, err := m.Encrypt(sk, x)
+		if err != nil {
+			return err
+		}
+		var res []byte
+		res, stats, err = m.Evaluate(ctx, ks, ct)
+		if err != nil {
+			return err
+		}
+		if _, err := m.Decrypt(sk, res); err != nil {
+			return err
+		}
+		lat = append(lat, stats.Duration)
+	}
+	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
+	med := lat[len(lat)/2]
+
+	prim, err := he.MeasurePrimitives(man.Params.Preset, false, man.Levels, 9)
+	if err != nil {
+		return err
+	}
+	pred := prim.Predict(man.Cost)
+	c := man.Cost
+	fmt.Fprintf(stdout, "model        %s, preset %s (logN %d), %d levels\n", man.Name, man.Params.Preset, man.Params.LogN, man.Levels)
+	fmt.Fprintf(stdout, "compile      %s   keygen %s (%.1f MB, %d Galois keys)   key load %s\n",
+		compileTime.Round(time.Millisecond), keygenTime.Round(time.Millisecond), float64(man.KeySetBytes)/1e6, len(man.GaloisElements), loadTime.Round(time.Millisecond))
+	fmt.Fprintf(stdout, "circuit      %d rotations, %d plaintext mults, %d ciphertext mults, %d relins, %d rescales\n",
+		c.Rotations, c.PlainMults, c.CipherMults, c.Relins, c.Rescales)
+	fmt.Fprintf(stdout, "evaluate     median %s over %d runs (min %s, max %s)\n", med.Round(time.Millisecond), len(lat), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	fmt.Fprintf(stdout, "raw Lattigo  at level %d: rotation %s, plaintext mult %s, mul+relin %s, rescale %s\n",
+		prim.Level, prim.Rotation.Round(time.Microsecond), prim.PlainMult.Round(time.Microsecond), prim.MulRelin.Round(time.Microsecond), prim.Rescale.Round(time.Microsecond))
+	fmt.Fprintf(stdout, "ratio        %.2f× the sum of its primitives timed alone (%s); below 1 means hoisting and lower levels beat the naive sum\n",
+		float64(med)/float64(pred), pred.Round(time.Millisecond))
+	return nil
+}

@@ -1,0 +1,282 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/hegate/hegate/client"
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/mnist"
+)
+
+// deviceConfig is what the device-side commands share: the gateway, the
+// credential, and the directory that holds the device's key material.
+type deviceConfig struct {
+	Server string
+	APIKey string
+	Model  string
+	Dir    string // default ~/.hegate/<model>
+}
+
+func (c *deviceConfig) register(fs interface {
+	StringVar(*string, string, string, string)
+}) {
+	fs.StringVar(&c.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "gateway base URL [HEGATE_SERVER]")
+	fs.StringVar(&c.APIKey, "api-key", envOr("HEGATE_API_KEY", ""), "tenant API key [HEGATE_API_KEY]")
+	fs.StringVar(&c.Model, "model", envOr("HEGATE_MODEL", "mnist-cryptonets"), "model name [HEGATE_MODEL]")
+	fs.StringVar(&c.Dir, "dir", envOr("HEGATE_DEVICE_DIR", ""), "directory for the device's secret key, key set and manifest (default ~/.hegate/<model>) [HEGATE_DEVICE_DIR]")
+}
+
+func (c *deviceConfig) validate() error {
+	if c.APIKey == "" {
+		return errors.New("--api-key (or HEGATE_API_KEY) is required")
+	}
+	if c.Model == "" {
+		return errors.New("--model must not be empty")
+	}
+	if c.Dir == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return fmt.Errorf("--dir not set and no home directory: %w", err)
+		}
+		c.Dir = filepath.Join(home, ".hegate", c.Model)
+	}
+	return nil
+}
+
+func (c *deviceConfig) path(name string) string { return filepath.Join(c.Dir, name) }
+
+func (c *deviceConfig) client() (*client.Client, error) {
+	return client.New(c.Server, c.APIKey)
+}
+
+// loadDevice reads the saved manifest and secret key.
+func (c *deviceConfig) loadDevice() (*he.Device, *he.SecretKey, error) {
+	b, err := os.ReadFile(c.path("manifest.json"))
+	if err != nil {
+		return nil, nil, fmt.Errorf("reading manifest (run hegate keygen first): %w", err)
+	}
+	var man he.Manifest
+	if err := json.Unmarshal(b, &man); err != nil {
+		return nil, nil, fmt.Errorf("manifest.json: %w", err)
+	}
+	dev, err := he.NewDevice(man, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	f, err := os.Open(c.path("secret.key"))
+	if err != nil {
+		return nil, nil, err
+	}
+	defer f.Close()
+	sk, err := dev.ReadSecretKey(f)
+	if err != nil {
+		return nil, nil, err
+	}
+	return dev, sk, nil
+}
+
+func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("keygen", stderr)
+	var cfg deviceConfig
+	cfg.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	man, err := cl.Model(ctx, cfg.Model)
+	if err != nil {
+		return fmt.Errorf("fetching the manifest of %s: %w", cfg.Model, err)
+	}
+	dev, err := he.NewDevice(man, false)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o700); err != nil {
+		return err
+	}
+	sk, err := dev.GenerateSecretKey()
+	if err != nil {
+		return err
+	}
+	if err := writeFileWith(cfg.path("secret.key"), 0o600, func(w io.Writer) error { _, err := he.WriteSecretKey(w, sk); return err }); err != nil {
+		return err
+	}
+	mb, _ := json.MarshalIndent(man, "", "  ")
+	if err := os.WriteFile(cfg.path("manifest.json"), mb, 0o600); err != nil {
+		return err
+	}
+	t0 := time.Now()
+	if err := writeFileWith(cfg.path("keyset.bin"), 0o600, func(w io.Writer) error { _, err := dev.WriteKeySet(w, sk); return err }); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "secret key  %s (never leaves this device)\nkey set     %s (%.1f MB, %d Galois keys, %s)\n",
+		cfg.path("secret.key"), cfg.path("keyset.bin"), float64(man.KeySetBytes)/1e6, len(man.GaloisElements), time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+// writeFileWith writes a file atomically through a temporary file.
+func writeFileWith(path string, mode os.FileMode, write func(io.Writer) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := write(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] != "upload" {
+		return errors.New("usage: hegate keys upload [flags]")
+	}
+	fs := newFlags("keys upload", stderr)
+	var cfg deviceConfig
+	cfg.register(fs)
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(cfg.path("keyset.bin"))
+	if err != nil {
+		return fmt.Errorf("opening key set (run hegate keygen first): %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	ks, err := cl.UploadKeySet(ctx, cfg.Model, f, st.Size())
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(cfg.path("keyset.id"), []byte(ks.ID+"\n"), 0o600); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "key set %s uploaded (%.1f MB in %s)\n", ks.ID, float64(st.Size())/1e6, time.Since(t0).Round(time.Millisecond))
+	return nil
+}
+
+func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("infer", stderr)
+	var cfg deviceConfig
+	cfg.register(fs)
+	input := fs.String("input", "", "JSON file with the input values (C×H×W order), or - for stdin")
+	mnistIndex := fs.Int("mnist-index", -1, "use this image of the MNIST test set as input instead")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	dev, sk, err := cfg.loadDevice()
+	if err != nil {
+		return err
+	}
+	idb, err := os.ReadFile(cfg.path("keyset.id"))
+	if err != nil {
+		return fmt.Errorf("reading keyset.id (run hegate keys upload first): %w", err)
+	}
+	x, label, err := readInput(*input, *mnistIndex)
+	if err != nil {
+		return err
+	}
+	cl, err := cfg.client()
+	if err != nil {
+		return err
+	}
+	t0 := time.Now()
+	ct, err := dev.Encrypt(sk, x)
+	if err != nil {
+		return err
+	}
+	result, jobID, err := cl.Infer(ctx, cfg.Model, strings.TrimSpace(string(idb)), ct, client.InferOptions{Wait: true})
+	if err != nil {
+		return err
+	}
+	out, err := dev.Decrypt(sk, result)
+	if err != nil {
+		return err
+	}
+	pred := client.Argmax(out)
+	fmt.Fprintf(stdout, "job %s: prediction %d", jobID, pred)
+	if label >= 0 {
+		fmt.Fprintf(stdout, " (label %d)", label)
+	}
+	fmt.Fprintf(stdout, " in %s\noutputs %s\n", time.Since(t0).Round(time.Millisecond), formatFloats(out))
+	return nil
+}
+
+func readInput(path string, mnistIndex int) ([]float64, int, error) {
+	if mnistIndex >= 0 {
+		dir, err := mnist.Dir()
+		if err != nil {
+			return nil, 0, err
+		}
+		set, err := mnist.Load(dir, mnist.Test)
+		if err != nil {
+			return nil, 0, err
+		}
+		if mnistIndex >= set.Len() {
+			return nil, 0, fmt.Errorf("--mnist-index %d: the test set has %d images", mnistIndex, set.Len())
+		}
+		return set.Images[mnistIndex], set.Labels[mnistIndex], nil
+	}
+	var r io.Reader
+	switch path {
+	case "":
+		return nil, 0, errors.New("give --input FILE or --mnist-index N")
+	case "-":
+		r = os.Stdin
+	default:
+		f, err := os.Open(path)
+		if err != nil {
+			return nil, 0, err
+		}
+		defer f.Close()
+		r = f
+	}
+	var x []float64
+	if err := json.NewDecoder(io.LimitReader(r, 64<<20)).Decode(&x); err != nil {
+		return nil, 0, fmt.Errorf("input must be a JSON array of numbers: %w", err)
+	}
+	return x, -1, nil
+}
+
+func formatFloats(v []float64) string {
+	parts := make([]string, len(v))
+	for i, x := range v {
+		parts[i] = fmt.Sprintf("%.3f", x)
+	}
+	return "[" + strings.Join(parts, " ") + "]"
+}

@@ -1,0 +1,103 @@
+// Command hegate is the privacy-preserving inference gateway: the server
+// (serve, worker, migrate, tenant), the embedded demo, and the device-side
+// tools (keygen, keys upload, infer) that a fleet runs.
+//
+// Run "hegate help" for the list of commands.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/hegate/hegate"
+)
+
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+func commands() []command {
+	return []command{
+		{"serve", "run the gateway (HTTP API, console, and in-process workers)", runServe},
+		{"worker", "run job workers only (scale out against PostgreSQL)", runWorker},
+		{"migrate", "apply database migrations and exit", runMigrate},
+		{"tenant", "manage tenants: tenant create NAME | tenant list | tenant key NAME", runTenant},
+		{"model", "inspect models: model list | model inspect NAME|FILE", runModel},
+		{"demo", "run an embedded gateway and a simulated device on MNIST", runDemo},
+		{"bench", "measure encrypted inference against raw Lattigo primitives", runBench},
+		{"healthcheck", "probe a URL (container healthchecks)", runHealthcheck},
+		{"keygen", "device: make a secret key and the model's evaluation keys", runKeygen},
+		{"keys", "device: keys upload", runKeys},
+		{"infer", "device: encrypt an input, infer on the gateway, decrypt", runInfer},
+	}
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "hegate:", describe(err))
+		}
+		os.Exit(1)
+	}
+}
+
+// describe prints an error for a person: the client-safe detail when there
+// is one, the whole chain otherwise.
+func describe(err error) string {
+	if d := hegate.DetailOf(err); d != "" && hegate.KindOf(err) != hegate.KindInternal {
+		return err.Error()
+	}
+	return err.Error()
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		return nil
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdout, stderr)
+		}
+	}
+	usage(stderr)
+	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: hegate <command> [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands() {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, `Run "hegate <command> -h" for a command's flags.`)
+}
+
+// newFlags makes a FlagSet that reports errors instead of exiting.
+func newFlags(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("hegate "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// envOr returns the environment variable or def.
+func envOr(key, def string) string {
+	if v := strings.TrimSpace(os.Getenv(key)); v != "" {
+		return v
+	}
+	return def
+}

@@ -1,0 +1,187 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/hegate/hegate/gateway"
+	"github.com/hegate/hegate/storage"
+)
+
+// workerFlags configure in-process job workers.
+type workerFlags struct {
+	Concurrency      int
+	MaxAttempts      int
+	JobTimeout       time.Duration
+	KeySetCacheBytes int64
+}
+
+func (w *workerFlags) register(fs interface {
+	IntVar(*int, string, int, string)
+	DurationVar(*time.Duration, string, time.Duration, string)
+	Int64Var(*int64, string, int64, string)
+}, defConcurrency int) {
+	fs.IntVar(&w.Concurrency, "workers", defConcurrency, "jobs evaluated at once by this process (0: none)")
+	fs.IntVar(&w.MaxAttempts, "max-attempts", 3, "attempts before a job is failed")
+	fs.DurationVar(&w.JobTimeout, "job-timeout", 10*time.Minute, "time limit of one attempt")
+	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", 4<<30, "memory for parsed key sets kept between jobs")
+}
+
+// startWorkers runs the store's workers with a Runner.
+func startWorkers(ctx context.Context, store storage.Store, blobs storage.Blobs, cfg backendConfig, wf workerFlags, logger *slog.Logger, metrics *gateway.Metrics) error {
+	if wf.Concurrency <= 0 {
+		return nil
+	}
+	graphs, err := cfg.loadGraphs()
+	if err != nil {
+		return err
+	}
+	models, err := compileModels(graphs)
+	if err != nil {
+		return err
+	}
+	runner, err := gateway.NewRunner(gateway.RunnerConfig{
+		Store: store, Blobs: blobs, Models: models, KeySetCacheBytes: wf.KeySetCacheBytes,
+		MaxAttempts: wf.MaxAttempts, Logger: logger, Metrics: metrics,
+	})
+	if err != nil {
+		return err
+	}
+	return store.StartWorkers(ctx, storage.WorkerConfig{
+		Concurrency: wf.Concurrency, MaxAttempts: wf.MaxAttempts, JobTimeout: wf.JobTimeout, Handler: runner.Handle,
+	})
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("serve", stderr)
+	var cfg backendConfig
+	cfg.register(fs)
+	addr := fs.String("addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
+	var wf workerFlags
+	wf.register(fs, 1)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := cfg.logger(stderr)
+	store, err := cfg.openStore(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	blobs, err := cfg.openBlobs()
+	if err != nil {
+		return err
+	}
+	graphs, err := cfg.loadGraphs()
+	if err != nil {
+		return err
+	}
+	models, err := compileModels(graphs)
+	if err != nil {
+		return err
+	}
+	metrics := gateway.NewMetrics()
+	srv, err := gateway.New(gateway.Config{Store: store, Blobs: blobs, Models: models, Logger: logger, Metrics: metrics})
+	if err != nil {
+		return err
+	}
+	if err := startWorkers(ctx, store, blobs, cfg, wf, logger, metrics); err != nil {
+		return err
+	}
+	defer store.StopWorkers(context.Background())
+
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", *addr, err)
+	}
+	logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", store.Engine(), "models", len(models), "workers", wf.Concurrency)
+	return serveHTTP(ctx, ln, srv.Handler())
+}
+
+// serveHTTP serves until ctx ends, then shuts down gracefully.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdown, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := hs.Shutdown(shutdown); err != nil {
+		return err
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("worker", stderr)
+	var cfg backendConfig
+	cfg.register(fs)
+	var wf workerFlags
+	wf.register(fs, 1)
+	metricsAddr := fs.String("metrics-addr", envOr("HEGATE_METRICS_ADDR", ""), "serve /metrics on this address (optional)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if wf.Concurrency < 1 {
+		return errors.New("--workers must be at least 1")
+	}
+	logger := cfg.logger(stderr)
+	store, err := cfg.openStore(ctx, logger)
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	blobs, err := cfg.openBlobs()
+	if err != nil {
+		return err
+	}
+	metrics := gateway.NewMetrics()
+	if err := startWorkers(ctx, store, blobs, cfg, wf, logger, metrics); err != nil {
+		return err
+	}
+	logger.Info("hegate worker running", "engine", store.Engine(), "workers", wf.Concurrency)
+	if *metricsAddr != "" {
+		ln, err := net.Listen("tcp", *metricsAddr)
+		if err != nil {
+			return err
+		}
+		go serveHTTP(ctx, ln, metrics.Handler())
+	}
+	<-ctx.Done()
+	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return store.StopWorkers(stop)
+}
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("migrate", stderr)
+	var cfg backendConfig
+	cfg.register(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	store, err := cfg.openStore(ctx, cfg.logger(stderr))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	fmt.Fprintf(stdout, "migrations applied (%s)\n", store.Engine())
+	return nil
+}

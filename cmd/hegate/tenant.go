@@ -1,0 +1,68 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"text/tabwriter"
+
+	"github.com/hegate/hegate/gateway"
+)
+
+func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("tenant", stderr)
+	var cfg backendConfig
+	cfg.register(fs)
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: hegate tenant [flags] create NAME | list | key NAME")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	rest := fs.Args()
+	if len(rest) == 0 {
+		fs.Usage()
+		return errors.New("tenant: missing subcommand")
+	}
+	store, err := cfg.openStore(ctx, cfg.logger(io.Discard))
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	switch {
+	case rest[0] == "create" && len(rest) == 2:
+		t, secret, err := gateway.CreateTenant(ctx, store, rest[1])
+		if err != nil {
+			return fmt.Errorf("creating tenant %q: %w", rest[1], err)
+		}
+		fmt.Fprintf(stdout, "tenant  %s (%s)\napi key %s\n", t.Name, t.ID, secret)
+		fmt.Fprintln(stderr, "The API key is shown once; store it now.")
+		return nil
+	case rest[0] == "key" && len(rest) == 2:
+		t, err := store.GetTenantByName(ctx, rest[1])
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", rest[1], err)
+		}
+		secret, err := gateway.CreateAPIKey(ctx, store, t.ID, "cli")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "api key %s\n", secret)
+		return nil
+	case rest[0] == "list" && len(rest) == 1:
+		ts, err := store.ListTenants(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
+		for _, t := range ts {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format("2006-01-02 15:04:05Z"))
+		}
+		return tw.Flush()
+	}
+	fs.Usage()
+	return fmt.Errorf("tenant: unknown subcommand %q", rest)
+}

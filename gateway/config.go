@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/storage"
+)
+
+// Defaults for the zero values of Config.
+const (
+	// DefaultMaxKeySetBytes bounds a key-set upload. Leveled key sets are
+	// tens of MB; bootstrapping ones are GBs.
+	DefaultMaxKeySetBytes int64 = 16 << 30
+	// DefaultMaxCiphertextBytes bounds an input ciphertext.
+	DefaultMaxCiphertextBytes int64 = 256 << 20
+	// DefaultWaitTimeout is the longest an inference with "Prefer: wait"
+	// waits for its job before answering 202.
+	DefaultWaitTimeout = 30 * time.Second
+)
+
+// Config is what a Server needs. The zero values of the optional fields
+// select the defaults documented on each.
+type Config struct {
+	// Store holds tenants, API keys, key sets and jobs. Required.
+	Store storage.Store
+	// Blobs holds key sets and ciphertexts. Required.
+	Blobs storage.Blobs
+	// Models are the compiled models the gateway serves, by their IDs.
+	// At least one; IDs must be unique.
+	Models []*he.Model
+	// Logger receives the access log and errors. Nil discards them.
+	// Use a slog.JSONHandler in production.
+	Logger *slog.Logger
+	// Metrics collects the hegate_* metrics served at /metrics. Nil makes a
+	// fresh set; share one with the Runner of the same process.
+	Metrics *Metrics
+	// MaxKeySetBytes bounds a key-set upload; 0 means DefaultMaxKeySetBytes.
+	// It must admit every model's key set.
+	MaxKeySetBytes int64
+	// MaxCiphertextBytes bounds an input ciphertext; 0 means
+	// DefaultMaxCiphertextBytes. It must admit every model's ciphertext.
+	MaxCiphertextBytes int64
+	// WaitTimeout caps "Prefer: wait"; 0 means DefaultWaitTimeout. The
+	// http.Server's WriteTimeout must be longer.
+	WaitTimeout time.Duration
+	// Clock tells the time for logs and metrics; nil means time.Now.
+	Clock func() time.Time
+	// Version is reported by GET /v2; empty means "dev".
+	Version string
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
+	}
+	if c.MaxKeySetBytes == 0 {
+		c.MaxKeySetBytes = DefaultMaxKeySetBytes
+	}
+	if c.MaxCiphertextBytes == 0 {
+		c.MaxCiphertextBytes = DefaultMaxCiphertextBytes
+	}
+	if c.WaitTimeout == 0 {
+		c.WaitTimeout = DefaultWaitTimeout
+	}
+	if c.Clock == nil {
+		c.Clock = time.Now
+	}
+	if c.Version == "" {
+		c.Version = "dev"
+	}
+	return c
+}
+
+// Validate reports the first problem with the configuration, naming the
+// field. Zero optional fields are valid (they select defaults).
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	bad := func(format string, args ...any) error {
+		return hegate.E("gateway.Config.Validate", hegate.KindInvalid, nil, "gateway: Config."+format, args...)
+	}
+	switch {
+	case c.Store == nil:
+		return bad("Store is nil")
+	case c.Blobs == nil:
+		return bad("Blobs is nil")
+	case c.MaxKeySetBytes < 0:
+		return bad("MaxKeySetBytes is negative (%d)", c.MaxKeySetBytes)
+	case c.MaxCiphertextBytes < 0:
+		return bad("MaxCiphertextBytes is negative (%d)", c.MaxCiphertextBytes)
+	case c.MaxCiphertextBytes > api.MaxBytesElement:
+		return bad("MaxCiphertextBytes (%d) exceeds what a BYTES tensor element can carry (%d)", c.MaxCiphertextBytes, api.MaxBytesElement)
+	case c.WaitTimeout < 0:
+		return bad("WaitTimeout is negative (%s)", c.WaitTimeout)
+	}
+	if err := validateModels(c.Models, "Models"); err != nil {
+		return bad("%v", err)
+	}
+	for i, m := range c.Models {
+		man := m.Manifest()
+		if man.KeySetBytes > c.MaxKeySetBytes {
+			return bad("MaxKeySetBytes (%d) is smaller than the key set of Models[%d] %q (%d bytes)", c.MaxKeySetBytes, i, m.ID(), man.KeySetBytes)
+		}
+		if man.CiphertextBytes > c.MaxCiphertextBytes {
+			return bad("MaxCiphertextBytes (%d) is smaller than the ciphertext of Models[%d] %q (%d bytes)", c.MaxCiphertextBytes, i, m.ID(), man.CiphertextBytes)
+		}
+	}
+	return nil
+}
+
+// validateModels checks a model list: at least one, none nil, IDs unique.
+// The error names the field.
+func validateModels(models []*he.Model, field string) error {
+	if len(models) == 0 {
+		return fmt.Errorf("%s is empty", field)
+	}
+	seen := make(map[hegate.ModelID]int, len(models))
+	for i, m := range models {
+		if m == nil {
+			return fmt.Errorf("%s[%d] is nil", field, i)
+		}
+		if j, dup := seen[m.ID()]; dup {
+			return fmt.Errorf("%s[%d] and %s[%d] are both model %q", field, j, field, i, m.ID())
+		}
+		seen[m.ID()] = i
+	}
+	return nil
+}

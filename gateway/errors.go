@@ -1,0 +1,188 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/storage"
+)
+
+// problemClass is what an error becomes on the wire.
+type problemClass struct {
+	status int
+	typ    string
+	title  string
+	kind   hegate.Kind
+}
+
+// classify is the one place where errors become HTTP statuses and problem
+// types. A *hegate.Error's Kind wins; storage's domain errors and the HTTP
+// body limit are recognised when nothing classified them; anything else is
+// internal.
+func classify(err error) problemClass {
+	var he *hegate.Error
+	kind := hegate.KindInternal
+	var mbe *http.MaxBytesError
+	switch {
+	case errors.As(err, &he):
+		kind = he.Kind
+	case errors.As(err, &mbe), errors.Is(err, storage.ErrTooLarge):
+		kind = hegate.KindTooLarge
+	case errors.Is(err, storage.ErrNotFound):
+		kind = hegate.KindNotFound
+	case errors.Is(err, storage.ErrConflict):
+		kind = hegate.KindConflict
+	case errors.Is(err, context.DeadlineExceeded):
+		kind = hegate.KindUnavailable
+	}
+	switch kind {
+	case hegate.KindInvalid:
+		return problemClass{http.StatusBadRequest, api.ProblemInvalid, "Invalid request", kind}
+	case hegate.KindNotFound:
+		return problemClass{http.StatusNotFound, api.ProblemNotFound, "Not found", kind}
+	case hegate.KindUnauthenticated:
+		return problemClass{http.StatusUnauthorized, api.ProblemUnauthenticated, "Unauthenticated", kind}
+	case hegate.KindForbidden:
+		return problemClass{http.StatusForbidden, api.ProblemForbidden, "Forbidden", kind}
+	case hegate.KindConflict:
+		return problemClass{http.StatusConflict, api.ProblemConflict, "Conflict", kind}
+	case hegate.KindTooLarge:
+		return problemClass{http.StatusRequestEntityTooLarge, api.ProblemTooLarge, "Content too large", kind}
+	case hegate.KindUnavailable:
+		return problemClass{http.StatusServiceUnavailable, api.ProblemUnavailable, "Service unavailable", kind}
+	case hegate.KindBudgetExhausted:
+		return problemClass{http.StatusTooManyRequests, api.ProblemBudgetExhausted, "Privacy budget exhausted", kind}
+	case hegate.KindRejected:
+		return problemClass{http.StatusForbidden, api.ProblemRejected, "Rejected", kind}
+	default:
+		return problemClass{http.StatusInternalServerError, api.ProblemInternal, "Internal server error", hegate.KindInternal}
+	}
+}
+
+// defaultDetail stands in when a client-fault error carries no detail of
+// its own (a bare storage error, say).
+func defaultDetail(k hegate.Kind) string {
+	switch k {
+	case hegate.KindInvalid:
+		return "the request is invalid"
+	case hegate.KindNotFound:
+		return "not found"
+	case hegate.KindUnauthenticated:
+		return "a valid API key is required"
+	case hegate.KindConflict:
+		return "the request conflicts with the current state"
+	case hegate.KindTooLarge:
+		return "the request body is too large"
+	case hegate.KindBudgetExhausted:
+		return "the privacy budget cannot pay for this request"
+	default:
+		return "not allowed"
+	}
+}
+
+// problemFor builds the problem document for err. Only client-fault errors
+// reveal their detail.
+func problemFor(r *http.Request, err error) (api.Problem, problemClass) {
+	c := classify(err)
+	reqID := RequestIDFromContext(r.Context())
+	p := api.Problem{
+		Type:      c.typ,
+		Title:     c.title,
+		Status:    c.status,
+		Instance:  r.URL.Path,
+		RequestID: reqID,
+	}
+	if c.status >= 500 {
+		p.Detail = "the server could not complete the request; quote request id " + reqID
+		if c.kind == hegate.KindUnavailable {
+			p.Detail = "the service is unavailable, try again later; request id " + reqID
+		}
+	} else {
+		p.Detail = hegate.DetailOf(err)
+		if p.Detail == "" {
+			p.Detail = defaultDetail(c.kind)
+		}
+	}
+	if isOIP(r) {
+		p.Error = p.Title + ": " + p.Detail
+	}
+	return p, c
+}
+
+// isOIP reports whether the request is on the Open Inference Protocol side.
+func isOIP(r *http.Request) bool {
+	return r.URL.Path == "/v2" || strings.HasPrefix(r.URL.Path, "/v2/")
+}
+
+// writeError answers err as a problem document (on /v2 with the OIP "error"
+// member too) and logs it: the cause of a 5xx at error level with the
+// request id, client faults at debug level.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p, c := problemFor(r, err)
+	attrs := []any{
+		slog.String("request_id", p.RequestID),
+		slog.Int("status", c.status),
+		slog.String("error", err.Error()),
+	}
+	switch {
+	case c.status >= 500 && c.kind != hegate.KindUnavailable:
+		log.ErrorContext(r.Context(), "request failed", attrs...)
+	case c.status >= 500:
+		log.WarnContext(r.Context(), "request failed", attrs...)
+	default:
+		log.DebugContext(r.Context(), "request rejected", attrs...)
+	}
+	h := w.Header()
+	switch c.status {
+	case http.StatusUnauthorized:
+		h.Set("WWW-Authenticate", `Bearer realm="hegate"`)
+	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	}
+	writeProblem(w, p)
+}
+
+// writeMethodNotAllowed answers 405: a routing answer, not an error Kind.
+func writeMethodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	p := api.Problem{
+		Type:      api.ProblemMethodNotAllowed,
+		Title:     "Method not allowed",
+		Status:    http.StatusMethodNotAllowed,
+		Detail:    "method " + truncate(r.Method, 20) + " is not allowed on " + truncate(r.URL.Path, 200),
+		Instance:  r.URL.Path,
+		RequestID: RequestIDFromContext(r.Context()),
+	}
+	if isOIP(r) {
+		p.Error = p.Title + ": " + p.Detail
+	}
+	writeProblem(w, p)
+}
+
+// retryAfterSeconds is the Retry-After of a 429 or 503.
+const retryAfterSeconds = 5
+
+func writeProblem(w http.ResponseWriter, p api.Problem) {
+	h := w.Header()
+	h.Del("Content-Length")
+	h.Set("Content-Type", api.ContentTypeProblem)
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	_ = json.NewEncoder(w).Encode(p)
+}
+
+// writeJSON answers v as JSON with the given status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	h := w.Header()
+	h.Set("Content-Type", api.ContentTypeJSON)
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}

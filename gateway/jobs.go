@@ -1,0 +1,171 @@
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/storage"
+)
+
+// Job listing bounds.
+const (
+	defaultJobList = 50
+	maxJobList     = 1000
+	maxJobIDLen    = 128
+)
+
+func jobPath(id hegate.JobID) string { return api.PathJobs + "/" + string(id) }
+
+func jobView(j storage.Job) api.Job {
+	v := api.Job{
+		ID:             string(j.ID),
+		Model:          string(j.Model),
+		KeySetID:       string(j.KeySetID),
+		Status:         api.JobStatus(j.Status),
+		InputBytes:     j.InputBytes,
+		ResultBytes:    j.ResultBytes,
+		Error:          j.Error,
+		IdempotencyKey: j.IdempotencyKey,
+		Attempts:       j.Attempts,
+		CreatedAt:      j.CreatedAt,
+		StartedAt:      j.StartedAt,
+		FinishedAt:     j.FinishedAt,
+		Self:           jobPath(j.ID),
+	}
+	if j.Status == storage.JobSucceeded {
+		v.Result = jobPath(j.ID) + "/result"
+	}
+	return v
+}
+
+// jobParam returns the {id} of a job route, checked for length only: job ids
+// are the store's to shape.
+func jobParam(r *http.Request, op string) (hegate.JobID, error) {
+	id := chi.URLParam(r, "id")
+	if id == "" || len(id) > maxJobIDLen {
+		return "", hegate.E(op, hegate.KindNotFound, nil, "job %q not found", truncate(id, 80))
+	}
+	return hegate.JobID(id), nil
+}
+
+func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
+	const op = "jobs.list"
+	p, err := principal(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	limit := defaultJobList
+	if v := r.URL.Query().Get(api.QueryLimit); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > maxJobList {
+			s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "%s %q: want 1 to %d", api.QueryLimit, truncate(v, 20), maxJobList))
+			return
+		}
+		limit = n
+	}
+	jobs, err := s.cfg.Store.ListJobs(r.Context(), p.Tenant, limit)
+	if err != nil {
+		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("listing jobs: %w", err), ""))
+		return
+	}
+	out := api.JobList{Jobs: make([]api.Job, 0, len(jobs))}
+	for _, j := range jobs {
+		out.Jobs = append(out.Jobs, jobView(j))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// tenantJob loads the caller's job named by the route.
+func (s *Server) tenantJob(r *http.Request, op string) (storage.Job, error) {
+	p, err := principal(r)
+	if err != nil {
+		return storage.Job{}, err
+	}
+	id, err := jobParam(r, op)
+	if err != nil {
+		return storage.Job{}, err
+	}
+	job, err := s.cfg.Store.GetJob(r.Context(), p.Tenant, id)
+	if err != nil {
+		return storage.Job{}, notFound(op, err, "job %s not found", id)
+	}
+	return job, nil
+}
+
+func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
+	job, err := s.tenantJob(r, "jobs.get")
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, jobView(job))
+}
+
+// jobResult streams a succeeded job's result ciphertext.
+func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
+	const op = "jobs.result"
+	job, err := s.tenantJob(r, op)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if job.Status != storage.JobSucceeded {
+		if !job.Status.Terminal() {
+			w.Header().Set("Retry-After", "1")
+		}
+		s.fail(w, r, jobNotSucceeded(op, job))
+		return
+	}
+	rc, err := s.cfg.Blobs.Open(r.Context(), job.ResultBlob)
+	if err != nil {
+		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("opening result of job %s: %w", job.ID, err), ""))
+		return
+	}
+	defer rc.Close()
+	h := w.Header()
+	h.Set("Content-Type", api.ContentTypeCiphertext)
+	h.Set("Content-Length", strconv.FormatInt(job.ResultBytes, 10))
+	h.Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(http.StatusOK)
+	if n, err := io.Copy(w, io.LimitReader(rc, job.ResultBytes)); err != nil || n != job.ResultBytes {
+		s.log.WarnContext(r.Context(), "streaming job result",
+			"request_id", RequestIDFromContext(r.Context()), "job_id", job.ID,
+			"bytes", n, "want", job.ResultBytes, "error", fmt.Sprint(err))
+	}
+}
+
+func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
+	const op = "jobs.cancel"
+	p, err := principal(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	id, err := jobParam(r, op)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	job, err := s.cfg.Store.CancelJob(r.Context(), p.Tenant, id)
+	if errors.Is(err, storage.ErrConflict) {
+		status := "no longer queued"
+		if cur, gerr := s.cfg.Store.GetJob(r.Context(), p.Tenant, id); gerr == nil {
+			status = string(cur.Status)
+		}
+		s.fail(w, r, hegate.E(op, hegate.KindConflict, err, "job %s is %s and can no longer be cancelled", id, status))
+		return
+	}
+	if err != nil {
+		s.fail(w, r, notFound(op, err, "job %s not found", id))
+		return
+	}
+	writeJSON(w, http.StatusOK, jobView(job))
+}

@@ -1,0 +1,97 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the gateway's Prometheus metrics, all named hegate_*. One
+// Metrics is shared by the Server and the Runner of a process so that
+// /metrics shows both. It owns its registry: nothing is registered globally.
+type Metrics struct {
+	reg *prometheus.Registry
+
+	requests       *prometheus.CounterVec
+	duration       *prometheus.HistogramVec
+	jobs           *prometheus.CounterVec
+	evalSeconds    *prometheus.HistogramVec
+	cacheHits      prometheus.Counter
+	cacheMisses    prometheus.Counter
+	cacheEvictions prometheus.Counter
+	cacheBytes     prometheus.Gauge
+}
+
+// NewMetrics makes the metrics in a fresh registry, with the Go runtime and
+// process collectors.
+func NewMetrics() *Metrics {
+	m := &Metrics{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hegate_http_requests_total",
+			Help: "HTTP requests by route pattern, method and status code.",
+		}, []string{"route", "method", "code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hegate_http_request_duration_seconds",
+			Help:    "HTTP request latency by route pattern and method.",
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
+		}, []string{"route", "method"}),
+		jobs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hegate_jobs_total",
+			Help: "Finished job attempts by model and outcome (succeeded, failed, retry, skipped).",
+		}, []string{"model", "outcome"}),
+		evalSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "hegate_evaluation_seconds",
+			Help:    "Duration of homomorphic evaluations by model.",
+			Buckets: prometheus.ExponentialBuckets(0.01, 2.5, 12),
+		}, []string{"model"}),
+		cacheHits: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hegate_keyset_cache_hits_total",
+			Help: "Key-set cache lookups served from memory.",
+		}),
+		cacheMisses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hegate_keyset_cache_misses_total",
+			Help: "Key-set cache lookups that loaded and parsed a key set.",
+		}),
+		cacheEvictions: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hegate_keyset_cache_evictions_total",
+			Help: "Key sets evicted from the cache to stay within its byte bound.",
+		}),
+		cacheBytes: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "hegate_keyset_cache_bytes",
+			Help: "Memory held by cached key sets.",
+		}),
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.requests, m.duration, m.jobs, m.evalSeconds,
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes,
+	)
+	return m
+}
+
+// Registry returns the registry, for callers that add their own collectors.
+func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
+
+// Handler serves the metrics in the Prometheus exposition format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
+}
+
+func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+func (m *Metrics) jobOutcome(model, outcome string) {
+	m.jobs.WithLabelValues(model, outcome).Inc()
+}
+
+func (m *Metrics) evaluation(model string, d time.Duration) {
+	m.evalSeconds.WithLabelValues(model).Observe(d.Seconds())
+}

@@ -1,0 +1,320 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/storage"
+)
+
+// Extensions GET /v2 reports.
+const (
+	extBinaryTensorData = "binary_tensor_data"
+	extHegate           = "hegate_ckks"
+)
+
+func (s *Server) serverMetadata(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.ServerMetadata{
+		Name:       "hegate",
+		Version:    s.cfg.Version,
+		Extensions: []string{extBinaryTensorData, extHegate},
+	})
+}
+
+func (s *Server) live(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, api.Liveness{Live: true})
+}
+
+// readyTimeout bounds the store ping of a readiness probe.
+const readyTimeout = 2 * time.Second
+
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := s.cfg.Store.Ping(ctx); err != nil {
+		s.log.WarnContext(ctx, "readiness: store ping failed",
+			"request_id", RequestIDFromContext(ctx), "error", err.Error())
+		writeJSON(w, http.StatusServiceUnavailable, api.Readiness{Ready: false})
+		return
+	}
+	writeJSON(w, http.StatusOK, api.Readiness{Ready: true})
+}
+
+// metadata describes a model in OIP terms, with its manifest.
+func metadata(m *he.Model) api.ModelMetadata {
+	man := m.Manifest()
+	bytesTensor := func(name string) []api.TensorMetadata {
+		return []api.TensorMetadata{{Name: name, Datatype: api.DatatypeBytes, Shape: []int64{1}}}
+	}
+	return api.ModelMetadata{
+		Name:     string(m.ID()),
+		Platform: api.Platform,
+		Inputs:   bytesTensor(api.InputName),
+		Outputs:  bytesTensor(api.OutputName),
+		Parameters: api.Parameters{
+			api.ParamContentType: api.ContentTypeCiphertext,
+		},
+		Hegate: &man,
+	}
+}
+
+func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
+	list := api.ModelList{Models: make([]api.ModelMetadata, 0, len(s.order))}
+	for _, id := range s.order {
+		list.Models = append(list.Models, metadata(s.models[id]))
+	}
+	writeJSON(w, http.StatusOK, list)
+}
+
+func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
+	m, err := s.model("oip.model", chi.URLParam(r, "model"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, metadata(m))
+}
+
+func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
+	m, err := s.model("oip.model.ready", chi.URLParam(r, "model"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, api.ModelReady{Name: string(m.ID()), Ready: true})
+}
+
+// maxIdempotencyKey bounds the Idempotency-Key header.
+const maxIdempotencyKey = 255
+
+func idempotencyKey(r *http.Request, op string) (string, error) {
+	k := r.Header.Get(api.HeaderIdempotencyKey)
+	if len(k) > maxIdempotencyKey {
+		return "", hegate.E(op, hegate.KindInvalid, nil, "%s is %d characters; the limit is %d", api.HeaderIdempotencyKey, len(k), maxIdempotencyKey)
+	}
+	for _, c := range []byte(k) {
+		if c < 0x20 || c > 0x7e {
+			return "", hegate.E(op, hegate.KindInvalid, nil, "%s must be printable ASCII", api.HeaderIdempotencyKey)
+		}
+	}
+	return k, nil
+}
+
+// infer accepts an encrypted inference: it checks the key set belongs to the
+// caller and was validated for this model, checks the ciphertext, stores it
+// and enqueues a job. With "Prefer: wait" it answers with the result when
+// the job finishes in time; otherwise 202 and the job.
+func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
+	const op = "oip.infer"
+	ctx := r.Context()
+	p, err := principal(r)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	m, err := s.model(op, chi.URLParam(r, "model"))
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	idem, err := idempotencyKey(r, op)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	in, err := parseInferRequest(r.Header, r.Body, s.cfg.MaxCiphertextBytes)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if _, err := s.keySetFor(ctx, op, p.Tenant, m, in.keySetID); err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := m.CheckCiphertext(in.ciphertext); err != nil {
+		s.fail(w, r, wrap(err, "checking ciphertext for model %s", m.ID()))
+		return
+	}
+	blob, err := s.cfg.Blobs.Put(ctx, bytes.NewReader(in.ciphertext), int64(len(in.ciphertext)))
+	if err != nil {
+		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("storing input ciphertext: %w", err), ""))
+		return
+	}
+	job, created, err := s.cfg.Store.CreateJob(ctx, storage.CreateJobParams{
+		TenantID:       p.Tenant,
+		Model:          m.ID(),
+		KeySetID:       in.keySetID,
+		InputBlob:      blob.Key,
+		InputBytes:     blob.Size,
+		IdempotencyKey: idem,
+	})
+	if err != nil {
+		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
+		return
+	}
+	if !created && (job.Model != m.ID() || job.KeySetID != in.keySetID || job.InputBlob != blob.Key) {
+		s.fail(w, r, hegate.E(op, hegate.KindConflict, nil, "%s %q was already used for a different request (job %s)", api.HeaderIdempotencyKey, idem, job.ID))
+		return
+	}
+
+	if wait, ok := preferWait(r.Header, s.cfg.WaitTimeout); ok {
+		job, err = s.waitJob(ctx, job, wait)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if job.Status.Terminal() {
+			w.Header().Set(api.HeaderPreferenceApplied, "wait="+strconv.Itoa(int(wait/time.Second)))
+			if job.Status != storage.JobSucceeded {
+				s.fail(w, r, jobNotSucceeded(op, job))
+				return
+			}
+			result, err := s.readResult(ctx, job)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if err := writeInferResponse(w, m.ID(), in, job.ID, result, in.binaryOutput); err != nil {
+				s.log.WarnContext(ctx, "writing inference response", "request_id", RequestIDFromContext(ctx), "error", err.Error())
+			}
+			return
+		}
+	}
+	loc := jobPath(job.ID)
+	w.Header().Set("Location", loc)
+	writeJSON(w, http.StatusAccepted, jobView(job))
+}
+
+// keySetFor returns the caller's key set id if it was validated for m.
+// Another tenant's key set, or one for another model, is not found.
+func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantID, m *he.Model, id hegate.KeySetID) (storage.KeySet, error) {
+	ks, err := s.cfg.Store.GetKeySet(ctx, tenant, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, err, "key set %s not found", id)
+	}
+	if err != nil {
+		return storage.KeySet{}, fmt.Errorf("loading key set %s: %w", id, err)
+	}
+	if ks.Model != m.ID() {
+		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was not uploaded for model %s", id, m.ID())
+	}
+	if fp := m.Manifest().Params.Fingerprint; ks.ParamsID != "" && fp != "" && ks.ParamsID != fp {
+		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was made for other parameters than model %s now uses; upload a new one", id, m.ID())
+	}
+	return ks, nil
+}
+
+// preferWait reads RFC 7240 "Prefer: wait" or "wait=N" (seconds), capped by
+// max. "respond-async" wins over wait.
+func preferWait(h http.Header, limit time.Duration) (time.Duration, bool) {
+	wait, ok := time.Duration(0), false
+	for _, v := range h.Values(api.HeaderPrefer) {
+		for pref := range strings.SplitSeq(v, ",") {
+			pref, _, _ = strings.Cut(pref, ";") // drop preference parameters
+			name, val, hasVal := strings.Cut(strings.TrimSpace(pref), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "respond-async":
+				return 0, false
+			case "wait":
+				if !hasVal {
+					wait, ok = limit, true
+					continue
+				}
+				n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(val), `"`), 10, 32)
+				if err != nil {
+					continue
+				}
+				wait, ok = min(time.Duration(n)*time.Second, limit), true
+			}
+		}
+	}
+	return wait, ok && wait > 0
+}
+
+// Polling of a job that a request waits for.
+const (
+	waitPollFirst = 10 * time.Millisecond
+	waitPollMax   = 250 * time.Millisecond
+)
+
+// waitJob polls the store until job is terminal, d passes, or the request
+// ends. It returns the last state it saw.
+func (s *Server) waitJob(ctx context.Context, job storage.Job, d time.Duration) (storage.Job, error) {
+	deadline, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	delay := waitPollFirst
+	timer := time.NewTimer(delay)
+	defer timer.Stop()
+	last := job
+	for !last.Status.Terminal() {
+		job, err := s.cfg.Store.GetJob(deadline, last.TenantID, last.ID)
+		switch {
+		case err == nil:
+			last = job
+			if job.Status.Terminal() {
+				return job, nil
+			}
+		case ctx.Err() != nil:
+			return last, ctx.Err()
+		case deadline.Err() != nil:
+			return last, nil
+		default:
+			return last, fmt.Errorf("polling job %s: %w", last.ID, err)
+		}
+		select {
+		case <-ctx.Done():
+			return last, ctx.Err()
+		case <-deadline.Done():
+			return last, nil
+		case <-timer.C:
+		}
+		delay = min(delay*3/2, waitPollMax)
+		timer.Reset(delay)
+	}
+	return last, nil
+}
+
+// jobNotSucceeded explains why a terminal job has no result.
+func jobNotSucceeded(op string, job storage.Job) error {
+	switch job.Status {
+	case storage.JobFailed:
+		reason := job.Error
+		if reason == "" {
+			reason = "no reason recorded"
+		}
+		return hegate.E(op, hegate.KindConflict, nil, "job %s failed: %s", job.ID, reason)
+	case storage.JobCancelled:
+		return hegate.E(op, hegate.KindConflict, nil, "job %s was cancelled", job.ID)
+	default:
+		return hegate.E(op, hegate.KindConflict, nil, "job %s is %s; its result is not ready", job.ID, job.Status)
+	}
+}
+
+// readResult reads a succeeded job's result blob, bounded by its recorded size.
+func (s *Server) readResult(ctx context.Context, job storage.Job) ([]byte, error) {
+	rc, err := s.cfg.Blobs.Open(ctx, job.ResultBlob)
+	if err != nil {
+		return nil, hegate.E("jobs.result", hegate.KindInternal, fmt.Errorf("opening result of job %s: %w", job.ID, err), "")
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, job.ResultBytes+1))
+	if err != nil {
+		return nil, hegate.E("jobs.result", hegate.KindInternal, fmt.Errorf("reading result of job %s: %w", job.ID, err), "")
+	}
+	if int64(len(b)) != job.ResultBytes {
+		return nil, hegate.E("jobs.result", hegate.KindInternal, fmt.Errorf("result of job %s is %d bytes, recorded %d", job.ID, len(b), job.ResultBytes), "")
+	}
+	return b, nil
+}

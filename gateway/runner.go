@@ -1,0 +1,334 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"time"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/gateway/internal/keycache"
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/storage"
+)
+
+// DefaultKeySetCacheBytes bounds the memory of parsed key sets a Runner keeps.
+const DefaultKeySetCacheBytes int64 = 4 << 30
+
+// RunnerConfig is what a Runner needs.
+type RunnerConfig struct {
+	// Store holds jobs and key-set records. Required.
+	Store storage.Store
+	// Blobs holds key sets, inputs and results. Required.
+	Blobs storage.Blobs
+	// Models are the compiled models this worker can evaluate. At least one.
+	Models []*he.Model
+	// KeySetCacheBytes bounds the memory (he.KeySet.MemoryBytes) of parsed
+	// key sets kept between jobs; 0 means DefaultKeySetCacheBytes.
+	KeySetCacheBytes int64
+	// MaxAttempts, when set, must equal the storage.WorkerConfig.MaxAttempts
+	// that Handle runs under: on the last attempt an infrastructure error
+	// then fails the job with the Runner's own reason. 0 leaves the last
+	// attempt to the store's workers, which fail the job when it runs out
+	// of attempts.
+	MaxAttempts int
+	// Logger receives one line per job; nil discards. It never receives
+	// key, ciphertext or result content.
+	Logger *slog.Logger
+	// Metrics collects job and cache metrics; nil makes a private set.
+	Metrics *Metrics
+	// Clock tells the time for durations; nil means time.Now.
+	Clock func() time.Time
+}
+
+// Validate reports the first problem with the configuration, naming the field.
+func (c RunnerConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return hegate.E("gateway.RunnerConfig.Validate", hegate.KindInvalid, nil, "gateway: RunnerConfig."+format, args...)
+	}
+	switch {
+	case c.Store == nil:
+		return bad("Store is nil")
+	case c.Blobs == nil:
+		return bad("Blobs is nil")
+	case c.KeySetCacheBytes < 0:
+		return bad("KeySetCacheBytes is negative (%d)", c.KeySetCacheBytes)
+	case c.MaxAttempts < 0:
+		return bad("MaxAttempts is negative (%d)", c.MaxAttempts)
+	}
+	if err := validateModels(c.Models, "Models"); err != nil {
+		return bad("%v", err)
+	}
+	return nil
+}
+
+// Runner evaluates queued jobs: Handle is a storage.JobHandler. It is safe
+// for concurrent use; parsed key sets are shared through a cache bounded by
+// memory, and two jobs that need the same key set parse it once.
+type Runner struct {
+	store       storage.Store
+	blobs       storage.Blobs
+	models      map[hegate.ModelID]*he.Model
+	maxAttempts int
+	log         *slog.Logger
+	metrics     *Metrics
+	now         func() time.Time
+	cache       *keycache.Cache[*he.KeySet]
+}
+
+// NewRunner validates cfg and builds a Runner.
+func NewRunner(cfg RunnerConfig) (*Runner, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.KeySetCacheBytes == 0 {
+		cfg.KeySetCacheBytes = DefaultKeySetCacheBytes
+	}
+	r := &Runner{
+		store:       cfg.Store,
+		blobs:       cfg.Blobs,
+		models:      make(map[hegate.ModelID]*he.Model, len(cfg.Models)),
+		maxAttempts: cfg.MaxAttempts,
+		log:         cfg.Logger,
+		metrics:     cfg.Metrics,
+		now:         cfg.Clock,
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	if r.metrics == nil {
+		r.metrics = NewMetrics()
+	}
+	if r.now == nil {
+		r.now = time.Now
+	}
+	for _, m := range cfg.Models {
+		r.models[m.ID()] = m
+	}
+	m := r.metrics
+	r.cache = keycache.New(cfg.KeySetCacheBytes, (*he.KeySet).MemoryBytes, keycache.Hooks{
+		Hit:   m.cacheHits.Inc,
+		Miss:  m.cacheMisses.Inc,
+		Evict: m.cacheEvictions.Inc,
+		Bytes: func(n int64) { m.cacheBytes.Set(float64(n)) },
+	})
+	return r, nil
+}
+
+// Handle runs one job: it starts it, evaluates the model on the input
+// ciphertext with the tenant's key set, stores the result and completes the
+// job.
+//
+// A client-fault error (a key set or ciphertext the model rejects, a key
+// set deleted since) fails the job with its client-safe detail and returns
+// nil: retrying cannot help. An infrastructure error is returned so that the
+// queue retries; on the last attempt (RunnerConfig.MaxAttempts) the job is
+// failed.
+func (r *Runner) Handle(ctx context.Context, id hegate.JobID) error {
+	start := r.now()
+	job, err := r.store.StartJob(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		// Cancelled while queued, or finished by an earlier attempt.
+		r.log.InfoContext(ctx, "job skipped: already finished", "job_id", id)
+		r.metrics.jobOutcome("", "skipped")
+		return nil
+	case errors.Is(err, storage.ErrNotFound):
+		r.log.WarnContext(ctx, "job skipped: no such job", "job_id", id)
+		r.metrics.jobOutcome("", "skipped")
+		return nil
+	case err != nil:
+		return fmt.Errorf("starting job %s: %w", id, err)
+	}
+	log := r.log.With(
+		slog.String("job_id", string(job.ID)),
+		slog.String("model", string(job.Model)),
+		slog.String("tenant", string(job.TenantID)),
+		slog.Int("attempt", job.Attempts),
+	)
+
+	out, stats, cacheHit, err := r.evaluate(ctx, job)
+	if err != nil {
+		return r.fail(ctx, log, job, start, err)
+	}
+	blob, err := r.blobs.Put(ctx, bytes.NewReader(out), int64(len(out)))
+	if err != nil {
+		return r.fail(ctx, log, job, start, fmt.Errorf("storing result: %w", err))
+	}
+	err = record(ctx, func(ctx context.Context) error {
+		_, err := r.store.CompleteJob(ctx, job.ID, blob.Key, blob.Size)
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, storage.ErrConflict) {
+			log.InfoContext(ctx, "job finished elsewhere; result dropped")
+			return nil
+		}
+		return r.fail(ctx, log, job, start, fmt.Errorf("completing job: %w", err))
+	}
+	r.metrics.jobOutcome(string(job.Model), "succeeded")
+	r.metrics.evaluation(string(job.Model), stats.Duration)
+	log.InfoContext(ctx, "job succeeded",
+		millis("duration_ms", r.now().Sub(start)),
+		millis("evaluation_ms", stats.Duration),
+		slog.Bool("key_set_cached", cacheHit),
+		slog.Int64("input_bytes", job.InputBytes),
+		slog.Int64("result_bytes", blob.Size),
+		slog.Int("rotations", stats.Cost.Rotations),
+		slog.Int("plain_mults", stats.Cost.PlainMults),
+		slog.Int("cipher_mults", stats.Cost.CipherMults),
+		slog.Int("relins", stats.Cost.Relins),
+		slog.Int("rescales", stats.Cost.Rescales),
+	)
+	return nil
+}
+
+// recordTimeout bounds writing a job's outcome, which happens even after
+// the attempt's own context ended.
+const recordTimeout = 30 * time.Second
+
+// record runs f with ctx's values but not its cancellation, so a job's
+// outcome is written even when its attempt timed out.
+func record(ctx context.Context, f func(context.Context) error) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	defer cancel()
+	return f(ctx)
+}
+
+// failJob records a job's failure; a job that is already terminal is left as is.
+func (r *Runner) failJob(ctx context.Context, id hegate.JobID, reason string) error {
+	return record(ctx, func(ctx context.Context) error {
+		_, err := r.store.FailJob(ctx, id, reason)
+		if errors.Is(err, storage.ErrConflict) {
+			return nil
+		}
+		return err
+	})
+}
+
+// millis logs a duration in milliseconds.
+func millis(key string, d time.Duration) slog.Attr {
+	return slog.Float64(key, float64(d.Microseconds())/1000)
+}
+
+// clientFault reports whether err is the job's own fault, so a retry
+// cannot help.
+func clientFault(err error) bool {
+	switch hegate.KindOf(err) {
+	case hegate.KindInvalid, hegate.KindNotFound, hegate.KindTooLarge,
+		hegate.KindRejected, hegate.KindForbidden, hegate.KindBudgetExhausted:
+		return true
+	}
+	return false
+}
+
+// failedInternally is the reason recorded for a job that failed for the
+// server's own reasons; the cause is only logged.
+const failedInternally = "the job could not be evaluated because of a server error"
+
+func (r *Runner) fail(ctx context.Context, log *slog.Logger, job storage.Job, start time.Time, err error) error {
+	elapsed := millis("duration_ms", r.now().Sub(start))
+	if clientFault(err) {
+		reason := hegate.DetailOf(err)
+		if reason == "" {
+			reason = "the job was rejected"
+		}
+		if ferr := r.failJob(ctx, job.ID, reason); ferr != nil {
+			return fmt.Errorf("failing job %s (%v): %w", job.ID, err, ferr)
+		}
+		r.metrics.jobOutcome(string(job.Model), "failed")
+		log.InfoContext(ctx, "job failed: rejected", elapsed, slog.String("error", err.Error()))
+		return nil
+	}
+	if r.maxAttempts == 0 || job.Attempts < r.maxAttempts {
+		r.metrics.jobOutcome(string(job.Model), "retry")
+		log.WarnContext(ctx, "job attempt failed; will retry", elapsed, slog.String("error", err.Error()))
+		return fmt.Errorf("job %s attempt %d: %w", job.ID, job.Attempts, err)
+	}
+	if ferr := r.failJob(ctx, job.ID, failedInternally); ferr != nil {
+		return fmt.Errorf("failing job %s (%v): %w", job.ID, err, ferr)
+	}
+	r.metrics.jobOutcome(string(job.Model), "failed")
+	log.ErrorContext(ctx, "job failed on its last attempt", elapsed, slog.String("error", err.Error()))
+	return nil
+}
+
+// evaluate loads what the job needs and runs the model.
+func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stats, bool, error) {
+	const op = "runner.evaluate"
+	m, ok := r.models[job.Model]
+	if !ok {
+		// Another worker may have the model: an infrastructure problem.
+		return nil, he.Stats{}, false, hegate.E(op, hegate.KindInternal, nil, "model %s is not loaded in this worker", job.Model)
+	}
+	ks, hit, err := r.keySet(ctx, m, job)
+	if err != nil {
+		return nil, he.Stats{}, false, err
+	}
+	input, err := r.readInput(ctx, m, job)
+	if err != nil {
+		return nil, he.Stats{}, hit, err
+	}
+	if err := m.CheckCiphertext(input); err != nil {
+		return nil, he.Stats{}, hit, fmt.Errorf("checking input ciphertext: %w", err)
+	}
+	out, stats, err := m.Evaluate(ctx, ks, input)
+	if err != nil {
+		return nil, he.Stats{}, hit, fmt.Errorf("evaluating model %s: %w", m.ID(), err)
+	}
+	return out, stats, hit, nil
+}
+
+// keySet returns the parsed key set of the job, through the cache. The
+// record is read first, scoped by the job's tenant: a key set deleted since
+// the job was accepted fails the job.
+func (r *Runner) keySet(ctx context.Context, m *he.Model, job storage.Job) (*he.KeySet, bool, error) {
+	const op = "runner.keySet"
+	rec, err := r.store.GetKeySet(ctx, job.TenantID, job.KeySetID)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil, false, hegate.E(op, hegate.KindNotFound, err, "key set %s was deleted", job.KeySetID)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("loading key set record %s: %w", job.KeySetID, err)
+	}
+	// Parsed key sets depend on the bytes (the id is their hash) and on the
+	// model's parameters, not on the tenant.
+	key := string(m.ID()) + "/" + string(rec.ID)
+	return r.cache.Get(ctx, key, func(ctx context.Context) (*he.KeySet, error) {
+		rc, err := r.blobs.Open(ctx, rec.BlobKey)
+		if err != nil {
+			return nil, fmt.Errorf("opening key set %s: %w", rec.ID, err)
+		}
+		defer rc.Close()
+		ks, err := m.ReadKeySet(io.LimitReader(rc, rec.SizeBytes))
+		if err != nil {
+			// It passed the check at upload: a failure now is ours.
+			return nil, hegate.E(op, hegate.KindInternal, err, "")
+		}
+		return ks, nil
+	})
+}
+
+// readInput reads the job's input ciphertext, bounded by the model's size.
+func (r *Runner) readInput(ctx context.Context, m *he.Model, job storage.Job) ([]byte, error) {
+	limit := m.Manifest().CiphertextBytes
+	if limit <= 0 || job.InputBytes < limit {
+		limit = job.InputBytes
+	}
+	rc, err := r.blobs.Open(ctx, job.InputBlob)
+	if err != nil {
+		return nil, fmt.Errorf("opening input of job %s: %w", job.ID, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading input of job %s: %w", job.ID, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, hegate.E("runner.readInput", hegate.KindTooLarge, nil, "input ciphertext exceeds %d bytes", limit)
+	}
+	return b, nil
+}

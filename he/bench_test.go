@@ -1,0 +1,90 @@
+package he_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/models"
+)
+
+// BenchmarkMNIST times one encrypted MNIST inference (evaluation only, the
+// server's share) with the shipped model at the default preset, and reports
+// the circuit's primitive counts and, measured in the same run, the ratio
+// to the same primitives executed alone in raw Lattigo.
+//
+//	go test ./he -run '^$' -bench MNIST -benchtime 5x
+func BenchmarkMNIST(b *testing.B) {
+	g, err := models.MNIST()
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := he.Compile(g, he.CompileOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	sk, _ := m.GenerateSecretKey()
+	var keys bytes.Buffer
+	if _, err := m.WriteKeySet(&keys, sk); err != nil {
+		b.Fatal(err)
+	}
+	ks, err := m.ReadKeySet(&keys)
+	if err != nil {
+		b.Fatal(err)
+	}
+	x := firstTestImage(b)
+	ct, err := m.Encrypt(sk, x)
+	if err != nil {
+		b.Fatal(err)
+	}
+	man := m.Manifest()
+	b.ResetTimer()
+	start := time.Now()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := m.Evaluate(context.Background(), ks, ct); err != nil {
+			b.Fatal(err)
+		}
+	}
+	perOp := time.Since(start) / time.Duration(b.N)
+	b.StopTimer()
+	c := man.Cost
+	b.ReportMetric(float64(c.Rotations), "rotations/op")
+	b.ReportMetric(float64(c.PlainMults), "ptmults/op")
+	b.ReportMetric(float64(c.CipherMults), "ctmults/op")
+	b.ReportMetric(float64(c.Rescales), "rescales/op")
+	prim, err := he.MeasurePrimitives(man.Params.Preset, false, man.Levels, 5)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportMetric(float64(perOp)/float64(prim.Predict(c)), "x-raw-lattigo")
+	b.Logf("%s: %v per inference; raw Lattigo at level %d: rotation %v, pt-mult %v, mul+relin %v, rescale %v; sum of primitives %v",
+		man.Name, perOp, prim.Level, prim.Rotation, prim.PlainMult, prim.MulRelin, prim.Rescale, prim.Predict(c))
+}
+
+var (
+	mnistOnce sync.Once
+	mnistSet  *mnist.Set
+	mnistErr  error
+)
+
+func testSet(tb testing.TB) *mnist.Set {
+	tb.Helper()
+	mnistOnce.Do(func() {
+		dir, err := mnist.Dir()
+		if err != nil {
+			mnistErr = err
+			return
+		}
+		mnistSet, mnistErr = mnist.Load(dir, mnist.Test)
+	})
+	if mnistErr != nil {
+		tb.Fatal(mnistErr)
+	}
+	return mnistSet
+}
+
+func firstTestImage(tb testing.TB) []float64 { return testSet(tb).Images[0] }

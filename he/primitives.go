@@ -1,0 +1,101 @@
+package he
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+)
+
+// Primitives are the times of raw Lattigo operations on one ciphertext, on
+// this machine, at the given parameters and level. They are the baseline
+// that benchmarks compare hegate's evaluation against: an evaluation should
+// cost about Σ count × time over its primitive counts.
+type Primitives struct {
+	Preset    string
+	Level     int
+	Rotation  time.Duration // one key-switched slot rotation
+	PlainMult time.Duration // ciphertext × plaintext (pre-encoded)
+	MulRelin  time.Duration // ciphertext × ciphertext with relinearisation
+	Rescale   time.Duration
+}
+
+// Predict is the time the primitive counts of c would take on their own.
+func (p Primitives) Predict(c Cost) time.Duration {
+	return time.Duration(c.Rotations)*p.Rotation +
+		time.Duration(c.PlainMults)*p.PlainMult +
+		time.Duration(c.CipherMults)*p.MulRelin +
+		time.Duration(c.Rescales)*p.Rescale
+}
+
+// MeasurePrimitives times raw Lattigo operations with a fresh key at level,
+// taking the median of rounds runs of each.
+func MeasurePrimitives(preset string, allowInsecure bool, level, rounds int) (Primitives, error) {
+	params, err := LoadParams(preset, allowInsecure)
+	if err != nil {
+		return Primitives{}, err
+	}
+	p := params.ckks
+	if level < 1 || level > p.MaxLevel() {
+		return Primitives{}, fmt.Errorf("level %d out of range 1..%d", level, p.MaxLevel())
+	}
+	rounds = max(rounds, 1)
+	kgen := rlwe.NewKeyGenerator(p)
+	sk := kgen.GenSecretKeyNew()
+	rlk := kgen.GenRelinearizationKeyNew(sk)
+	gk := kgen.GenGaloisKeyNew(p.GaloisElement(1), sk)
+	eval := ckks.NewEvaluator(p, rlwe.NewMemEvaluationKeySet(rlk, gk))
+	ecd := ckks.NewEncoder(p)
+
+	values := make([]float64, p.MaxSlots())
+	for i := range values {
+		values[i] = float64(i%7) / 7
+	}
+	pt := ckks.NewPlaintext(p, level)
+	if err := ecd.Encode(values, pt); err != nil {
+		return Primitives{}, err
+	}
+	ct, err := rlwe.NewEncryptor(p, sk).EncryptNew(pt)
+	if err != nil {
+		return Primitives{}, err
+	}
+	out := ckks.NewCiphertext(p, 1, level)
+	median := func(f func() error) (time.Duration, error) {
+		ds := make([]time.Duration, rounds)
+		for i := range ds {
+			t0 := time.Now()
+			if err := f(); err != nil {
+				return 0, err
+			}
+			ds[i] = time.Since(t0)
+		}
+		sortDurations(ds)
+		return ds[len(ds)/2], nil
+	}
+	res := Primitives{Preset: params.name, Level: level}
+	if res.Rotation, err = median(func() error { return eval.Rotate(ct, 1, out) }); err != nil {
+		return res, err
+	}
+	if res.PlainMult, err = median(func() error { return eval.Mul(ct, pt, out) }); err != nil {
+		return res, err
+	}
+	if res.MulRelin, err = median(func() error { return eval.MulRelin(ct, ct, out) }); err != nil {
+		return res, err
+	}
+	if res.Rescale, err = median(func() error {
+		tmp := ct.CopyNew()
+		return eval.Rescale(tmp, tmp)
+	}); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+func sortDurations(ds []time.Duration) {
+	for i := 1; i < len(ds); i++ {
+		for j := i; j > 0 && ds[j] < ds[j-1]; j-- {
+			ds[j], ds[j-1] = ds[j-1], ds[j]
+		}
+	}
+}

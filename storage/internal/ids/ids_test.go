@@ -1,0 +1,22 @@
+package ids
+
+import (
+	"regexp"
+	"testing"
+)
+
+func TestNew(t *testing.T) {
+	t.Parallel()
+	re := regexp.MustCompile(`^job_[a-z2-7]{26}$`)
+	seen := make(map[string]bool)
+	for range 1000 {
+		id := New(Job)
+		if !re.MatchString(id) {
+			t.Fatalf("New(%q) = %q, want match %s", Job, id, re)
+		}
+		if seen[id] {
+			t.Fatalf("New(%q) repeated %q", Job, id)
+		}
+		seen[id] = true
+	}
+}

@@ -1,0 +1,89 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/storage"
+)
+
+const keySetColumns = `id, tenant_id, model, params_id, size_bytes, blob_key, created_at`
+
+func scanKeySet(row pgx.Row) (storage.KeySet, error) {
+	var ks storage.KeySet
+	if err := row.Scan(&ks.ID, &ks.TenantID, &ks.Model, &ks.ParamsID, &ks.SizeBytes, &ks.BlobKey, &ks.CreatedAt); err != nil {
+		return storage.KeySet{}, translate(err)
+	}
+	ks.CreatedAt = ks.CreatedAt.UTC()
+	return ks, nil
+}
+
+// PutKeySet records a key set for ks.TenantID; ks.CreatedAt is ignored and
+// set to now. If the tenant already has a key set with ks.ID, that one is
+// returned unchanged with created == false. ErrNotFound if the tenant does
+// not exist.
+func (s *Store) PutKeySet(ctx context.Context, ks storage.KeySet) (storage.KeySet, bool, error) {
+	if ks.ID == "" || ks.TenantID == "" {
+		return storage.KeySet{}, false, errors.New("putting key set: ID and TenantID are required")
+	}
+	stored, err := scanKeySet(s.pool.QueryRow(ctx,
+		`INSERT INTO key_sets (tenant_id, id, model, params_id, size_bytes, blob_key, created_at)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7)
+		 ON CONFLICT (tenant_id, id) DO NOTHING
+		 RETURNING `+keySetColumns,
+		ks.TenantID, ks.ID, ks.Model, ks.ParamsID, ks.SizeBytes, ks.BlobKey, s.now()))
+	if err == nil {
+		return stored, true, nil
+	}
+	if !errors.Is(err, errNoRows) {
+		// A missing tenant is a foreign-key violation: ErrNotFound too,
+		// but not errNoRows.
+		return storage.KeySet{}, false, fmt.Errorf("putting key set %s: %w", ks.ID, err)
+	}
+	// No row inserted: the tenant already has this key set.
+	stored, err = s.GetKeySet(ctx, ks.TenantID, ks.ID)
+	if err != nil {
+		return storage.KeySet{}, false, fmt.Errorf("putting key set %s: %w", ks.ID, err)
+	}
+	return stored, false, nil
+}
+
+// GetKeySet returns the tenant's key set or ErrNotFound.
+func (s *Store) GetKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) (storage.KeySet, error) {
+	ks, err := scanKeySet(s.pool.QueryRow(ctx,
+		`SELECT `+keySetColumns+` FROM key_sets WHERE tenant_id = $1 AND id = $2`, tenant, id))
+	if err != nil {
+		return storage.KeySet{}, fmt.Errorf("getting key set %s: %w", id, err)
+	}
+	return ks, nil
+}
+
+// ListKeySets returns the tenant's key sets, newest first.
+func (s *Store) ListKeySets(ctx context.Context, tenant hegate.TenantID) ([]storage.KeySet, error) {
+	rows, err := s.pool.Query(ctx,
+		`SELECT `+keySetColumns+` FROM key_sets WHERE tenant_id = $1 ORDER BY created_at DESC, id DESC`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("listing key sets of tenant %s: %w", tenant, translate(err))
+	}
+	out, err := collect(rows, scanKeySet)
+	if err != nil {
+		return nil, fmt.Errorf("listing key sets of tenant %s: %w", tenant, err)
+	}
+	return out, nil
+}
+
+// DeleteKeySet removes the tenant's key set record or returns ErrNotFound.
+func (s *Store) DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) error {
+	tag, err := s.pool.Exec(ctx, `DELETE FROM key_sets WHERE tenant_id = $1 AND id = $2`, tenant, id)
+	if err != nil {
+		return fmt.Errorf("deleting key set %s: %w", id, translate(err))
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("deleting key set %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}

@@ -1,0 +1,251 @@
+// Package postgres implements storage.Store on PostgreSQL through pgx, with
+// River (riverpgxv5) as the job queue. It is the production store: any number
+// of gateway and worker processes on any number of machines may share one
+// database.
+//
+// With Config.Schema set, every connection's search_path is that schema
+// alone, hegate's tables and goose's version table live there, and River is
+// configured with the same schema (its tables, and its LISTEN/NOTIFY topics,
+// are qualified by it). Several deployments, or parallel test runs, can thus
+// share one database.
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"regexp"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riverpgxv5"
+
+	"github.com/hegate/hegate/migrations"
+	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/jobqueue"
+)
+
+// Engine is what Store.Engine returns.
+const Engine = "postgres"
+
+// schemaRE is what Config.Schema must match: an unquoted, lowercase
+// PostgreSQL identifier, so it needs no quoting and does not change case.
+var schemaRE = regexp.MustCompile(`^[a-z_][a-z0-9_]{0,39}$`)
+
+// Config configures a Store.
+type Config struct {
+	// URL is the pgx connection string, e.g.
+	// "postgres://user@host:5432/db?sslmode=verify-full". Required.
+	URL string
+	// Schema, if set, is the schema that holds hegate's and River's tables:
+	// lowercase letters, digits and underscores, at most 40 characters,
+	// not starting with a digit. Migrate creates it if it does not exist.
+	// Empty means the connection's default search_path.
+	Schema string
+	// MaxConns caps the connection pool; 0 means pgxpool's default
+	// (the larger of 4 and the number of CPUs). River keeps one connection
+	// for LISTEN and Migrate holds one for its lock while using others, so
+	// at least 2 are needed.
+	MaxConns int
+	// Logger receives the job queue's and migrations' logs; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for stored timestamps; nil means time.Now.
+	Now func() time.Time
+}
+
+// Validate checks the configuration and names the offending field.
+func (c Config) Validate() error {
+	switch {
+	case c.URL == "":
+		return errors.New("postgres: Config.URL is required")
+	case c.Schema != "" && !schemaRE.MatchString(c.Schema):
+		return fmt.Errorf("postgres: Config.Schema %q must match %s", c.Schema, schemaRE)
+	case c.MaxConns < 0 || c.MaxConns == 1:
+		return fmt.Errorf("postgres: Config.MaxConns is %d, must be 0 (default) or >= 2", c.MaxConns)
+	}
+	return nil
+}
+
+// Store is a storage.Store on PostgreSQL.
+type Store struct {
+	pool   *pgxpool.Pool
+	schema string
+	logger *slog.Logger
+	clock  func() time.Time
+	driver *riverpgxv5.Driver
+	queue  *jobqueue.Queue[pgx.Tx]
+}
+
+var _ storage.Store = (*Store)(nil)
+
+// Open connects to PostgreSQL and checks that it answers. It does not
+// migrate: call Migrate (as `hegate migrate` and start-up do).
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	pcfg, err := pgxpool.ParseConfig(cfg.URL)
+	if err != nil {
+		// The parse error may quote the URL, password included.
+		return nil, errors.New("postgres: Config.URL is not a valid connection string")
+	}
+	if cfg.MaxConns > 0 {
+		pcfg.MaxConns = int32(cfg.MaxConns)
+	}
+	if cfg.Schema != "" {
+		pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: creating pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: connecting: %w", err)
+	}
+
+	s := &Store{
+		pool:   pool,
+		schema: cfg.Schema,
+		logger: cfg.Logger,
+		clock:  cfg.Now,
+		driver: riverpgxv5.New(pool),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.clock == nil {
+		s.clock = time.Now
+	}
+	s.queue, err = jobqueue.New(s.driver, s.queueConfig())
+	if err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("postgres: %w", err)
+	}
+	return s, nil
+}
+
+func (s *Store) queueConfig() jobqueue.Config {
+	return jobqueue.Config{Schema: s.schema, Logger: s.logger, Now: s.clock}
+}
+
+// now is the store's clock in UTC at PostgreSQL's precision (microseconds),
+// so a value read back equals the value written.
+func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microsecond) }
+
+// Engine returns "postgres".
+func (s *Store) Engine() string { return Engine }
+
+// Ping reports whether the database answers.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("pinging postgres: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection pool. Call StopWorkers first.
+func (s *Store) Close() error {
+	s.pool.Close()
+	return nil
+}
+
+// Migrate creates the schema if needed and applies hegate's goose
+// migrations and River's migrations, under a PostgreSQL advisory lock (one
+// per schema) so that processes starting together migrate one at a time.
+func (s *Store) Migrate(ctx context.Context) (err error) {
+	conn, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return fmt.Errorf("migrating: acquiring connection: %w", err)
+	}
+	defer conn.Release()
+
+	h := fnv.New64a()
+	h.Write([]byte("hegate migrate " + s.schema))
+	lockID := int64(h.Sum64())
+	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
+		return fmt.Errorf("migrating: taking lock: %w", err)
+	}
+	defer func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+		defer cancel()
+		if _, uerr := conn.Exec(uctx, "SELECT pg_advisory_unlock($1)", lockID); uerr != nil {
+			// Never give a connection that may still hold the lock back to the pool.
+			_ = conn.Conn().Close(uctx)
+			err = errors.Join(err, fmt.Errorf("migrating: releasing lock: %w", uerr))
+		}
+	}()
+
+	if s.schema != "" {
+		// schemaRE makes the name safe to splice.
+		if _, err := conn.Exec(ctx, "CREATE SCHEMA IF NOT EXISTS "+s.schema); err != nil {
+			return fmt.Errorf("migrating: creating schema %s: %w", s.schema, err)
+		}
+	}
+
+	db := stdlib.OpenDBFromPool(s.pool)
+	defer db.Close()
+	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(),
+		goose.WithDisableGlobalRegistry(true),
+		goose.WithSlog(s.logger),
+	)
+	if err != nil {
+		return fmt.Errorf("migrating: loading migrations: %w", err)
+	}
+	if _, err := provider.Up(ctx); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	if err := jobqueue.Migrate(ctx, s.driver, s.queueConfig()); err != nil {
+		return fmt.Errorf("migrating: %w", err)
+	}
+	return nil
+}
+
+// StartWorkers starts River workers in this process; see storage.Workers.
+func (s *Store) StartWorkers(ctx context.Context, cfg storage.WorkerConfig) error {
+	return s.queue.Start(ctx, cfg, jobqueue.Hooks{Runnable: s.jobRunnable, GiveUp: s.giveUpJob})
+}
+
+// StopWorkers stops the workers started by StartWorkers; see storage.Workers.
+func (s *Store) StopWorkers(ctx context.Context) error {
+	return s.queue.Stop(ctx)
+}
+
+// SQLSTATE codes translate handles.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+)
+
+// errNoRows is the ErrNotFound that translate returns for "no rows", so
+// callers can tell it from a foreign-key violation.
+var errNoRows = fmt.Errorf("%w: no rows", storage.ErrNotFound)
+
+// translate turns pgx errors into storage's domain errors. It is the only
+// place that looks inside pgx errors. A unique violation is ErrConflict; a
+// foreign-key violation (the referenced tenant does not exist) and "no rows"
+// are ErrNotFound. Other errors are returned as they are.
+func translate(err error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNoRows
+	}
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch pgErr.Code {
+		case codeUniqueViolation:
+			return fmt.Errorf("%w: %s", storage.ErrConflict, pgErr.ConstraintName)
+		case codeForeignKeyViolation:
+			return fmt.Errorf("%w: %s", storage.ErrNotFound, pgErr.ConstraintName)
+		}
+	}
+	return err
+}

@@ -1,0 +1,90 @@
+package sqlite
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/ids"
+)
+
+const apiKeyColumns = `id, tenant_id, name, prefix, created_at, revoked_at, last_used_at`
+
+func scanAPIKey(row scanner) (storage.APIKey, error) {
+	var (
+		k                         storage.APIKey
+		created, revoked, lastUse nullTime
+	)
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &created, &revoked, &lastUse); err != nil {
+		return storage.APIKey{}, translate(err)
+	}
+	k.CreatedAt = created.Time
+	k.RevokedAt = revoked.ptr()
+	k.LastUsedAt = lastUse.ptr()
+	return k, nil
+}
+
+// CreateAPIKey stores a hashed key. ErrNotFound if the tenant does not
+// exist, ErrConflict if the hash is already stored.
+func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) (storage.APIKey, error) {
+	if len(p.Hash) != sha256.Size {
+		return storage.APIKey{}, fmt.Errorf("creating API key: hash is %d bytes, want %d", len(p.Hash), sha256.Size)
+	}
+	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
+		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at)
+		 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING `+apiKeyColumns,
+		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, dbTime(s.now())))
+	if err != nil {
+		return storage.APIKey{}, fmt.Errorf("creating API key for tenant %s: %w", p.TenantID, err)
+	}
+	return k, nil
+}
+
+// LookupAPIKey finds an unrevoked key by hash, records its use and returns
+// it, or returns ErrNotFound.
+func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (storage.APIKey, error) {
+	if len(hash) != sha256.Size {
+		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", storage.ErrNotFound)
+	}
+	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
+		`UPDATE api_keys SET last_used_at = ?2
+		 WHERE hash = ?1 AND revoked_at IS NULL RETURNING `+apiKeyColumns,
+		hash, dbTime(s.now())))
+	if err != nil {
+		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", err)
+	}
+	return k, nil
+}
+
+// ListAPIKeys returns the tenant's keys, oldest first, revoked ones included.
+func (s *Store) ListAPIKeys(ctx context.Context, tenant hegate.TenantID) ([]storage.APIKey, error) {
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+apiKeyColumns+` FROM api_keys WHERE tenant_id = ?1 ORDER BY created_at, id`, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("listing API keys of tenant %s: %w", tenant, translate(err))
+	}
+	out, err := collect(rows, scanAPIKey)
+	if err != nil {
+		return nil, fmt.Errorf("listing API keys of tenant %s: %w", tenant, err)
+	}
+	return out, nil
+}
+
+// RevokeAPIKey revokes one of the tenant's keys; ErrNotFound if the tenant
+// has no such key. Revoking twice keeps the first revocation time.
+func (s *Store) RevokeAPIKey(ctx context.Context, tenant hegate.TenantID, id hegate.APIKeyID) error {
+	res, err := s.db.ExecContext(ctx,
+		`UPDATE api_keys SET revoked_at = COALESCE(revoked_at, ?3) WHERE tenant_id = ?1 AND id = ?2`,
+		tenant, id, dbTime(s.now()))
+	if err != nil {
+		return fmt.Errorf("revoking API key %s: %w", id, translate(err))
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("revoking API key %s: %w", id, translate(err))
+	} else if n == 0 {
+		return fmt.Errorf("revoking API key %s: %w", id, storage.ErrNotFound)
+	}
+	return nil
+}

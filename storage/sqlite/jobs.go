@@ -1,0 +1,229 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/ids"
+)
+
+// maxListJobs caps ListJobs' limit.
+const maxListJobs = 1000
+
+const jobColumns = `id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
+	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at`
+
+func scanJob(row scanner) (storage.Job, error) {
+	var (
+		j                          storage.Job
+		key                        sql.NullString
+		created, started, finished nullTime
+	)
+	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
+		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &created, &started, &finished)
+	if err != nil {
+		return storage.Job{}, translate(err)
+	}
+	j.IdempotencyKey = key.String
+	j.CreatedAt = created.Time
+	j.StartedAt = started.ptr()
+	j.FinishedAt = finished.ptr()
+	return j, nil
+}
+
+// CreateJob inserts a queued job and its River job in one transaction. With
+// an IdempotencyKey the tenant already used, the existing job is returned
+// with created == false and nothing is enqueued. ErrNotFound if the tenant
+// does not exist.
+func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
+	key := sql.NullString{String: p.IdempotencyKey, Valid: p.IdempotencyKey != ""}
+	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		// Writers are serialised (one connection, BEGIN IMMEDIATE), so
+		// between the INSERT and the SELECT nobody else writes.
+		job, err = scanJob(tx.QueryRowContext(ctx,
+			`INSERT INTO jobs (id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
+			                   idempotency_key, created_at)
+			 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)
+			 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+			 RETURNING `+jobColumns,
+			ids.New(ids.Job), p.TenantID, p.Model, p.KeySetID, p.InputBlob, p.InputBytes, key, dbTime(s.now())))
+		switch {
+		case err == nil:
+			created = true
+			return s.queue.Enqueue(ctx, tx, job.ID)
+		case errors.Is(err, errNoRows):
+			job, err = scanJob(tx.QueryRowContext(ctx,
+				`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2`,
+				p.TenantID, p.IdempotencyKey))
+			return err
+		default:
+			return err
+		}
+	})
+	if err != nil {
+		return storage.Job{}, false, fmt.Errorf("creating job for tenant %s: %w", p.TenantID, translate(err))
+	}
+	return job, created, nil
+}
+
+// GetJob returns the tenant's job or ErrNotFound.
+func (s *Store) GetJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (storage.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx,
+		`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = ?1 AND id = ?2`, tenant, id))
+	if err != nil {
+		return storage.Job{}, fmt.Errorf("getting job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// ListJobs returns the tenant's most recent jobs, newest first: at most
+// limit, and never more than 1000. A limit <= 0 returns no jobs.
+func (s *Store) ListJobs(ctx context.Context, tenant hegate.TenantID, limit int) ([]storage.Job, error) {
+	if limit <= 0 {
+		return []storage.Job{}, nil
+	}
+	rows, err := s.db.QueryContext(ctx,
+		`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = ?1 ORDER BY created_at DESC, id DESC LIMIT ?2`,
+		tenant, min(limit, maxListJobs))
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs of tenant %s: %w", tenant, translate(err))
+	}
+	out, err := collect(rows, scanJob)
+	if err != nil {
+		return nil, fmt.Errorf("listing jobs of tenant %s: %w", tenant, err)
+	}
+	return out, nil
+}
+
+// StartJob moves a queued or running job to running and counts the attempt;
+// StartedAt keeps the first attempt's time. ErrConflict if the job is
+// terminal, ErrNotFound if there is none.
+func (s *Store) StartJob(ctx context.Context, id hegate.JobID) (storage.Job, error) {
+	j, err := s.transition(ctx, false, "", id,
+		`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, ?2)
+		 WHERE id = ?1 AND status IN ('queued', 'running') RETURNING `+jobColumns,
+		id, dbTime(s.now()))
+	if err != nil {
+		return storage.Job{}, fmt.Errorf("starting job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// CompleteJob marks a running job succeeded with its result; ErrConflict if
+// it is not running, ErrNotFound if there is none.
+func (s *Store) CompleteJob(ctx context.Context, id hegate.JobID, resultBlob string, resultBytes int64) (storage.Job, error) {
+	j, err := s.transition(ctx, false, "", id,
+		`UPDATE jobs SET status = 'succeeded', result_blob = ?2, result_bytes = ?3, finished_at = ?4
+		 WHERE id = ?1 AND status = 'running' RETURNING `+jobColumns,
+		id, resultBlob, resultBytes, dbTime(s.now()))
+	if err != nil {
+		return storage.Job{}, fmt.Errorf("completing job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// FailJob marks a queued or running job failed with a client-safe reason;
+// ErrConflict if it is terminal, ErrNotFound if there is none.
+func (s *Store) FailJob(ctx context.Context, id hegate.JobID, reason string) (storage.Job, error) {
+	j, err := s.transition(ctx, false, "", id,
+		`UPDATE jobs SET status = 'failed', error = ?2, finished_at = ?3
+		 WHERE id = ?1 AND status IN ('queued', 'running') RETURNING `+jobColumns,
+		id, reason, dbTime(s.now()))
+	if err != nil {
+		return storage.Job{}, fmt.Errorf("failing job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// CancelJob cancels the tenant's queued job; ErrNotFound if the tenant has
+// no such job, ErrConflict if it is no longer queued. The River job stays
+// queued and completes without calling the handler.
+func (s *Store) CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (storage.Job, error) {
+	j, err := s.transition(ctx, true, tenant, id,
+		`UPDATE jobs SET status = 'cancelled', finished_at = ?3
+		 WHERE tenant_id = ?1 AND id = ?2 AND status = 'queued' RETURNING `+jobColumns,
+		tenant, id, dbTime(s.now()))
+	if err != nil {
+		return storage.Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
+	}
+	return j, nil
+}
+
+// transition runs a conditional UPDATE ... RETURNING on one job. When it
+// changes no row it tells why: ErrNotFound if the job does not exist (or
+// belongs to another tenant than tenant when scoped), else ErrConflict
+// naming its status.
+func (s *Store) transition(ctx context.Context, scoped bool, tenant hegate.TenantID, id hegate.JobID, query string, args ...any) (storage.Job, error) {
+	j, err := scanJob(s.db.QueryRowContext(ctx, query, args...))
+	if !errors.Is(err, errNoRows) {
+		return j, err
+	}
+	var (
+		owner  hegate.TenantID
+		status storage.JobStatus
+	)
+	if err := s.db.QueryRowContext(ctx, `SELECT tenant_id, status FROM jobs WHERE id = ?1`, id).Scan(&owner, &status); err != nil {
+		return storage.Job{}, translate(err)
+	}
+	if scoped && owner != tenant {
+		return storage.Job{}, storage.ErrNotFound
+	}
+	return storage.Job{}, fmt.Errorf("%w: job is %s", storage.ErrConflict, status)
+}
+
+// jobStatus returns a job's status, whoever owns it, or ErrNotFound.
+func (s *Store) jobStatus(ctx context.Context, id hegate.JobID) (storage.JobStatus, error) {
+	var status storage.JobStatus
+	if err := s.db.QueryRowContext(ctx, `SELECT status FROM jobs WHERE id = ?1`, id).Scan(&status); err != nil {
+		return "", translate(err)
+	}
+	return status, nil
+}
+
+// jobRunnable is the workers' jobqueue.Hooks.Runnable: a job still wants
+// work unless it is terminal or gone.
+func (s *Store) jobRunnable(ctx context.Context, id hegate.JobID) (bool, error) {
+	status, err := s.jobStatus(ctx, id)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("checking job %s: %w", id, err)
+	}
+	return !status.Terminal(), nil
+}
+
+// giveUpJob is the workers' jobqueue.Hooks.GiveUp: it fails the job unless
+// it is already terminal.
+func (s *Store) giveUpJob(ctx context.Context, id hegate.JobID, reason string) error {
+	_, err := s.FailJob(ctx, id, reason)
+	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// inTx runs fn in a transaction, committing if it returns nil. fn must use
+// only tx: the Store has one connection, which tx holds.
+func (s *Store) inTx(ctx context.Context, fn func(tx *sql.Tx) error) (err error) {
+	tx, err := s.db.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("beginning transaction: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(); err != nil {
+		return fmt.Errorf("committing: %w", err)
+	}
+	return nil
+}
