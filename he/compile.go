@@ -50,11 +50,21 @@ type entry struct {
 	v    float64
 }
 
-// linearOp is y = W x + b with W sparse, out×in.
+// linearOp is y = W x + b with W sparse, out×in. Row i of the output
+// lands in slot rowSlot[i] (nil: slot i); columns index the previous
+// op's logical outputs (or, for the first op, input slots).
 type linearOp struct {
 	out, in int
 	w       []entry
 	bias    []float64
+	rowSlot []int
+}
+
+func (l *linearOp) slotOf(i int) int {
+	if l.rowSlot == nil {
+		return i
+	}
+	return l.rowSlot[i]
 }
 
 // affine scales W and b by a and adds c to every output.
@@ -100,13 +110,20 @@ type im2colPacking struct {
 	c, h, w             int // input shape
 	kernel, stride, pad int
 	oh, ow              int
+	// block is the slot distance between two patch elements (and between
+	// two output channels of the convolution): oh·ow, or the next power of
+	// two, which makes the convolution's diagonals multiples of a power of
+	// two and so needs far fewer rotation keys.
+	block int
 }
 
-// size is the number of values the packed input takes.
+func (q *im2colPacking) patch() int { return q.c * q.kernel * q.kernel }
+
+// size is the number of slots the packed input spans.
 func (p inputPacking) size(inputSize int) int {
 	if p.im2col != nil {
 		q := p.im2col
-		return q.c * q.kernel * q.kernel * q.oh * q.ow
+		return (q.patch()-1)*q.block + q.oh*q.ow
 	}
 	return inputSize
 }
@@ -115,7 +132,7 @@ func (p inputPacking) manifest() *Packing {
 	if p.im2col == nil {
 		return nil
 	}
-	return &Packing{Kind: "im2col", Kernel: p.im2col.kernel, Stride: p.im2col.stride, Padding: p.im2col.pad}
+	return &Packing{Kind: "im2col", Kernel: p.im2col.kernel, Stride: p.im2col.stride, Padding: p.im2col.pad, Block: p.im2col.block}
 }
 
 // pack lays x out as the device must encrypt it.
@@ -124,7 +141,6 @@ func (p inputPacking) pack(x []float64) []float64 {
 		return append([]float64(nil), x...)
 	}
 	q := p.im2col
-	positions := q.oh * q.ow
 	out := make([]float64, p.size(len(x)))
 	for c := 0; c < q.c; c++ {
 		for ky := 0; ky < q.kernel; ky++ {
@@ -140,7 +156,7 @@ func (p inputPacking) pack(x []float64) []float64 {
 						if ix < 0 || ix >= q.w {
 							continue
 						}
-						out[patch*positions+oy*q.ow+ox] = x[(c*q.h+iy)*q.w+ix]
+						out[patch*q.block+oy*q.ow+ox] = x[(c*q.h+iy)*q.w+ix]
 					}
 				}
 			}
@@ -150,7 +166,8 @@ func (p inputPacking) pack(x []float64) []float64 {
 }
 
 // lower turns the graph into linear and square ops with activations folded.
-func lower(g *Graph) (inputPacking, []lowered, error) {
+// maxSlots bounds the padded im2col layout; 0 disables the padding.
+func lower(g *Graph, maxSlots int) (inputPacking, []lowered, error) {
 	const op = "he.Compile"
 	unsupported := func(format string, args ...any) error {
 		return hegate.E(op, hegate.KindInvalid, nil, format, args...)
@@ -164,8 +181,12 @@ func lower(g *Graph) (inputPacking, []lowered, error) {
 			c := l.Conv
 			oh, ow := ConvOutputSize(shape[1], c.Kernel, c.Stride, c.Padding), ConvOutputSize(shape[2], c.Kernel, c.Stride, c.Padding)
 			if li == 0 {
-				packing.im2col = &im2colPacking{c: shape[0], h: shape[1], w: shape[2], kernel: c.Kernel, stride: c.Stride, pad: c.Padding, oh: oh, ow: ow}
-				ops = append(ops, lowered{kind: kindLinear, lin: im2colConv(c, oh*ow)})
+				q := &im2colPacking{c: shape[0], h: shape[1], w: shape[2], kernel: c.Kernel, stride: c.Stride, pad: c.Padding, oh: oh, ow: ow, block: oh * ow}
+				if padded := nextPow2(oh * ow); maxSlots > 0 && max(q.patch(), c.OutChannels)*padded <= maxSlots {
+					q.block = padded
+				}
+				packing.im2col = q
+				ops = append(ops, lowered{kind: kindLinear, lin: im2colConv(c, oh*ow, q.block)})
 			} else {
 				ops = append(ops, lowered{kind: kindLinear, lin: convMatrix(c, shape)})
 			}
@@ -242,7 +263,7 @@ func compose(second, first *linearOp) *linearOp {
 		rows[e.i] = append(rows[e.i], e)
 	}
 	acc := make(map[[2]int]float64)
-	res := &linearOp{out: second.out, in: first.in, bias: append([]float64(nil), second.bias...)}
+	res := &linearOp{out: second.out, in: first.in, bias: append([]float64(nil), second.bias...), rowSlot: second.rowSlot}
 	for _, e := range second.w {
 		res.bias[e.i] += e.v * first.bias[e.j]
 		for _, f := range rows[e.j] {
@@ -278,17 +299,28 @@ func coeff(c []float64, i int) float64 {
 	return 0
 }
 
-// im2colConv is the convolution as a matrix over the unrolled input:
-// out[o·P + p] = Σ_k W[o][k] · v[k·P + p] + b[o], P = positions.
-func im2colConv(c *Conv2D, positions int) *linearOp {
+// im2colConv is the convolution as a matrix over the unrolled input, whose
+// patch element k of position p sits in slot k·B + p (B = block):
+// out[o·P + p] = Σ_k W[o][k] · v[k·B + p] + b[o], P = positions, and
+// output row o·P + p lands in slot o·B + p. Every entry then lies on the
+// diagonal (k - o)·B.
+func im2colConv(c *Conv2D, positions, block int) *linearOp {
 	patch := c.InChannels * c.Kernel * c.Kernel
-	lin := &linearOp{out: c.OutChannels * positions, in: patch * positions, bias: make([]float64, c.OutChannels*positions)}
+	out := c.OutChannels * positions
+	lin := &linearOp{out: out, in: (patch-1)*block + positions, bias: make([]float64, out)}
+	if block != positions {
+		lin.rowSlot = make([]int, out)
+	}
 	for o := 0; o < c.OutChannels; o++ {
 		for p := 0; p < positions; p++ {
-			lin.bias[o*positions+p] = c.Bias[o]
+			row := o*positions + p
+			lin.bias[row] = c.Bias[o]
+			if lin.rowSlot != nil {
+				lin.rowSlot[row] = o*block + p
+			}
 			for k := 0; k < patch; k++ {
 				if v := c.Weights[o*patch+k]; v != 0 {
-					lin.w = append(lin.w, entry{o*positions + p, k*positions + p, v})
+					lin.w = append(lin.w, entry{row, k*block + p, v})
 				}
 			}
 		}
@@ -381,7 +413,11 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	packing, ops, err := lower(g)
+	packing, ops, err := lower(g, params.ckks.MaxSlots())
+	if err == nil && len(ops) > 0 && ops[len(ops)-1].kind == kindLinear && ops[len(ops)-1].lin.rowSlot != nil {
+		// The output must sit in the first slots: no padded layout then.
+		packing, ops, err = lower(g, 0)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -390,7 +426,7 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	width := packing.size(g.InputSize())
 	for _, o := range ops {
 		if o.kind == kindLinear {
-			width = max(width, o.lin.in, o.lin.out)
+			width = max(width, o.lin.in, o.lin.slotOf(o.lin.out-1)+1)
 		}
 	}
 	c.n = nextPow2(width)
@@ -416,15 +452,17 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	ecd := ckks.NewEncoder(params.ckks)
 	galSet := map[uint64]bool{}
 	level := c.inputLevel
+	var colSlot []int // where the previous linear step left each logical value
 	for _, o := range ops {
 		st := step{kind: o.kind, level: level, period: c.n}
 		switch o.kind {
 		case kindSquare:
 			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
 		case kindLinear:
-			if err := c.planLinear(&st, o.lin, ecd); err != nil {
+			if err := c.planLinear(&st, toSlots(o.lin, colSlot), ecd); err != nil {
 				return nil, fmt.Errorf("%s: %w", op, err)
 			}
+			colSlot = o.lin.rowSlot
 			for _, ge := range st.lt.GaloisElements(params.ckks) {
 				galSet[ge] = true
 			}
@@ -449,6 +487,30 @@ func (c *Cost) add(o Cost) {
 	c.CipherMults += o.CipherMults
 	c.Relins += o.Relins
 	c.Rescales += o.Rescales
+}
+
+// toSlots rewrites l in slot coordinates: row i goes to l's row slot,
+// column j to colSlot[j] (the previous step's layout; nil: slot j).
+func toSlots(l *linearOp, colSlot []int) *linearOp {
+	if l.rowSlot == nil && colSlot == nil {
+		return l
+	}
+	out := 0
+	for i := 0; i < l.out; i++ {
+		out = max(out, l.slotOf(i)+1)
+	}
+	res := &linearOp{out: out, in: l.in, bias: make([]float64, out), w: make([]entry, len(l.w))}
+	for i, b := range l.bias {
+		res.bias[l.slotOf(i)] = b
+	}
+	for k, e := range l.w {
+		j := e.j
+		if colSlot != nil {
+			j = colSlot[j]
+		}
+		res.w[k] = entry{l.slotOf(e.i), j, e.v}
+	}
+	return res
 }
 
 // plainDiagonals returns diag[k][i] = W[i][(i+k) mod n].

@@ -71,9 +71,9 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		if pk.Kind != "im2col" || len(man.Input) != 3 || pk.Kernel < 1 || pk.Stride < 1 || pk.Padding < 0 || pk.Kernel > 64 || pk.Stride > 64 || pk.Padding > 64 {
 			return nil, bad("packing %+v is not understood", *pk)
 		}
-		q := &im2colPacking{c: man.Input[0], h: man.Input[1], w: man.Input[2], kernel: pk.Kernel, stride: pk.Stride, pad: pk.Padding}
+		q := &im2colPacking{c: man.Input[0], h: man.Input[1], w: man.Input[2], kernel: pk.Kernel, stride: pk.Stride, pad: pk.Padding, block: pk.Block}
 		q.oh, q.ow = ConvOutputSize(q.h, q.kernel, q.stride, q.pad), ConvOutputSize(q.w, q.kernel, q.stride, q.pad)
-		if q.oh < 1 || q.ow < 1 {
+		if q.oh < 1 || q.ow < 1 || q.block < q.oh*q.ow || q.block > s.n {
 			return nil, bad("packing %+v does not fit the input", *pk)
 		}
 		s.packing.im2col = q

@@ -6,7 +6,10 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"strings"
 	"testing"
+
+	"github.com/hegate/hegate"
 )
 
 func randVec(r *rand.Rand, n int, scale float64) []float64 {
@@ -30,16 +33,17 @@ func tinyDense(r *rand.Rand) *Graph {
 	}
 }
 
-// tinyCNN is a CryptoNets-shaped network on a 1×8×8 input.
+// tinyCNN is a CryptoNets-shaped network on a 1×10×10 input: 5×5 output
+// positions, so the im2col layout is padded to blocks of 32 slots.
 func tinyCNN(r *rand.Rand) *Graph {
 	return &Graph{
 		Name:  "tiny-cnn",
-		Input: []int{1, 8, 8},
+		Input: []int{1, 10, 10},
 		Layers: []Layer{
 			{Op: OpConv2D, Conv: &Conv2D{InChannels: 1, OutChannels: 2, Kernel: 3, Stride: 2, Padding: 1, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 2, 0.2)}},
 			{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0.5, 0.1}}},
 			{Op: OpFlatten},
-			{Op: OpDense, Dense: &Dense{In: 32, Out: 6, Weights: randVec(r, 192, 0.3), Bias: randVec(r, 6, 0.2)}},
+			{Op: OpDense, Dense: &Dense{In: 50, Out: 6, Weights: randVec(r, 300, 0.3), Bias: randVec(r, 6, 0.2)}},
 			{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0.5, 0.1}}},
 			{Op: OpDense, Dense: &Dense{In: 6, Out: 3, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 3, 0.2)}},
 		},
@@ -117,6 +121,92 @@ func TestEncryptedMatchesReference(t *testing.T) {
 						t.Fatalf("output %d: encrypted %v, reference %v", i, got[i], want[i])
 					}
 				}
+			}
+		})
+	}
+}
+
+// TestCompileShapes checks the lowering's special cases against the
+// reference executor: a graph ending in an activation, adjacent dense
+// layers fused into one, a degree-1 activation folded away, and a
+// convolution that is the only layer (no padded layout then).
+func TestCompileShapes(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	dense := func(in, out int) Layer {
+		return Layer{Op: OpDense, Dense: &Dense{In: in, Out: out, Weights: randVec(r, in*out, 0.5), Bias: randVec(r, out, 0.3)}}
+	}
+	poly := func(c ...float64) Layer { return Layer{Op: OpPoly, Poly: &Poly{Coeffs: c}} }
+	tests := []struct {
+		name   string
+		g      *Graph
+		levels int
+	}{
+		{"ok/ends-in-activation", &Graph{Name: "a", Input: []int{8}, Layers: []Layer{dense(8, 4), poly(0.2, 0.5, 0.3)}}, 3},
+		{"ok/dense-dense-fused", &Graph{Name: "b", Input: []int{8}, Layers: []Layer{dense(8, 6), dense(6, 3)}}, 1},
+		{"ok/degree-1-folded", &Graph{Name: "c", Input: []int{8}, Layers: []Layer{dense(8, 6), poly(0.1, 2), dense(6, 3)}}, 1},
+		{"ok/conv-only", &Graph{Name: "d", Input: []int{1, 6, 6}, Layers: []Layer{
+			{Op: OpConv2D, Conv: &Conv2D{InChannels: 1, OutChannels: 2, Kernel: 3, Stride: 2, Padding: 0, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 2, 0.1)}},
+		}}, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			m, err := Compile(tc.g, CompileOptions{Params: "test-n12", AllowInsecure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Manifest().Levels; got != tc.levels {
+				t.Fatalf("%d levels, want %d", got, tc.levels)
+			}
+			sk, _ := m.GenerateSecretKey()
+			var keys bytes.Buffer
+			if _, err := m.WriteKeySet(&keys, sk); err != nil {
+				t.Fatal(err)
+			}
+			ks, err := m.ReadKeySet(&keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := randVec(r, tc.g.InputSize(), 1)
+			want, _ := tc.g.Reference(x)
+			ct, _ := m.Encrypt(sk, x)
+			res, _, err := m.Evaluate(context.Background(), ks, ct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := m.Decrypt(sk, res)
+			for i := range want {
+				if math.Abs(got[i]-want[i]) > 1e-3 {
+					t.Fatalf("output %d: %v, want %v", i, got[i], want[i])
+				}
+			}
+		})
+	}
+}
+
+func TestCompileRefuses(t *testing.T) {
+	r := rand.New(rand.NewPCG(11, 12))
+	dense := func(in, out int) Layer {
+		return Layer{Op: OpDense, Dense: &Dense{In: in, Out: out, Weights: randVec(r, in*out, 0.5), Bias: randVec(r, out, 0.3)}}
+	}
+	sq := Layer{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0, 1}}}
+	tests := []struct {
+		name, want string
+		g          *Graph
+		opts       CompileOptions
+	}{
+		{"fail/degree-3", "degree 3", &Graph{Name: "a", Input: []int{4}, Layers: []Layer{dense(4, 4), {Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 1, 0, 1}}}}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+		{"fail/activation-first", "must follow", &Graph{Name: "b", Input: []int{4}, Layers: []Layer{sq, dense(4, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+		{"fail/too-deep", "levels", &Graph{Name: "c", Input: []int{4}, Layers: []Layer{dense(4, 4), sq, dense(4, 4), sq, dense(4, 4), sq, dense(4, 4)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+		{"fail/too-wide", "slots", &Graph{Name: "d", Input: []int{4096}, Layers: []Layer{dense(4096, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+		{"fail/insecure", "128-bit", &Graph{Name: "e", Input: []int{4}, Layers: []Layer{dense(4, 2)}}, CompileOptions{Params: "test-n12"}},
+		{"fail/unknown-preset", "unknown parameter preset", &Graph{Name: "f", Input: []int{4}, Layers: []Layer{dense(4, 2)}}, CompileOptions{Params: "n99"}},
+		{"fail/shape", "in 5", &Graph{Name: "g", Input: []int{4}, Layers: []Layer{dense(5, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Compile(tc.g, tc.opts)
+			if !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), tc.want) {
+				t.Fatalf("got %v, want invalid mentioning %q", err, tc.want)
 			}
 		})
 	}

@@ -60,6 +60,7 @@ type Packing struct {
 	Kernel  int    `json:"kernel"`
 	Stride  int    `json:"stride"`
 	Padding int    `json:"padding"`
+	Block   int    `json:"block"` // slots between two patch elements
 }
 
 // KeySetInfo describes a key set that passed CheckKeySet.

@@ -62,7 +62,7 @@ func TestCiphertextRejected(t *testing.T) {
 		t.Fatal(err)
 	}
 	otherSK, _ := other.GenerateSecretKey()
-	otherCT, _ := other.Encrypt(otherSK, make([]float64, 64))
+	otherCT, _ := other.Encrypt(otherSK, make([]float64, 100))
 	n := len(f.input)
 	tests := []struct {
 		name, want string
