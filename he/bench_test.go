@@ -9,7 +9,7 @@ import (
 
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/mnist"
-	"github.com/hegate/hegate/models"
+	"github.com/hegate/hegate/modelzoo"
 )
 
 // BenchmarkMNIST times one encrypted MNIST inference (evaluation only, the
@@ -19,7 +19,7 @@ import (
 //
 //	go test ./he -run '^$' -bench MNIST -benchtime 5x
 func BenchmarkMNIST(b *testing.B) {
-	g, err := models.MNIST()
+	g, err := modelzoo.MNIST()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"strings"
 
 	"github.com/hegate/hegate/he"
-	"github.com/hegate/hegate/models"
+	"github.com/hegate/hegate/modelzoo"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/blobfs"
 	"github.com/hegate/hegate/storage/postgres"
@@ -100,7 +100,7 @@ func (c *backendConfig) openBlobs() (storage.Blobs, error) {
 
 // loadGraphs returns the embedded models and those in ModelsDir.
 func (c *backendConfig) loadGraphs() ([]*he.Graph, error) {
-	graphs, err := models.All()
+	graphs, err := modelzoo.All()
 	if err != nil {
 		return nil, fmt.Errorf("loading embedded models: %w", err)
 	}

