@@ -384,6 +384,8 @@ type deviceSpec struct {
 	n, logN    int // plaintext dimension (slots used) and its log2
 	inputLevel int
 	galEls     []uint64
+	galLevels  []int // level of each Galois key: the highest it is used at
+	relinLevel int   // level of the relinearisation key
 	outputSize int
 }
 
@@ -450,7 +452,8 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	}
 
 	ecd := ckks.NewEncoder(params.ckks)
-	galSet := map[uint64]bool{}
+	galLevel := map[uint64]int{} // Galois element → highest level it rotates at
+	use := func(ge uint64, level int) { galLevel[ge] = max(galLevel[ge], level) }
 	level := c.inputLevel
 	var colSlot []int // where the previous linear step left each logical value
 	for _, o := range ops {
@@ -458,26 +461,35 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 		switch o.kind {
 		case kindSquare:
 			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
+			c.relinLevel = max(c.relinLevel, level)
 		case kindLinear:
 			if err := c.planLinear(&st, toSlots(o.lin, colSlot), ecd); err != nil {
 				return nil, fmt.Errorf("%s: %w", op, err)
 			}
 			colSlot = o.lin.rowSlot
 			for _, ge := range st.lt.GaloisElements(params.ckks) {
-				galSet[ge] = true
+				use(ge, level) // rotations of the input, before the rescale
 			}
 			for _, r := range st.rotSum {
-				galSet[params.ckks.GaloisElement(r)] = true
+				use(params.ckks.GaloisElement(r), level-1) // after the rescale
 			}
 		}
 		c.cost.add(st.cost)
 		c.steps = append(c.steps, st)
 		level--
 	}
-	for ge := range galSet {
+	for ge := range galLevel {
 		c.galEls = append(c.galEls, ge)
 	}
 	sort.Slice(c.galEls, func(a, b int) bool { return c.galEls[a] < c.galEls[b] })
+	for _, ge := range c.galEls {
+		c.galLevels = append(c.galLevels, galLevel[ge])
+	}
+	if c.relinLevel == 0 {
+		// No multiplication: the key is still sent (the format always has
+		// one), at the lowest level so it costs little.
+		c.relinLevel = 1
+	}
 	return &Model{graph: g, c: c}, nil
 }
 

@@ -52,10 +52,19 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		return nil, bad("input shape %v", man.Input)
 	}
 	twoN := uint64(2 * p.N())
-	for _, ge := range man.GaloisElements {
-		if ge%2 == 0 || ge >= twoN {
-			return nil, bad("galois element %d is not an odd number below 2N", ge)
+	if len(man.GaloisLevels) != len(man.GaloisElements) {
+		return nil, bad("%d galois_levels for %d galois_elements", len(man.GaloisLevels), len(man.GaloisElements))
+	}
+	for i, ge := range man.GaloisElements {
+		if ge%2 == 0 || ge >= twoN || (i > 0 && ge <= man.GaloisElements[i-1]) {
+			return nil, bad("galois element %d is not an odd number below 2N in ascending order", ge)
 		}
+		if l := man.GaloisLevels[i]; l < 0 || l > man.Levels {
+			return nil, bad("galois level %d out of range", l)
+		}
+	}
+	if man.RelinLevel < 1 || man.RelinLevel > man.Levels {
+		return nil, bad("relin_level %d out of range", man.RelinLevel)
 	}
 	s := &deviceSpec{
 		name:       string(man.Name),
@@ -65,6 +74,8 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		logN:       man.LogSlots,
 		inputLevel: man.Levels,
 		galEls:     append([]uint64(nil), man.GaloisElements...),
+		galLevels:  append([]int(nil), man.GaloisLevels...),
+		relinLevel: man.RelinLevel,
 		outputSize: man.OutputSize,
 	}
 	if pk := man.Packing; pk != nil {

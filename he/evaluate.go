@@ -109,6 +109,8 @@ func (m *Model) Manifest() Manifest {
 		LogSlots:        c.logN,
 		Levels:          c.inputLevel,
 		GaloisElements:  append([]uint64(nil), c.galEls...),
+		GaloisLevels:    append([]int(nil), c.galLevels...),
+		RelinLevel:      c.relinLevel,
 		Cost:            c.cost,
 		KeySetBytes:     c.keySetSize(),
 		CiphertextBytes: c.params.ciphertextSize(c.inputLevel),

@@ -15,8 +15,11 @@ import (
 
 // Key-set wire format. A key set holds exactly the keys a model needs:
 // the relinearisation key and one Galois key per element of the manifest,
-// in ascending order. Keys are compressed: the uniform half of each key is
-// regenerated from a 32-byte seed, which halves the upload.
+// in ascending order. Each key is generated at the highest level the
+// circuit uses it (a key used only late in the circuit has fewer moduli and
+// fewer gadget rows, so it is much smaller). Keys are compressed: the
+// uniform half of each key is regenerated from a 32-byte seed, which halves
+// the upload.
 //
 // Header (64 bytes):
 //
@@ -25,42 +28,69 @@ import (
 //	5   flags: bit 0 = compressed (required)
 //	6   reserved (2 bytes, zero)
 //	8   number of Galois keys (uint32)
-//	12  levelQ of the keys
+//	12  highest levelQ of any key
 //	13  levelP of the keys
 //	14  reserved (2 bytes, zero)
 //	16  parameter fingerprint (32 bytes)
 //	48  reserved (16 bytes, zero)
 //
-// Then the relinearisation key: seed (32 bytes) and its body; then each
-// Galois key: Galois element (uint64), seed (32 bytes), body. A body is the
-// key's gadget rows, each a polynomial mod Q (levelQ+1 rows of N
-// coefficients) followed by one mod P (levelP+1 rows).
+// Then one record per key, the relinearisation key first:
+//
+//	Galois element (uint64; 0 for the relinearisation key)
+//	levelQ of this key (1 byte), reserved (7 bytes, zero)
+//	seed (32 bytes)
+//	body: the key's gadget rows, each a polynomial mod Q (levelQ+1 rows of
+//	      N coefficients) followed by one mod P (levelP+1 rows)
 
-const seedSize = 32
+const (
+	seedSize        = 32
+	recordHead      = 16 // Galois element, level, reserved
+	relinElementTag = 0  // the Galois element field of the relinearisation key
+)
 
-// keyLayout is the shape of every key of a model's key set.
-type keyLayout struct {
+// keySize is the shape of one key at levelQ.
+type keySize struct {
 	levelQ, levelP int
 	rows           int   // gadget rows (RNS decomposition size)
-	bodyBytes      int64 // bytes of one key body
+	bodyBytes      int64 // bytes of the key body
 }
 
-func (c *deviceSpec) keyLayout() keyLayout {
+func (c *deviceSpec) keySize(levelQ int) keySize {
 	p := c.params.ckks
-	lq, lp := c.inputLevel, p.MaxLevelP()
-	rows := p.BaseRNSDecompositionVectorSize(lq, lp)
-	return keyLayout{levelQ: lq, levelP: lp, rows: rows, bodyBytes: int64(rows) * int64(lq+1+lp+1) * int64(p.N()) * 8}
+	lp := p.MaxLevelP()
+	rows := p.BaseRNSDecompositionVectorSize(levelQ, lp)
+	return keySize{levelQ: levelQ, levelP: lp, rows: rows, bodyBytes: int64(rows) * int64(levelQ+1+lp+1) * int64(p.N()) * 8}
 }
 
-func (c *deviceSpec) evkParams() rlwe.EvaluationKeyParameters {
-	l := c.keyLayout()
-	return rlwe.EvaluationKeyParameters{LevelQ: &l.levelQ, LevelP: &l.levelP, Compressed: true}
+func (k keySize) evkParams() rlwe.EvaluationKeyParameters {
+	return rlwe.EvaluationKeyParameters{LevelQ: &k.levelQ, LevelP: &k.levelP, Compressed: true}
+}
+
+func (k keySize) recordBytes() int64 { return recordHead + seedSize + k.bodyBytes }
+
+// keyRecord is one expected key: its Galois element (relinElementTag for
+// the relinearisation key) and level.
+type keyRecord struct {
+	galEl uint64
+	level int
+}
+
+// keyRecords lists the key set's records in wire order.
+func (c *deviceSpec) keyRecords() []keyRecord {
+	recs := []keyRecord{{relinElementTag, c.relinLevel}}
+	for i, ge := range c.galEls {
+		recs = append(recs, keyRecord{ge, c.galLevels[i]})
+	}
+	return recs
 }
 
 // keySetSize is the exact size of the model's key-set upload.
 func (c *deviceSpec) keySetSize() int64 {
-	l := c.keyLayout()
-	return headerSize + (seedSize + l.bodyBytes) + int64(len(c.galEls))*(8+seedSize+l.bodyBytes)
+	n := int64(headerSize)
+	for _, r := range c.keyRecords() {
+		n += c.keySize(r.level).recordBytes()
+	}
+	return n
 }
 
 // keySet is a parsed, expanded key set.
@@ -81,9 +111,7 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 		return 0, err
 	}
 	p := c.params.ckks
-	l := c.keyLayout()
 	kgen := rlwe.NewKeyGenerator(p)
-	evkp := c.evkParams()
 
 	cw := newCoeffWriter(w)
 	var h [headerSize]byte
@@ -91,18 +119,29 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 	h[4] = wireVersion
 	h[5] = 1
 	binary.LittleEndian.PutUint32(h[8:12], uint32(len(c.galEls)))
-	h[12], h[13] = byte(l.levelQ), byte(l.levelP)
+	h[12], h[13] = byte(c.inputLevel), byte(p.MaxLevelP())
 	copy(h[16:48], c.params.fingerprintRaw())
 	cw.bytes(h[:])
 
-	rlk := kgen.GenRelinearizationKeyNew(sk.sk.sk, evkp)
-	writeKeyBody(cw, &rlk.EvaluationKey)
-	for _, ge := range c.galEls {
-		gk := kgen.GenGaloisKeyNew(ge, sk.sk.sk, evkp)
-		var b [8]byte
-		binary.LittleEndian.PutUint64(b[:], ge)
-		cw.bytes(b[:])
-		writeKeyBody(cw, &gk.EvaluationKey)
+	for _, rec := range c.keyRecords() {
+		ks := c.keySize(rec.level)
+		var evk *rlwe.EvaluationKey
+		if rec.galEl == relinElementTag {
+			evk = &kgen.GenRelinearizationKeyNew(sk.sk.sk, ks.evkParams()).EvaluationKey
+		} else {
+			evk = &kgen.GenGaloisKeyNew(rec.galEl, sk.sk.sk, ks.evkParams()).EvaluationKey
+		}
+		var head [recordHead]byte
+		binary.LittleEndian.PutUint64(head[0:8], rec.galEl)
+		head[8] = byte(rec.level)
+		cw.bytes(head[:])
+		cw.bytes(evk.Seed)
+		for i := range evk.Value {
+			for j := range evk.Value[i] {
+				cw.poly(evk.Value[i][j][0].Q)
+				cw.poly(evk.Value[i][j][0].P)
+			}
+		}
 		if cw.err != nil {
 			break
 		}
@@ -114,21 +153,12 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 	return n, nil
 }
 
-func writeKeyBody(cw *coeffWriter, evk *rlwe.EvaluationKey) {
-	cw.bytes(evk.Seed)
-	for i := range evk.Value {
-		for j := range evk.Value[i] {
-			cw.poly(evk.Value[i][j][0].Q)
-			cw.poly(evk.Value[i][j][0].P)
-		}
-	}
-}
-
 // CheckKeySet reads a whole key-set upload from r and checks it against the
-// model: header, parameters, the exact list of Galois elements, sizes, and
-// that every coefficient is below its modulus. It keeps one key row in
-// memory at a time. Errors are KindInvalid (with a detail naming what is
-// wrong) or KindTooLarge.
+// model: header, parameters, the exact list of Galois elements and their
+// levels, sizes, and that every coefficient is below its modulus. It keeps
+// one key row in memory at a time. Errors are KindInvalid (with a detail
+// naming what is wrong) or KindTooLarge; a failing reader's error is
+// returned wrapped, with its own kind.
 func (m *Model) CheckKeySet(r io.Reader) (KeySetInfo, error) {
 	n, _, err := m.scanKeySet("he.CheckKeySet", r, false)
 	if err != nil {
@@ -149,7 +179,6 @@ func (m *Model) ReadKeySet(r io.Reader) (*KeySet, error) {
 func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemEvaluationKeySet, error) {
 	c := m.c
 	p := c.params.ckks
-	l := c.keyLayout()
 	total := c.keySetSize()
 	bad := func(format string, args ...any) error {
 		return hegate.E(op, hegate.KindInvalid, nil, "key set: "+format, args...)
@@ -184,8 +213,8 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 		return 0, nil, bad("flags %#x: only compressed key sets (flag 1) are accepted", h[5])
 	case !bytes.Equal(h[16:48], c.params.fingerprintRaw()):
 		return 0, nil, bad("made for other CKKS parameters than model %s (%s)", m.ID(), c.params.name)
-	case int(h[12]) != l.levelQ || int(h[13]) != l.levelP:
-		return 0, nil, bad("keys at levels (Q %d, P %d), model %s wants (Q %d, P %d)", h[12], h[13], m.ID(), l.levelQ, l.levelP)
+	case int(h[12]) != c.inputLevel || int(h[13]) != p.MaxLevelP():
+		return 0, nil, bad("keys at levels (Q %d, P %d), model %s wants (Q %d, P %d)", h[12], h[13], m.ID(), c.inputLevel, p.MaxLevelP())
 	}
 	if got := binary.LittleEndian.Uint32(h[8:12]); int(got) != len(c.galEls) {
 		return 0, nil, bad("%d Galois keys, model %s needs exactly %d (see the manifest's galois_elements)", got, m.ID(), len(c.galEls))
@@ -194,70 +223,39 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 		return 0, nil, bad("reserved header bytes are not zero")
 	}
 
-	evkp := c.evkParams()
-	var scratch ringqp.Poly
-	if !keep {
-		scratch = p.RingQP().AtLevel(l.levelQ, l.levelP).NewPoly()
-	}
-	readBody := func(evk *rlwe.EvaluationKey) error {
-		seed := make([]byte, seedSize)
-		if err := cr.full(seed); err != nil {
-			return err
-		}
-		for i := 0; i < l.rows; i++ {
-			dst := scratch
-			if keep {
-				dst = evk.Value[i][0][0]
-			}
-			if err := cr.poly(dst.Q, p.Q()); err != nil {
-				return err
-			}
-			if err := cr.poly(dst.P, p.P()); err != nil {
-				return err
-			}
-		}
-		if keep {
-			evk.Seed = seed
-			if err := evk.Expand(p, nil); err != nil {
-				return fmt.Errorf("expanding key: %w", err)
-			}
-		}
-		return nil
-	}
-
 	var rlk *rlwe.RelinearizationKey
-	if keep {
-		rlk = rlwe.NewRelinearizationKey(p, evkp)
-	}
-	var rlkEvk *rlwe.EvaluationKey
-	if rlk != nil {
-		rlkEvk = &rlk.EvaluationKey
-	}
-	if err := readBody(rlkEvk); err != nil {
-		return 0, nil, short("relinearisation key", err)
-	}
 	var gks []*rlwe.GaloisKey
-	for idx, want := range c.galEls {
-		var b [8]byte
-		if err := cr.full(b[:]); err != nil {
-			return 0, nil, short(fmt.Sprintf("Galois key %d", idx), err)
+	for idx, rec := range c.keyRecords() {
+		what := "relinearisation key"
+		if rec.galEl != relinElementTag {
+			what = fmt.Sprintf("Galois key %d (element %d)", idx-1, rec.galEl)
 		}
-		if got := binary.LittleEndian.Uint64(b[:]); got != want {
-			return 0, nil, bad("Galois key %d is for element %d, model %s needs %d there (ascending order)", idx, got, m.ID(), want)
+		var head [recordHead]byte
+		if err := cr.full(head[:]); err != nil {
+			return 0, nil, short(what, err)
 		}
-		var gk *rlwe.GaloisKey
-		var gkEvk *rlwe.EvaluationKey
+		if got := binary.LittleEndian.Uint64(head[0:8]); got != rec.galEl {
+			return 0, nil, bad("%s: record is for element %d, model %s needs %d there (relinearisation key first, then ascending Galois elements)", what, got, m.ID(), rec.galEl)
+		}
+		if int(head[8]) != rec.level || !allZeroBytes(head[9:]) {
+			return 0, nil, bad("%s: at level %d, model %s needs it at level %d", what, head[8], m.ID(), rec.level)
+		}
+		ks := c.keySize(rec.level)
+		var evk *rlwe.EvaluationKey
 		if keep {
-			gk = rlwe.NewGaloisKey(p, evkp)
-			gk.GaloisElement = want
-			gk.NthRoot = p.RingQ().NthRoot()
-			gkEvk = &gk.EvaluationKey
+			if rec.galEl == relinElementTag {
+				rlk = rlwe.NewRelinearizationKey(p, ks.evkParams())
+				evk = &rlk.EvaluationKey
+			} else {
+				gk := rlwe.NewGaloisKey(p, ks.evkParams())
+				gk.GaloisElement = rec.galEl
+				gk.NthRoot = p.RingQ().NthRoot()
+				gks = append(gks, gk)
+				evk = &gk.EvaluationKey
+			}
 		}
-		if err := readBody(gkEvk); err != nil {
-			return 0, nil, short(fmt.Sprintf("Galois key %d (element %d)", idx, want), err)
-		}
-		if keep {
-			gks = append(gks, gk)
+		if err := readKeyBody(cr, ks, p.Q(), p.P(), evk, p); err != nil {
+			return 0, nil, short(what, err)
 		}
 	}
 	if err := cr.atEOF(); err != nil {
@@ -270,6 +268,38 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 		return cr.n, nil, nil
 	}
 	return cr.n, rlwe.NewMemEvaluationKeySet(rlk, gks...), nil
+}
+
+// readKeyBody reads a seed and a key body. With evk nil it only checks.
+func readKeyBody(cr *coeffReader, ks keySize, qs, ps []uint64, evk *rlwe.EvaluationKey, params rlwe.ParameterProvider) error {
+	seed := make([]byte, seedSize)
+	if err := cr.full(seed); err != nil {
+		return err
+	}
+	var scratch ringqp.Poly
+	if evk == nil {
+		scratch = params.GetRLWEParameters().RingQP().AtLevel(ks.levelQ, ks.levelP).NewPoly()
+	}
+	for i := 0; i < ks.rows; i++ {
+		dst := scratch
+		if evk != nil {
+			dst = evk.Value[i][0][0]
+		}
+		if err := cr.poly(dst.Q, qs); err != nil {
+			return err
+		}
+		if err := cr.poly(dst.P, ps); err != nil {
+			return err
+		}
+	}
+	if evk == nil {
+		return nil
+	}
+	evk.Seed = seed
+	if err := evk.Expand(params, nil); err != nil {
+		return fmt.Errorf("expanding key: %w", err)
+	}
+	return nil
 }
 
 func allZeroBytes(b []byte) bool {

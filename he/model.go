@@ -46,6 +46,8 @@ type Manifest struct {
 	LogSlots        int            `json:"log_slots"` // slots used by the packing
 	Levels          int            `json:"levels"`    // levels consumed by the circuit
 	GaloisElements  []uint64       `json:"galois_elements"`
+	GaloisLevels    []int          `json:"galois_levels"` // level of each Galois key
+	RelinLevel      int            `json:"relin_level"`   // level of the relinearisation key
 	Cost            Cost           `json:"cost"`
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext

@@ -110,11 +110,12 @@ func TestKeySetRejected(t *testing.T) {
 		{"fail/count", "Galois keys, model", hegate.KindInvalid, mutate(f.keys, func(b []byte) { b[8]++ })},
 		{"fail/uncompressed", "compressed", hegate.KindInvalid, mutate(f.keys, func(b []byte) { b[5] = 0 })},
 		{"fail/galois-element", "is for element", hegate.KindInvalid, mutate(f.keys, func(b []byte) {
-			off := headerSize + seedSize + int(f.m.c.keyLayout().bodyBytes)
+			off := headerSize + int(f.m.c.keySize(f.m.c.relinLevel).recordBytes())
 			binary.LittleEndian.PutUint64(b[off:], 3)
 		})},
+		{"fail/key-level", "needs it at level", hegate.KindInvalid, mutate(f.keys, func(b []byte) { b[headerSize+8]++ })},
 		{"fail/coefficient", "not below its modulus", hegate.KindInvalid, mutate(f.keys, func(b []byte) {
-			binary.LittleEndian.PutUint64(b[headerSize+seedSize:], ^uint64(0))
+			binary.LittleEndian.PutUint64(b[headerSize+recordHead+seedSize:], ^uint64(0))
 		})},
 	}
 	for _, tc := range tests {
