@@ -3,11 +3,14 @@ package he
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
 	"math"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+	"github.com/tuneinsight/lattigo/v6/utils/sampling"
 
 	"github.com/hegate/hegate"
 )
@@ -20,12 +23,16 @@ import (
 //	6   degree (1)
 //	7   level
 //	8   log2 of the slots used
-//	9   reserved (7 bytes, zero)
+//	9   flags: bit 0 = seeded (input ciphertexts always are)
+//	10  reserved (6 bytes, zero)
 //	16  scale as float64 bits
 //	24  parameter fingerprint (32 bytes)
 //	56  reserved (8 bytes, zero)
 //
-// then (degree+1)·(level+1)·N coefficients, NTT domain.
+// then, when seeded, the 32-byte seed of the uniform polynomial c1 and the
+// (level+1)·N coefficients of c0; otherwise 2·(level+1)·N coefficients of
+// c0 and c1. NTT domain. A device encrypts with its secret key, so c1 is
+// uniform and can be regenerated from a seed: inputs travel at half size.
 
 type ctKind byte
 
@@ -41,14 +48,26 @@ func (k ctKind) String() string {
 	return "result"
 }
 
-// ciphertextSize is the exact encoded size of a degree-1 ciphertext at level.
-func (p *Params) ciphertextSize(level int) int64 {
-	return headerSize + 2*int64(level+1)*int64(p.ckks.N())*8
+// The kinds of ciphertext and whether they are seeded.
+func (k ctKind) seeded() bool { return k == ctInput }
+
+// ciphertextSize is the exact encoded size of a degree-1 ciphertext of the
+// kind at level.
+func (p *Params) ciphertextSize(kind ctKind, level int) int64 {
+	row := int64(level+1) * int64(p.ckks.N()) * 8
+	if kind.seeded() {
+		return headerSize + seedSize + row
+	}
+	return headerSize + 2*row
 }
 
-func (p *Params) marshalCiphertext(kind ctKind, ct *rlwe.Ciphertext) ([]byte, error) {
+// marshalCiphertext encodes ct; seed is the seed of ct's c1 for a seeded kind.
+func (p *Params) marshalCiphertext(kind ctKind, ct *rlwe.Ciphertext, seed []byte) ([]byte, error) {
+	if kind.seeded() != (seed != nil) {
+		return nil, fmt.Errorf("he: a %s ciphertext is seeded=%v", kind, kind.seeded())
+	}
 	var buf bytes.Buffer
-	buf.Grow(int(p.ciphertextSize(ct.Level())))
+	buf.Grow(int(p.ciphertextSize(kind, ct.Level())))
 	var h [headerSize]byte
 	copy(h[0:4], magicCiphertext[:])
 	h[4] = wireVersion
@@ -56,13 +75,21 @@ func (p *Params) marshalCiphertext(kind ctKind, ct *rlwe.Ciphertext) ([]byte, er
 	h[6] = byte(ct.Degree())
 	h[7] = byte(ct.Level())
 	h[8] = byte(ct.LogDimensions.Cols)
+	if seed != nil {
+		h[9] = 1
+	}
 	scale := ct.Scale.Float64()
 	binary.LittleEndian.PutUint64(h[16:24], math.Float64bits(scale))
 	copy(h[24:56], p.fingerprintRaw())
 	cw := newCoeffWriter(&buf)
 	cw.bytes(h[:])
-	for _, poly := range ct.Value {
-		cw.poly(poly)
+	if seed != nil {
+		cw.bytes(seed)
+		cw.poly(ct.Value[0])
+	} else {
+		for _, poly := range ct.Value {
+			cw.poly(poly)
+		}
 	}
 	if _, err := cw.flush(); err != nil {
 		return nil, err
@@ -115,12 +142,16 @@ func (p *Params) parseCiphertext(op string, b []byte, want ctWant) (*rlwe.Cipher
 	if want.scale != 0 && scale != want.scale {
 		return nil, bad("scale 2^%.2f, the model wants 2^%.2f", math.Log2(scale), math.Log2(want.scale))
 	}
-	for _, r := range b[9:16] {
+	seeded := want.kind.seeded()
+	if flags := b[9]; (flags == 1) != seeded || flags > 1 {
+		return nil, bad("flags %#x, want seeded=%v", flags, seeded)
+	}
+	for _, r := range b[10:16] {
 		if r != 0 {
 			return nil, bad("reserved header bytes are not zero")
 		}
 	}
-	if size := p.ciphertextSize(want.level); int64(len(b)) != size {
+	if size := p.ciphertextSize(want.kind, want.level); int64(len(b)) != size {
 		return nil, bad("%d bytes, want exactly %d for level %d", len(b), size, want.level)
 	}
 	ct := ckks.NewCiphertext(p.ckks, 1, want.level)
@@ -128,10 +159,23 @@ func (p *Params) parseCiphertext(op string, b []byte, want ctWant) (*rlwe.Cipher
 	ct.LogDimensions = ring.Dimensions{Rows: 0, Cols: want.logSlots}
 	ct.IsNTT = true
 	ct.IsBatched = true
-	cr := newCoeffReader(bytes.NewReader(b[headerSize:]))
+	body := b[headerSize:]
+	polys := ct.Value
+	if seeded {
+		seed := body[:seedSize]
+		body = body[seedSize:]
+		prng, err := sampling.NewKeyedPRNG(seed)
+		if err != nil {
+			return nil, fmt.Errorf("%s: seeding: %w", op, err)
+		}
+		// Exactly as rlwe.Encryptor draws c1 (NTT domain, at the level).
+		ringqp.NewUniformSampler(prng, *p.ckks.RingQP()).AtLevel(want.level, -1).Read(ringqp.Poly{Q: ct.Value[1]})
+		polys = ct.Value[:1]
+	}
+	cr := newCoeffReader(bytes.NewReader(body))
 	moduli := p.ckks.Q()
-	for i := range ct.Value {
-		if err := cr.poly(ct.Value[i], moduli); err != nil {
+	for i := range polys {
+		if err := cr.poly(polys[i], moduli); err != nil {
 			return nil, bad("polynomial %d: %v", i, err)
 		}
 	}

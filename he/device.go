@@ -2,6 +2,7 @@ package he
 
 import (
 	"bytes"
+	"crypto/rand"
 	"fmt"
 	"io"
 	"math/bits"
@@ -9,6 +10,7 @@ import (
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+	"github.com/tuneinsight/lattigo/v6/utils/sampling"
 
 	"github.com/hegate/hegate"
 )
@@ -195,11 +197,20 @@ func (d *Device) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
 	if err := ckks.NewEncoder(p).Encode(values, pt); err != nil {
 		return nil, fmt.Errorf("%s: encoding: %w", op, err)
 	}
-	ct, err := rlwe.NewEncryptor(p, sk.sk.sk).EncryptNew(pt)
+	// Seed c1 so the ciphertext travels at half size (see ciphertext.go).
+	seed := make([]byte, seedSize)
+	if _, err := rand.Read(seed); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	prng, err := sampling.NewKeyedPRNG(seed)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	return c.params.marshalCiphertext(ctInput, ct)
+	ct, err := rlwe.NewEncryptor(p, sk.sk.sk).WithPRNG(prng).EncryptNew(pt)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	return c.params.marshalCiphertext(ctInput, ct, seed)
 }
 
 // Decrypt opens a result ciphertext with sk and returns the model's outputs

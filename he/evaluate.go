@@ -30,11 +30,18 @@ func (m *Model) inputWant() ctWant {
 // device's key set and returns the result ciphertext (wire format). It
 // honours ctx between steps. Errors about the input are KindInvalid.
 // Evaluate is safe for concurrent use: each call has its own evaluator.
-func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) ([]byte, Stats, error) {
+func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byte, _ Stats, err error) {
 	const op = "he.Evaluate"
+	defer func() {
+		// Inputs are validated before Lattigo sees them; a panic here is a
+		// bug, and it must fail this job, not the worker process.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("%s: model %s: evaluator panic: %v", op, m.ID(), r)
+		}
+	}()
 	start := time.Now()
 	c := m.c
-	if ks == nil || ks.k == nil {
+	if ks == nil || ks.k == nil || ks.k.evk == nil {
 		return nil, Stats{}, hegate.E(op, hegate.KindInvalid, nil, "no key set")
 	}
 	ct, err := c.params.parseCiphertext(op, input, m.inputWant())
@@ -45,7 +52,7 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) ([]byte,
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
 	}
-	b, err := c.params.marshalCiphertext(ctResult, out)
+	b, err := c.params.marshalCiphertext(ctResult, out, nil)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: %w", op, err)
 	}
@@ -113,7 +120,7 @@ func (m *Model) Manifest() Manifest {
 		RelinLevel:      c.relinLevel,
 		Cost:            c.cost,
 		KeySetBytes:     c.keySetSize(),
-		CiphertextBytes: c.params.ciphertextSize(c.inputLevel),
-		ResultBytes:     c.params.ciphertextSize(0),
+		CiphertextBytes: c.params.ciphertextSize(ctInput, c.inputLevel),
+		ResultBytes:     c.params.ciphertextSize(ctResult, 0),
 	}
 }

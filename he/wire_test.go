@@ -73,12 +73,13 @@ func TestCiphertextRejected(t *testing.T) {
 		{"fail/truncated", "want exactly", f.input[:n-1]},
 		{"fail/too-long", "want exactly", append(append([]byte(nil), f.input...), 0)},
 		{"fail/version", "version", mutate(f.input, func(b []byte) { b[4] = 9 })},
+		{"fail/not-seeded", "flags", mutate(f.input, func(b []byte) { b[9] = 0 })},
 		{"fail/kind", "kind", mutate(f.input, func(b []byte) { b[5] = byte(ctResult) })},
 		{"fail/params", "other CKKS parameters", mutate(f.input, func(b []byte) { b[30] ^= 1 })},
 		{"fail/scale", "scale", mutate(f.input, func(b []byte) { binary.LittleEndian.PutUint64(b[16:], 0x7ff8000000000001) })},
 		{"fail/level", "level", otherCT},
 		{"fail/coefficient", "not below its modulus", mutate(f.input, func(b []byte) {
-			binary.LittleEndian.PutUint64(b[headerSize+8:], ^uint64(0))
+			binary.LittleEndian.PutUint64(b[headerSize+seedSize+8:], ^uint64(0))
 		})},
 	}
 	for _, tc := range tests {
