@@ -119,8 +119,24 @@ func (m *Model) Manifest() Manifest {
 		GaloisLevels:    append([]int(nil), c.galLevels...),
 		RelinLevel:      c.relinLevel,
 		Cost:            c.cost,
+		Steps:           c.stepInfo(),
 		KeySetBytes:     c.keySetSize(),
 		CiphertextBytes: c.params.ciphertextSize(ctInput, c.inputLevel),
 		ResultBytes:     c.params.ciphertextSize(ctResult, 0),
 	}
+}
+
+func (c *compiled) stepInfo() []StepInfo {
+	out := make([]StepInfo, len(c.steps))
+	for i, st := range c.steps {
+		info := StepInfo{Kind: "square", Level: st.level, Cost: st.cost}
+		if st.kind == kindLinear {
+			info.Kind, info.Method, info.Diagonals = "linear", "diagonal", st.diags
+			if st.rotSum != nil {
+				info.Method = "hybrid"
+			}
+		}
+		out[i] = info
+	}
+	return out
 }

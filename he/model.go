@@ -49,9 +49,19 @@ type Manifest struct {
 	GaloisLevels    []int          `json:"galois_levels"` // level of each Galois key
 	RelinLevel      int            `json:"relin_level"`   // level of the relinearisation key
 	Cost            Cost           `json:"cost"`
+	Steps           []StepInfo     `json:"steps"` // the circuit, in order
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+}
+
+// StepInfo describes one step of the compiled circuit.
+type StepInfo struct {
+	Kind      string `json:"kind"`             // "linear" or "square"
+	Level     int    `json:"level"`            // level of the ciphertext entering the step
+	Method    string `json:"method,omitempty"` // linear: "diagonal" or "hybrid"
+	Diagonals int    `json:"diagonals,omitempty"`
+	Cost      Cost   `json:"cost"`
 }
 
 // Packing tells the device how to lay its input out before encrypting.

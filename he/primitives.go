@@ -21,6 +21,16 @@ type Primitives struct {
 	Rescale   time.Duration
 }
 
+// PredictSteps is the time a circuit's steps would take as primitives timed
+// alone, each at the level it runs at. byLevel holds Primitives per level.
+func PredictSteps(steps []StepInfo, byLevel map[int]Primitives) time.Duration {
+	var d time.Duration
+	for _, st := range steps {
+		d += byLevel[st.Level].Predict(st.Cost)
+	}
+	return d
+}
+
 // Predict is the time the primitive counts of c would take on their own.
 func (p Primitives) Predict(c Cost) time.Duration {
 	return time.Duration(c.Rotations)*p.Rotation +
@@ -43,8 +53,10 @@ func MeasurePrimitives(preset string, allowInsecure bool, level, rounds int) (Pr
 	rounds = max(rounds, 1)
 	kgen := rlwe.NewKeyGenerator(p)
 	sk := kgen.GenSecretKeyNew()
-	rlk := kgen.GenRelinearizationKeyNew(sk)
-	gk := kgen.GenGaloisKeyNew(p.GaloisElement(1), sk)
+	// Keys at the level measured, as hegate generates them.
+	evkp := rlwe.EvaluationKeyParameters{LevelQ: &level}
+	rlk := kgen.GenRelinearizationKeyNew(sk, evkp)
+	gk := kgen.GenGaloisKeyNew(p.GaloisElement(1), sk, evkp)
 	eval := ckks.NewEvaluator(p, rlwe.NewMemEvaluationKeySet(rlk, gk))
 	ecd := ckks.NewEncoder(p)
 
