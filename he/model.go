@@ -49,7 +49,7 @@ type Manifest struct {
 	GaloisLevels    []int          `json:"galois_levels"` // level of each Galois key
 	RelinLevel      int            `json:"relin_level"`   // level of the relinearisation key
 	Cost            Cost           `json:"cost"`
-	Steps           []StepInfo     `json:"steps"` // the circuit, in order
+	Steps           []StepInfo     `json:"steps"`            // the circuit, in order
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
