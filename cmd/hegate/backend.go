@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 
@@ -133,6 +134,19 @@ func readGraphFile(path string) (*he.Graph, error) {
 		return nil, fmt.Errorf("model file %s: %w", path, err)
 	}
 	return g, nil
+}
+
+// pickGraphs returns the graphs named in names, in that order.
+func pickGraphs(graphs []*he.Graph, names []string) ([]*he.Graph, error) {
+	var out []*he.Graph
+	for _, name := range names {
+		i := slices.IndexFunc(graphs, func(g *he.Graph) bool { return g.Name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no model named %q", name)
+		}
+		out = append(out, graphs[i])
+	}
+	return out, nil
 }
 
 // compileModels compiles every graph for the default preset.

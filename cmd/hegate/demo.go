@@ -16,7 +16,6 @@ import (
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/mnist"
-	"github.com/hegate/hegate/storage"
 )
 
 // The demo runs the whole system in one process: an embedded gateway on a
@@ -60,47 +59,20 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// The gateway.
 	t0 := time.Now()
-	store, err := cfg.openStore(ctx, logger)
+	b, err := openBackend(ctx, cfg, logger, []string{*modelName})
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	blobs, err := cfg.openBlobs()
+	defer b.close()
+	model := b.models[0]
+	graph := model.Graph()
+	srv, err := b.server()
 	if err != nil {
 		return err
 	}
-	graphs, err := cfg.loadGraphs()
-	if err != nil {
+	if err := b.startWorkers(ctx, workerFlags{Concurrency: 1, MaxAttempts: 2, JobTimeout: 5 * time.Minute}); err != nil {
 		return err
 	}
-	var graph *he.Graph
-	for _, g := range graphs {
-		if g.Name == *modelName {
-			graph = g
-		}
-	}
-	if graph == nil {
-		return fmt.Errorf("no model named %q", *modelName)
-	}
-	model, err := he.Compile(graph, he.CompileOptions{})
-	if err != nil {
-		return err
-	}
-	models := []*he.Model{model}
-	metrics := gateway.NewMetrics()
-	srv, err := gateway.New(gateway.Config{Store: store, Blobs: blobs, Models: models, Logger: logger, Metrics: metrics})
-	if err != nil {
-		return err
-	}
-	const attempts = 2
-	runner, err := gateway.NewRunner(gateway.RunnerConfig{Store: store, Blobs: blobs, Models: models, MaxAttempts: attempts, Logger: logger, Metrics: metrics})
-	if err != nil {
-		return err
-	}
-	if err := store.StartWorkers(ctx, storage.WorkerConfig{Concurrency: 1, MaxAttempts: attempts, JobTimeout: 5 * time.Minute, Handler: runner.Handle}); err != nil {
-		return err
-	}
-	defer store.StopWorkers(context.Background())
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
@@ -110,7 +82,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	go func() { srvDone <- serveHTTP(srvCtx, ln, srv.Handler()) }()
 	defer func() { stopSrv(); <-srvDone }()
 	base := "http://" + ln.Addr().String()
-	tenant, apiKey, err := gateway.CreateTenant(ctx, store, "demo")
+	tenant, apiKey, err := gateway.CreateTenant(ctx, b.store, "demo")
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/hegate/hegate/gateway"
+	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -33,29 +34,74 @@ func (w *workerFlags) register(fs interface {
 	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", 4<<30, "memory for parsed key sets kept between jobs")
 }
 
-// startWorkers runs the store's workers with a Runner.
-func startWorkers(ctx context.Context, store storage.Store, blobs storage.Blobs, cfg backendConfig, wf workerFlags, logger *slog.Logger, metrics *gateway.Metrics) error {
-	if wf.Concurrency <= 0 {
-		return nil
-	}
+// backend is an open database, blob store and compiled models: what
+// serve, worker and demo share.
+type backend struct {
+	store   storage.Store
+	blobs   storage.Blobs
+	models  []*he.Model
+	logger  *slog.Logger
+	metrics *gateway.Metrics
+}
+
+// openBackend opens and migrates the database, opens the blobs, and
+// compiles the models (only: all of them when nil).
+func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, only []string) (*backend, error) {
 	graphs, err := cfg.loadGraphs()
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if only != nil {
+		graphs, err = pickGraphs(graphs, only)
+		if err != nil {
+			return nil, err
+		}
 	}
 	models, err := compileModels(graphs)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	blobs, err := cfg.openBlobs()
+	if err != nil {
+		return nil, err
+	}
+	store, err := cfg.openStore(ctx, logger)
+	if err != nil {
+		return nil, err
+	}
+	return &backend{store: store, blobs: blobs, models: models, logger: logger, metrics: gateway.NewMetrics()}, nil
+}
+
+// startWorkers runs the store's workers with a Runner over b's models.
+func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
+	if wf.Concurrency <= 0 {
+		return nil
 	}
 	runner, err := gateway.NewRunner(gateway.RunnerConfig{
-		Store: store, Blobs: blobs, Models: models, KeySetCacheBytes: wf.KeySetCacheBytes,
-		MaxAttempts: wf.MaxAttempts, Logger: logger, Metrics: metrics,
+		Store: b.store, Blobs: b.blobs, Models: b.models, KeySetCacheBytes: wf.KeySetCacheBytes,
+		MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics,
 	})
 	if err != nil {
 		return err
 	}
-	return store.StartWorkers(ctx, storage.WorkerConfig{
+	return b.store.StartWorkers(ctx, storage.WorkerConfig{
 		Concurrency: wf.Concurrency, MaxAttempts: wf.MaxAttempts, JobTimeout: wf.JobTimeout, Handler: runner.Handle,
 	})
+}
+
+// server builds the HTTP gateway over b.
+func (b *backend) server() (*gateway.Server, error) {
+	return gateway.New(gateway.Config{Store: b.store, Blobs: b.blobs, Models: b.models, Logger: b.logger, Metrics: b.metrics})
+}
+
+// close stops the workers and closes the store.
+func (b *backend) close() {
+	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := b.store.StopWorkers(stop); err != nil {
+		b.logger.Error("stopping workers", "err", err)
+	}
+	b.store.Close()
 }
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -68,39 +114,23 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	logger := cfg.logger(stderr)
-	store, err := cfg.openStore(ctx, logger)
+	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	blobs, err := cfg.openBlobs()
+	defer b.close()
+	srv, err := b.server()
 	if err != nil {
 		return err
 	}
-	graphs, err := cfg.loadGraphs()
-	if err != nil {
+	if err := b.startWorkers(ctx, wf); err != nil {
 		return err
 	}
-	models, err := compileModels(graphs)
-	if err != nil {
-		return err
-	}
-	metrics := gateway.NewMetrics()
-	srv, err := gateway.New(gateway.Config{Store: store, Blobs: blobs, Models: models, Logger: logger, Metrics: metrics})
-	if err != nil {
-		return err
-	}
-	if err := startWorkers(ctx, store, blobs, cfg, wf, logger, metrics); err != nil {
-		return err
-	}
-	defer store.StopWorkers(context.Background())
-
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
-	logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", store.Engine(), "models", len(models), "workers", wf.Concurrency)
+	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency)
 	return serveHTTP(ctx, ln, srv.Handler())
 }
 
@@ -142,32 +172,24 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if wf.Concurrency < 1 {
 		return errors.New("--workers must be at least 1")
 	}
-	logger := cfg.logger(stderr)
-	store, err := cfg.openStore(ctx, logger)
+	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
 	if err != nil {
 		return err
 	}
-	defer store.Close()
-	blobs, err := cfg.openBlobs()
-	if err != nil {
+	defer b.close()
+	if err := b.startWorkers(ctx, wf); err != nil {
 		return err
 	}
-	metrics := gateway.NewMetrics()
-	if err := startWorkers(ctx, store, blobs, cfg, wf, logger, metrics); err != nil {
-		return err
-	}
-	logger.Info("hegate worker running", "engine", store.Engine(), "workers", wf.Concurrency)
+	b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency)
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {
 			return err
 		}
-		go serveHTTP(ctx, ln, metrics.Handler())
+		go serveHTTP(ctx, ln, b.metrics.Handler())
 	}
 	<-ctx.Done()
-	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	return store.StopWorkers(stop)
+	return nil
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
