@@ -14,14 +14,12 @@ import (
 
 // Defaults for the zero values of Config.
 const (
-	// DefaultMaxKeySetBytes bounds a key-set upload. Leveled key sets are
-	// tens of MB; bootstrapping ones are GBs.
-	DefaultMaxKeySetBytes int64 = 16 << 30
-	// DefaultMaxCiphertextBytes bounds an input ciphertext.
-	DefaultMaxCiphertextBytes int64 = 256 << 20
 	// DefaultWaitTimeout is the longest an inference with "Prefer: wait"
 	// waits for its job before answering 202.
 	DefaultWaitTimeout = 30 * time.Second
+	// DefaultBodyIdleTimeout is how long a request body may go without a
+	// single byte arriving before the request is rejected.
+	DefaultBodyIdleTimeout = 30 * time.Second
 )
 
 // Config is what a Server needs. The zero values of the optional fields
@@ -40,15 +38,22 @@ type Config struct {
 	// Metrics collects the hegate_* metrics served at /metrics. Nil makes a
 	// fresh set; share one with the Runner of the same process.
 	Metrics *Metrics
-	// MaxKeySetBytes bounds a key-set upload; 0 means DefaultMaxKeySetBytes.
-	// It must admit every model's key set.
+	// MaxKeySetBytes bounds a key-set upload; 0 means the largest key set
+	// of the Models (each model's key set has an exact size, which bounds
+	// its own uploads in any case). It must admit every model's key set.
 	MaxKeySetBytes int64
-	// MaxCiphertextBytes bounds an input ciphertext; 0 means
-	// DefaultMaxCiphertextBytes. It must admit every model's ciphertext.
+	// MaxCiphertextBytes bounds an input ciphertext; 0 means the largest
+	// input ciphertext of the Models (each model's own exact size bounds
+	// its inferences in any case). It must admit every model's ciphertext.
 	MaxCiphertextBytes int64
 	// WaitTimeout caps "Prefer: wait"; 0 means DefaultWaitTimeout. The
 	// http.Server's WriteTimeout must be longer.
 	WaitTimeout time.Duration
+	// BodyIdleTimeout rejects a request whose body stops arriving for this
+	// long (a stalled or trickling upload); 0 means DefaultBodyIdleTimeout.
+	// It works per read, so a large upload that keeps moving is not cut
+	// off; the http.Server's ReadTimeout, if any, still applies on top.
+	BodyIdleTimeout time.Duration
 	// Clock tells the time for logs and metrics; nil means time.Now.
 	Clock func() time.Time
 	// Version is reported by GET /v2; empty means "dev".
@@ -59,14 +64,28 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewJSONHandler(io.Discard, nil))
 	}
-	if c.MaxKeySetBytes == 0 {
-		c.MaxKeySetBytes = DefaultMaxKeySetBytes
-	}
-	if c.MaxCiphertextBytes == 0 {
-		c.MaxCiphertextBytes = DefaultMaxCiphertextBytes
+	if c.MaxKeySetBytes == 0 || c.MaxCiphertextBytes == 0 {
+		var keySet, ciphertext int64
+		for _, m := range c.Models {
+			if m == nil {
+				continue // Validate reports it
+			}
+			man := m.Manifest()
+			keySet = max(keySet, man.KeySetBytes)
+			ciphertext = max(ciphertext, man.CiphertextBytes)
+		}
+		if c.MaxKeySetBytes == 0 {
+			c.MaxKeySetBytes = keySet
+		}
+		if c.MaxCiphertextBytes == 0 {
+			c.MaxCiphertextBytes = ciphertext
+		}
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = DefaultWaitTimeout
+	}
+	if c.BodyIdleTimeout == 0 {
+		c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
 	if c.Clock == nil {
 		c.Clock = time.Now
@@ -97,6 +116,8 @@ func (c Config) Validate() error {
 		return bad("MaxCiphertextBytes (%d) exceeds what a BYTES tensor element can carry (%d)", c.MaxCiphertextBytes, api.MaxBytesElement)
 	case c.WaitTimeout < 0:
 		return bad("WaitTimeout is negative (%s)", c.WaitTimeout)
+	case c.BodyIdleTimeout < 0:
+		return bad("BodyIdleTimeout is negative (%s)", c.BodyIdleTimeout)
 	}
 	if err := validateModels(c.Models, "Models"); err != nil {
 		return bad("%v", err)

@@ -106,6 +106,10 @@ func problemFor(r *http.Request, err error) (api.Problem, problemClass) {
 		}
 	} else {
 		p.Detail = hegate.DetailOf(err)
+		var mbe *http.MaxBytesError
+		if p.Detail == "" && errors.As(err, &mbe) {
+			p.Detail = "the request body exceeds the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"
+		}
 		if p.Detail == "" {
 			p.Detail = defaultDetail(c.kind)
 		}
@@ -125,6 +129,15 @@ func isOIP(r *http.Request) bool {
 // member too) and logs it: the cause of a 5xx at error level with the
 // request id, client faults at debug level.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	if clientGone(r, err) {
+		// Nobody will read the answer: not a server fault, so neither an
+		// error-level log line nor a 5xx in the metrics.
+		log.InfoContext(r.Context(), "request abandoned by the client",
+			slog.String("request_id", RequestIDFromContext(r.Context())),
+			slog.String("error", err.Error()))
+		w.WriteHeader(statusClientClosedRequest)
+		return
+	}
 	p, c := problemFor(r, err)
 	attrs := []any{
 		slog.String("request_id", p.RequestID),
@@ -147,6 +160,16 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	}
 	writeProblem(w, p)
+}
+
+// statusClientClosedRequest is the status the access log and the metrics
+// record for a request whose client went away (nginx's 499).
+const statusClientClosedRequest = 499
+
+// clientGone reports whether err is the request's own context ending
+// because the client closed the connection.
+func clientGone(r *http.Request, err error) bool {
+	return r.Context().Err() != nil && errors.Is(err, context.Canceled)
 }
 
 // writeMethodNotAllowed answers 405: a routing answer, not an error Kind.

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"mime"
 	"net/http"
 	"slices"
 	"strconv"
@@ -30,8 +31,10 @@ const maxOIPRequestID = 256
 // parseInferRequest reads and validates an OIP inference request: the binary
 // tensor extension when h has Inference-Header-Content-Length, plain JSON
 // with a base64 ciphertext otherwise (see package api). The ciphertext may
-// be at most maxCiphertext bytes. Errors are KindInvalid or KindTooLarge
-// with a detail naming the problem; it never panics on any input.
+// be at most maxCiphertext bytes. The JSON must hold no member that OIP
+// does not define (a misspelt "outputs" would otherwise be ignored
+// silently). Errors are KindInvalid or KindTooLarge with a detail naming
+// the problem; it never panics on any input.
 func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (inferInput, error) {
 	const op = "oip.infer.parse"
 	bad := func(format string, args ...any) error {
@@ -40,10 +43,13 @@ func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (infe
 	var (
 		req      api.InferRequest
 		binData  []byte
-		isBinary bool
+		isBinary = h.Get(api.HeaderInferenceContentLength) != ""
 	)
-	if hv := h.Get(api.HeaderInferenceContentLength); hv != "" {
-		isBinary = true
+	if err := checkInferContentType(h.Get("Content-Type"), isBinary); err != nil {
+		return inferInput{}, err
+	}
+	if isBinary {
+		hv := h.Get(api.HeaderInferenceContentLength)
 		n, err := strconv.ParseInt(strings.TrimSpace(hv), 10, 64)
 		if err != nil || n <= 0 {
 			return inferInput{}, bad("%s %q: want a positive number of bytes", api.HeaderInferenceContentLength, hv)
@@ -53,32 +59,32 @@ func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (infe
 		}
 		hdr := make([]byte, n)
 		if got, err := io.ReadFull(body, hdr); err != nil {
-			if isMaxBytes(err) {
+			if classifiedBodyError(err) {
 				return inferInput{}, wrap(err, "reading inference header")
 			}
 			return inferInput{}, bad("body ends inside the JSON inference header: %d of %d bytes", got, n)
 		}
-		if err := json.Unmarshal(hdr, &req); err != nil {
+		if err := decodeStrict(hdr, &req); err != nil {
 			return inferInput{}, bad("inference header is not a valid JSON inference request: %v", jsonErr(err))
 		}
 		// The binary data: one BYTES element of at most maxCiphertext bytes.
 		limit := maxCiphertext + api.BytesElementOverhead
 		data, err := io.ReadAll(io.LimitReader(body, limit+1))
 		if err != nil {
-			if isMaxBytes(err) {
+			if classifiedBodyError(err) {
 				return inferInput{}, wrap(err, "reading binary tensor data")
 			}
 			return inferInput{}, hegate.E(op, hegate.KindInvalid, err, "reading binary tensor data failed")
 		}
 		if int64(len(data)) > limit {
-			return inferInput{}, hegate.E(op, hegate.KindTooLarge, nil, "binary tensor data exceeds the limit of %d bytes", limit)
+			return inferInput{}, hegate.E(op, hegate.KindTooLarge, nil, "binary tensor data exceeds the limit of %d bytes (a %d-byte length, then a ciphertext of at most %d bytes)", limit, api.BytesElementOverhead, maxCiphertext)
 		}
 		binData = data
 	} else {
 		limit := int64(maxInferHeaderBytes) + (maxCiphertext+2)/3*4
 		raw, err := io.ReadAll(io.LimitReader(body, limit+1))
 		if err != nil {
-			if isMaxBytes(err) {
+			if classifiedBodyError(err) {
 				return inferInput{}, wrap(err, "reading inference request")
 			}
 			return inferInput{}, hegate.E(op, hegate.KindInvalid, err, "reading inference request failed")
@@ -86,7 +92,7 @@ func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (infe
 		if int64(len(raw)) > limit {
 			return inferInput{}, hegate.E(op, hegate.KindTooLarge, nil, "inference request exceeds the limit of %d bytes", limit)
 		}
-		if err := json.Unmarshal(raw, &req); err != nil {
+		if err := decodeStrict(raw, &req); err != nil {
 			return inferInput{}, bad("body is not a valid JSON inference request (for binary tensor data send %s): %v", api.HeaderInferenceContentLength, jsonErr(err))
 		}
 	}
@@ -241,6 +247,46 @@ func writeInferResponse(w http.ResponseWriter, model hegate.ModelID, in inferInp
 	w.WriteHeader(http.StatusOK)
 	_, err = io.Copy(w, io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(prefix[:]), bytes.NewReader(result)))
 	return err
+}
+
+// checkInferContentType accepts an inference request's Content-Type: none,
+// application/json, or (binary tensor extension only)
+// application/octet-stream.
+func checkInferContentType(ct string, binary bool) error {
+	if ct == "" {
+		return nil
+	}
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err == nil && mt == api.ContentTypeJSON:
+		return nil
+	case err == nil && mt == api.ContentTypeOctetStream && binary:
+		return nil
+	case binary:
+		return hegate.E("oip.infer.parse", hegate.KindInvalid, nil, "Content-Type %q: want %s (binary tensor extension)", truncate(ct, 80), api.ContentTypeOctetStream)
+	default:
+		return hegate.E("oip.infer.parse", hegate.KindInvalid, nil, "Content-Type %q: want %s, or %s with the %s header", truncate(ct, 80), api.ContentTypeJSON, api.ContentTypeOctetStream, api.HeaderInferenceContentLength)
+	}
+}
+
+// decodeStrict decodes one JSON document from b into v, refusing members
+// v does not define and anything after the document.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("invalid data after the top-level value")
+	}
+	return nil
+}
+
+// classifiedBodyError reports whether err, from reading the request body,
+// already says what is wrong (the size limit, or clientBody's verdict).
+func classifiedBodyError(err error) bool {
+	return isMaxBytes(err) || hegate.KindOf(err) != hegate.KindInternal
 }
 
 // validKeySetID reports whether s is a lowercase hex SHA-256.

@@ -59,13 +59,21 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	want := m.Manifest().KeySetBytes
-	if r.ContentLength >= 0 && want > 0 && r.ContentLength != want {
+	// The model fixes the exact size of its key set: read no more.
+	limit, want := s.cfg.MaxKeySetBytes, m.Manifest().KeySetBytes
+	if want > 0 {
+		limit = min(limit, want)
+	}
+	switch {
+	case r.ContentLength > limit:
+		s.fail(w, r, hegate.E(op, hegate.KindTooLarge, nil, "key set of %d bytes exceeds the limit of %d bytes (model %s needs exactly %d)", r.ContentLength, limit, m.ID(), want))
+		return
+	case r.ContentLength >= 0 && want > 0 && r.ContentLength != want:
 		s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "key set is %d bytes; model %s needs exactly %d", r.ContentLength, m.ID(), want))
 		return
 	}
 
-	info, blob, err := storeKeySet(ctx, s.cfg.Blobs, m, r.Body, s.cfg.MaxKeySetBytes)
+	info, blob, err := storeKeySet(ctx, s.cfg.Blobs, m, r.Body, limit)
 	if err != nil {
 		s.fail(w, r, wrap(err, "uploading key set for model %s", m.ID()))
 		return

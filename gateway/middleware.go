@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
+	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/go-chi/chi/v5/middleware"
@@ -146,8 +149,25 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
+// bodyDeadline gives a request that announces a body a read deadline of
+// Config.BodyIdleTimeout from its start. A route that reads the body moves
+// it along as bytes arrive (see clientBody); one that answers without
+// reading it (401, 404, ...) still has net/http read and discard the rest
+// of a small body before answering, and without a deadline a client that
+// never sends it would hold the connection and its goroutine forever.
+func (s *Server) bodyDeadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.cfg.BodyIdleTimeout))
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
 // limitBody bounds the request body; reading past n fails with
-// *http.MaxBytesError, which becomes 413.
+// *http.MaxBytesError, which becomes 413. Every other failure to read the
+// body is the client's (400, see clientBody), including a body that stops
+// arriving for Config.BodyIdleTimeout.
 func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 	return func(next http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -156,9 +176,104 @@ func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 					"request body of %d bytes exceeds the limit of %d bytes", r.ContentLength, n))
 				return
 			}
-			r.Body = http.MaxBytesReader(w, r.Body, n)
+			b := &clientBody{
+				body: http.MaxBytesReader(w, r.Body, n),
+				rc:   http.NewResponseController(w),
+				idle: s.cfg.BodyIdleTimeout,
+			}
+			if r.ProtoMajor == 1 {
+				b.header = w.Header()
+			}
+			r.Body = b
 			next.ServeHTTP(w, r)
 		})
+	}
+}
+
+// clientBody is a request body that the client controls:
+//
+//   - Before each read it sets the connection's read deadline idle ahead, so
+//     a body that stalls (a slow-loris upload holding a goroutine, a pipe
+//     and a temporary file) fails after idle without a byte, while a large
+//     upload that keeps moving is never cut off. At the end of the body the
+//     deadline is cleared: net/http's background read after the body would
+//     otherwise hit it and cancel the request's context mid-handler.
+//   - A read error other than the size limit (a truncated body, a malformed
+//     chunked encoding, the idle deadline) becomes a KindInvalid error with
+//     a detail, so it answers 400 instead of surfacing as a 500. The
+//     HTTP/1 connection is then closed after the answer, and its read
+//     deadline left in the past, so that net/http does not wait for the
+//     rest of a broken body after the handler. (On HTTP/2 a Connection
+//     header would shut down every stream of the connection: not sent.)
+type clientBody struct {
+	body   io.ReadCloser
+	rc     *http.ResponseController // nil once deadlines proved unsupported
+	header http.Header              // the response's, on HTTP/1; nil on HTTP/2
+	idle   time.Duration
+	armed  bool
+	failed error // sticky: the verdict on a body that could not be read
+}
+
+func (b *clientBody) Read(p []byte) (int, error) {
+	if b.failed != nil {
+		return 0, b.failed
+	}
+	if b.rc != nil {
+		if err := b.rc.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
+			b.rc = nil // e.g. httptest.ResponseRecorder: no idle limit
+		} else {
+			b.armed = true
+		}
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case err == nil:
+	case err == io.EOF:
+		b.disarm()
+	case isMaxBytes(err):
+		b.disarm() // http.MaxBytesReader closes the connection itself
+	default:
+		b.broken()
+		err = bodyReadError(err, b.idle)
+		b.failed = err
+	}
+	return n, err
+}
+
+// Close clears the read deadline and closes the body.
+func (b *clientBody) Close() error {
+	b.disarm()
+	return b.body.Close()
+}
+
+func (b *clientBody) disarm() {
+	if b.armed {
+		_ = b.rc.SetReadDeadline(time.Time{})
+		b.armed = false
+	}
+}
+
+// broken gives up on the connection after a body that could not be read.
+func (b *clientBody) broken() {
+	if b.armed {
+		_ = b.rc.SetReadDeadline(time.Now()) // later reads fail at once
+		b.armed = false
+	}
+	if b.header != nil {
+		b.header.Set("Connection", "close")
+	}
+}
+
+// bodyReadError classifies a failure to read the request body.
+func bodyReadError(err error, idle time.Duration) error {
+	const op = "gateway.body"
+	switch {
+	case isMaxBytes(err):
+		return err // 413, naming the limit
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		return hegate.E(op, hegate.KindInvalid, err, "the request body stalled: no byte arrived for %s", idle)
+	default:
+		return hegate.E(op, hegate.KindInvalid, err, "the request body could not be read: it is truncated or its transfer encoding is malformed")
 	}
 }
 

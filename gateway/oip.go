@@ -134,7 +134,12 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	in, err := parseInferRequest(r.Header, r.Body, s.cfg.MaxCiphertextBytes)
+	// The model fixes the exact size of its input ciphertext: read no more.
+	limit := s.cfg.MaxCiphertextBytes
+	if n := m.Manifest().CiphertextBytes; n > 0 {
+		limit = min(limit, n)
+	}
+	in, err := parseInferRequest(r.Header, r.Body, limit)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -246,7 +251,7 @@ func preferWait(h http.Header, limit time.Duration) (time.Duration, bool) {
 // Polling of a job that a request waits for.
 const (
 	waitPollFirst = 10 * time.Millisecond
-	waitPollMax   = 250 * time.Millisecond
+	waitPollMax   = 50 * time.Millisecond
 )
 
 // waitJob polls the store until job is terminal, d passes, or the request

@@ -61,7 +61,7 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.accessLog, s.recoverer)
+	r.Use(requestID, s.accessLog, s.recoverer, s.bodyDeadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E("gateway.route", hegate.KindNotFound, nil, "no route for %s %s", truncate(r.Method, 20), truncate(r.URL.Path, 200)))
 	})
@@ -72,6 +72,9 @@ func (s *Server) routes() chi.Router {
 	// binary or base64 (4/3 of it).
 	inferLimit := maxInferHeaderBytes + 16 + (s.cfg.MaxCiphertextBytes+2)/3*4
 
+	// On authenticated routes authenticate runs before limitBody: a caller
+	// without a valid key gets 401, whatever body it announces, and learns
+	// nothing about the limits.
 	r.Group(func(r chi.Router) {
 		r.Use(small)
 		r.Get("/metrics", s.metrics.Handler().ServeHTTP)
@@ -83,10 +86,10 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v2/models/{model}", s.modelMetadata)
 		r.Get("/v2/models/{model}/ready", s.modelReady)
 	})
-	r.With(s.limitBody(inferLimit), s.authenticate).Post("/v2/models/{model}/infer", s.infer)
-	r.With(s.limitBody(s.cfg.MaxKeySetBytes), s.authenticate).Post("/v1/keys", s.uploadKeySet)
+	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/infer", s.infer)
+	r.With(s.authenticate, s.limitBody(s.cfg.MaxKeySetBytes)).Post("/v1/keys", s.uploadKeySet)
 	r.Group(func(r chi.Router) {
-		r.Use(small, s.authenticate)
+		r.Use(s.authenticate, small)
 		r.Get("/v1/keys", s.listKeySets)
 		r.Get("/v1/keys/{id}", s.getKeySet)
 		r.Delete("/v1/keys/{id}", s.deleteKeySet)
@@ -119,7 +122,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 func (s *Server) model(op, name string) (*he.Model, error) {
 	m, ok := s.models[hegate.ModelID(name)]
 	if !ok {
-		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", name)
+		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(name, 80))
 	}
 	return m, nil
 }

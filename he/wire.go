@@ -43,7 +43,8 @@ type rangeError struct {
 }
 
 func (e *rangeError) Error() string {
-	return fmt.Sprintf("coefficient %d is %d, not below its modulus %d", e.index, e.value, e.modulus)
+	// The value itself is not echoed: it is the client's content.
+	return fmt.Sprintf("coefficient %d is not below its modulus %d", e.index, e.modulus)
 }
 
 // coeffReader reads coefficient rows and checks their range.

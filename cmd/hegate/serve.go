@@ -139,7 +139,11 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		// Bodies have their own idle deadline (gateway.Config.BodyIdleTimeout),
+		// so a large key-set upload is not cut off; responses are small or
+		// wait at most gateway.DefaultWaitTimeout.
+		WriteTimeout: 2 * time.Minute,
+		IdleTimeout:  120 * time.Second,
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
