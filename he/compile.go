@@ -2,7 +2,6 @@ package he
 
 import (
 	"fmt"
-	"math"
 	"math/bits"
 	"sort"
 
@@ -74,16 +73,6 @@ func (l *linearOp) affine(a, c float64) {
 	}
 	for i := range l.bias {
 		l.bias[i] = a*l.bias[i] + c
-	}
-}
-
-// preAffine makes the op compute W(a·x + c) + b.
-func (l *linearOp) preAffine(a, c float64) {
-	for _, e := range l.w {
-		l.bias[e.i] += e.v * c
-	}
-	for k := range l.w {
-		l.w[k].v *= a
 	}
 }
 
@@ -643,13 +632,4 @@ func allZero(v []float64) bool {
 		}
 	}
 	return true
-}
-
-// maxAbs is used by tests and the calibration report.
-func maxAbs(v []float64) float64 {
-	m := 0.0
-	for _, x := range v {
-		m = math.Max(m, math.Abs(x))
-	}
-	return m
 }

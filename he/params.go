@@ -7,7 +7,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
 	"github.com/hegate/hegate"
@@ -143,8 +142,4 @@ func (p *Params) Info() ParamsInfo {
 		SecurityBits: sec,
 		Fingerprint:  p.fingerprint,
 	}
-}
-
-func (p *Params) evkParams() rlwe.EvaluationKeyParameters {
-	return rlwe.EvaluationKeyParameters{Compressed: true}
 }
