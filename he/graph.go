@@ -154,13 +154,16 @@ func (g *Graph) Validate() error {
 	if len(g.Input) != 1 && len(g.Input) != 3 {
 		return bad("input shape %v: want [C,H,W] or [n]", g.Input)
 	}
+	elems := 1
 	for _, d := range g.Input {
 		if d <= 0 || d > maxTensorElems {
 			return bad("input shape %v has a bad dimension", g.Input)
 		}
-	}
-	if prod(g.Input) > maxTensorElems {
-		return bad("input shape %v is too large", g.Input)
+		// Each factor is at most maxTensorElems, so checking after every
+		// step keeps the product far from overflowing.
+		if elems *= d; elems > maxTensorElems {
+			return bad("input shape %v is too large", g.Input)
+		}
 	}
 	if len(g.Layers) == 0 || len(g.Layers) > maxLayers {
 		return bad("model has %d layers: want 1 to %d", len(g.Layers), maxLayers)

@@ -180,34 +180,12 @@ func (s *Store) transition(ctx context.Context, scoped bool, tenant hegate.Tenan
 	return storage.Job{}, fmt.Errorf("%w: job is %s", storage.ErrConflict, status)
 }
 
-// jobStatus returns a job's status, whoever owns it, or ErrNotFound.
+// jobStatus returns a job's status, whoever owns it, or ErrNotFound: the
+// status lookup of the workers' jobqueue.StoreHooks.
 func (s *Store) jobStatus(ctx context.Context, id hegate.JobID) (storage.JobStatus, error) {
 	var status storage.JobStatus
 	if err := s.pool.QueryRow(ctx, `SELECT status FROM jobs WHERE id = $1`, id).Scan(&status); err != nil {
 		return "", translate(err)
 	}
 	return status, nil
-}
-
-// jobRunnable is the workers' jobqueue.Hooks.Runnable: a job still wants
-// work unless it is terminal or gone.
-func (s *Store) jobRunnable(ctx context.Context, id hegate.JobID) (bool, error) {
-	status, err := s.jobStatus(ctx, id)
-	switch {
-	case errors.Is(err, storage.ErrNotFound):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("checking job %s: %w", id, err)
-	}
-	return !status.Terminal(), nil
-}
-
-// giveUpJob is the workers' jobqueue.Hooks.GiveUp: it fails the job unless
-// it is already terminal.
-func (s *Store) giveUpJob(ctx context.Context, id hegate.JobID, reason string) error {
-	_, err := s.FailJob(ctx, id, reason)
-	if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
-		return nil
-	}
-	return err
 }

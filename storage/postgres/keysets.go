@@ -9,6 +9,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/validate"
 )
 
 const keySetColumns = `id, tenant_id, model, params_id, size_bytes, blob_key, created_at`
@@ -27,8 +28,8 @@ func scanKeySet(row pgx.Row) (storage.KeySet, error) {
 // returned unchanged with created == false. ErrNotFound if the tenant does
 // not exist.
 func (s *Store) PutKeySet(ctx context.Context, ks storage.KeySet) (storage.KeySet, bool, error) {
-	if ks.ID == "" || ks.TenantID == "" {
-		return storage.KeySet{}, false, errors.New("putting key set: ID and TenantID are required")
+	if err := validate.PutKeySet(ks); err != nil {
+		return storage.KeySet{}, false, fmt.Errorf("putting key set: %w", err)
 	}
 	stored, err := scanKeySet(s.pool.QueryRow(ctx,
 		`INSERT INTO key_sets (tenant_id, id, model, params_id, size_bytes, blob_key, created_at)

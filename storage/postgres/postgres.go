@@ -23,7 +23,6 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
-	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riverpgxv5"
 
 	"github.com/hegate/hegate/migrations"
@@ -191,14 +190,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 
 	db := stdlib.OpenDBFromPool(s.pool)
 	defer db.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, db, migrations.Postgres(),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(s.logger),
-	)
-	if err != nil {
-		return fmt.Errorf("migrating: loading migrations: %w", err)
-	}
-	if _, err := provider.Up(ctx); err != nil {
+	if err := migrations.UpPostgres(ctx, db, s.logger); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
 	if err := jobqueue.Migrate(ctx, s.driver, s.queueConfig()); err != nil {
@@ -209,7 +201,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 
 // StartWorkers starts River workers in this process; see storage.Workers.
 func (s *Store) StartWorkers(ctx context.Context, cfg storage.WorkerConfig) error {
-	return s.queue.Start(ctx, cfg, jobqueue.Hooks{Runnable: s.jobRunnable, GiveUp: s.giveUpJob})
+	return s.queue.Start(ctx, cfg, jobqueue.StoreHooks(s.jobStatus, s.FailJob))
 }
 
 // StopWorkers stops the workers started by StartWorkers; see storage.Workers.

@@ -2,12 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"crypto/sha256"
 	"fmt"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/internal/ids"
+	"github.com/hegate/hegate/storage/internal/validate"
 )
 
 const apiKeyColumns = `id, tenant_id, name, prefix, created_at, revoked_at, last_used_at`
@@ -29,8 +29,8 @@ func scanAPIKey(row scanner) (storage.APIKey, error) {
 // CreateAPIKey stores a hashed key. ErrNotFound if the tenant does not
 // exist, ErrConflict if the hash is already stored.
 func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) (storage.APIKey, error) {
-	if len(p.Hash) != sha256.Size {
-		return storage.APIKey{}, fmt.Errorf("creating API key: hash is %d bytes, want %d", len(p.Hash), sha256.Size)
+	if err := validate.CreateAPIKey(p); err != nil {
+		return storage.APIKey{}, fmt.Errorf("creating API key: %w", err)
 	}
 	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
 		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at)
@@ -45,8 +45,8 @@ func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) 
 // LookupAPIKey finds an unrevoked key by hash, records its use and returns
 // it, or returns ErrNotFound.
 func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (storage.APIKey, error) {
-	if len(hash) != sha256.Size {
-		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", storage.ErrNotFound)
+	if err := validate.LookupAPIKey(hash); err != nil {
+		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", err)
 	}
 	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
 		`UPDATE api_keys SET last_used_at = ?2

@@ -26,7 +26,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/pressly/goose/v3"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	sqlite "modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
@@ -151,14 +150,7 @@ func (s *Store) Close() error {
 
 // Migrate applies hegate's goose migrations and River's migrations.
 func (s *Store) Migrate(ctx context.Context) error {
-	provider, err := goose.NewProvider(goose.DialectSQLite3, s.db, migrations.SQLite(),
-		goose.WithDisableGlobalRegistry(true),
-		goose.WithSlog(s.logger),
-	)
-	if err != nil {
-		return fmt.Errorf("migrating: loading migrations: %w", err)
-	}
-	if _, err := provider.Up(ctx); err != nil {
+	if err := migrations.UpSQLite(ctx, s.db, s.logger); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
 	if err := jobqueue.Migrate(ctx, s.driver, s.queueConfig()); err != nil {
@@ -169,7 +161,7 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // StartWorkers starts River workers in this process; see storage.Workers.
 func (s *Store) StartWorkers(ctx context.Context, cfg storage.WorkerConfig) error {
-	return s.queue.Start(ctx, cfg, jobqueue.Hooks{Runnable: s.jobRunnable, GiveUp: s.giveUpJob})
+	return s.queue.Start(ctx, cfg, jobqueue.StoreHooks(s.jobStatus, s.FailJob))
 }
 
 // StopWorkers stops the workers started by StartWorkers; see storage.Workers.

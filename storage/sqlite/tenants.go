@@ -2,12 +2,12 @@ package sqlite
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/internal/ids"
+	"github.com/hegate/hegate/storage/internal/validate"
 )
 
 const tenantColumns = `id, name, created_at`
@@ -26,8 +26,8 @@ func scanTenant(row scanner) (storage.Tenant, error) {
 
 // CreateTenant makes a tenant with a fresh id; ErrConflict if the name is taken.
 func (s *Store) CreateTenant(ctx context.Context, p storage.CreateTenantParams) (storage.Tenant, error) {
-	if p.Name == "" {
-		return storage.Tenant{}, errors.New("creating tenant: name is required")
+	if err := validate.CreateTenant(p); err != nil {
+		return storage.Tenant{}, fmt.Errorf("creating tenant: %w", err)
 	}
 	t, err := scanTenant(s.db.QueryRowContext(ctx,
 		`INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3) RETURNING `+tenantColumns,

@@ -3,11 +3,15 @@
 // documented outcomes.
 //
 // Each engine's test calls Exercise with a function that opens a fresh,
-// migrated, empty store and closes it at the test's cleanup:
+// migrated, empty store on a given clock and closes it at the test's
+// cleanup; Ready is the common end of such a function:
 //
-//	func TestStore(t *testing.T) {
-//		storagetest.Exercise(t, func(t *testing.T) storage.Store { ... })
+//	func open(t *testing.T, now func() time.Time) storage.Store {
+//		s, err := engine.Open(t.Context(), engine.Config{..., Now: now})
+//		return storagetest.Ready(t, s, err)
 //	}
+//
+//	func TestStore(t *testing.T) { storagetest.Exercise(t, open) }
 //
 // Subtests are named ok/... for documented successes and fail/... for
 // documented failures, run in parallel, and each opens its own store, so a
@@ -32,11 +36,17 @@ import (
 // waitLimit bounds every wait for workers.
 const waitLimit = 30 * time.Second
 
-// bundle is what setup returns: a fresh store with two tenants.
+// Opener opens a fresh, migrated, empty store whose clock is now (time.Now
+// when nil) and closes it when t ends.
+type Opener func(t *testing.T, now func() time.Time) storage.Store
+
+// bundle is what setup returns: a fresh store with two tenants, and the
+// Opener for a test that needs a store of its own.
 type bundle struct {
 	ctx   context.Context
 	store storage.Store
 	a, b  storage.Tenant
+	open  Opener
 }
 
 // test is one conformance test.
@@ -45,10 +55,9 @@ type test struct {
 	run  func(t *testing.T, b bundle)
 }
 
-// Exercise runs the conformance suite. open must return a fresh, migrated,
-// empty store for each call and close it when t ends; it is called once per
+// Exercise runs the conformance suite. open is called at least once per
 // subtest, from parallel subtests.
-func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
+func Exercise(t *testing.T, open Opener) {
 	t.Helper()
 	var tests []test
 	tests = append(tests, storeTests...)
@@ -65,11 +74,29 @@ func Exercise(t *testing.T, open func(t *testing.T) storage.Store) {
 	}
 }
 
+// Ready ends an engine's Opener: it fails t if err, the error of opening s,
+// is not nil, closes s when t ends, and migrates s.
+func Ready(t *testing.T, s storage.Store, err error) storage.Store {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	if err := s.Migrate(t.Context()); err != nil {
+		t.Fatalf("Migrate: %v", err)
+	}
+	return s
+}
+
 // setup opens a store and creates tenants "a" and "b" in it.
-func setup(t *testing.T, open func(t *testing.T) storage.Store) bundle {
+func setup(t *testing.T, open Opener) bundle {
 	t.Helper()
 	ctx := t.Context()
-	s := open(t)
+	s := open(t, nil)
 	t.Cleanup(func() {
 		// Workers a test started stop before the store closes (cleanups
 		// run last-registered first, and open registered Close earlier).
@@ -79,7 +106,7 @@ func setup(t *testing.T, open func(t *testing.T) storage.Store) bundle {
 			t.Errorf("StopWorkers at cleanup: %v", err)
 		}
 	})
-	b := bundle{ctx: ctx, store: s}
+	b := bundle{ctx: ctx, store: s, open: open}
 	b.a = mustTenant(t, b, "tenant-a")
 	b.b = mustTenant(t, b, "tenant-b")
 	return b

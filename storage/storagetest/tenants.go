@@ -2,6 +2,7 @@ package storagetest
 
 import (
 	"testing"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 )
@@ -16,6 +17,20 @@ var storeTests = []test{
 		got, err := b.store.GetTenant(b.ctx, b.a.ID)
 		noErr(t, "GetTenant after Migrate", err)
 		equal(t, "tenant after Migrate", got, b.a)
+	}},
+	{"ok/store/timestamps-utc-microseconds", func(t *testing.T, b bundle) {
+		// A clock in another zone, with nanoseconds: the store keeps
+		// microseconds and answers in UTC.
+		at := time.Date(2026, 1, 2, 3, 4, 5, 123456789, time.FixedZone("X", 3600))
+		s := b.open(t, func() time.Time { return at })
+		_, err := s.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "a"})
+		noErr(t, "CreateTenant", err)
+		got, err := s.GetTenantByName(b.ctx, "a")
+		noErr(t, "GetTenantByName", err)
+		want := time.Date(2026, 1, 2, 2, 4, 5, 123456000, time.UTC)
+		if got.CreatedAt != want {
+			t.Fatalf("CreatedAt = %v, want %v", got.CreatedAt, want)
+		}
 	}},
 }
 

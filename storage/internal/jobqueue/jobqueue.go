@@ -93,6 +93,35 @@ type Hooks struct {
 	GiveUp func(ctx context.Context, id hegate.JobID, reason string) error
 }
 
+// StoreHooks returns the Hooks of a store from two of its operations:
+// status, which returns a job's status whoever owns it or ErrNotFound, and
+// fail, the store's Jobs.FailJob. A job is runnable unless it is terminal or
+// gone; giving up fails it unless it is already terminal or gone.
+func StoreHooks(
+	status func(ctx context.Context, id hegate.JobID) (storage.JobStatus, error),
+	fail func(ctx context.Context, id hegate.JobID, reason string) (storage.Job, error),
+) Hooks {
+	return Hooks{
+		Runnable: func(ctx context.Context, id hegate.JobID) (bool, error) {
+			s, err := status(ctx, id)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				return false, nil
+			case err != nil:
+				return false, fmt.Errorf("checking job %s: %w", id, err)
+			}
+			return !s.Terminal(), nil
+		},
+		GiveUp: func(ctx context.Context, id hegate.JobID, reason string) error {
+			_, err := fail(ctx, id, reason)
+			if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		},
+	}
+}
+
 func (h Hooks) validate() error {
 	if h.Runnable == nil || h.GiveUp == nil {
 		return errors.New("jobqueue: Hooks.Runnable and Hooks.GiveUp are required")

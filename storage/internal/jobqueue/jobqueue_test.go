@@ -2,6 +2,7 @@ package jobqueue
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -37,5 +38,39 @@ func TestValidateWorkerConfig(t *testing.T) {
 		if err := ValidateWorkerConfig(cfg); err == nil {
 			t.Errorf("%s: no error", name)
 		}
+	}
+}
+
+func TestStoreHooks(t *testing.T) {
+	t.Parallel()
+	errDB := errors.New("database is down")
+	for name, tc := range map[string]struct {
+		status       storage.JobStatus
+		statusErr    error
+		failErr      error
+		wantRunnable bool
+		wantErr      error // of Runnable
+		wantGiveUp   error
+	}{
+		"ok/queued":         {status: storage.JobQueued, wantRunnable: true},
+		"ok/running":        {status: storage.JobRunning, wantRunnable: true},
+		"ok/cancelled":      {status: storage.JobCancelled, failErr: storage.ErrConflict},
+		"ok/gone":           {statusErr: storage.ErrNotFound, failErr: storage.ErrNotFound},
+		"fail/status-error": {statusErr: errDB, wantErr: errDB, failErr: errDB, wantGiveUp: errDB},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			hooks := StoreHooks(
+				func(context.Context, hegate.JobID) (storage.JobStatus, error) { return tc.status, tc.statusErr },
+				func(context.Context, hegate.JobID, string) (storage.Job, error) { return storage.Job{}, tc.failErr },
+			)
+			runnable, err := hooks.Runnable(t.Context(), "job_x")
+			if runnable != tc.wantRunnable || !errors.Is(err, tc.wantErr) || (err == nil) != (tc.wantErr == nil) {
+				t.Errorf("Runnable = %v, %v; want %v, %v", runnable, err, tc.wantRunnable, tc.wantErr)
+			}
+			if err := hooks.GiveUp(t.Context(), "job_x", "reason"); err != tc.wantGiveUp {
+				t.Errorf("GiveUp = %v, want %v", err, tc.wantGiveUp)
+			}
+		})
 	}
 }
