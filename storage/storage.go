@@ -121,13 +121,18 @@ type CreateAPIKeyParams struct {
 	Hash     []byte // SHA-256 of the secret, 32 bytes
 }
 
+// APIKeyUseResolution is how stale APIKey.LastUsedAt may be.
+const APIKeyUseResolution = time.Minute
+
 // APIKeys stores hashed tenant API keys.
 type APIKeys interface {
 	// CreateAPIKey stores a key. ErrNotFound if the tenant does not exist,
 	// ErrConflict if the hash is already stored.
 	CreateAPIKey(ctx context.Context, p CreateAPIKeyParams) (APIKey, error)
 	// LookupAPIKey finds a key that is not revoked by the hash of its secret,
-	// or returns ErrNotFound. It records the time of use.
+	// or returns ErrNotFound. It records the time of use, at most once per
+	// APIKeyUseResolution, so that authenticating is a read, not a write,
+	// on almost every request (and an unknown key never writes).
 	LookupAPIKey(ctx context.Context, hash []byte) (APIKey, error)
 	// ListAPIKeys returns the tenant's keys, oldest first, revoked ones included.
 	ListAPIKeys(ctx context.Context, tenant hegate.TenantID) ([]APIKey, error)

@@ -49,11 +49,17 @@ func (s *Store) LookupAPIKey(ctx context.Context, hash []byte) (storage.APIKey, 
 		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", err)
 	}
 	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
-		`UPDATE api_keys SET last_used_at = ?2
-		 WHERE hash = ?1 AND revoked_at IS NULL RETURNING `+apiKeyColumns,
-		hash, dbTime(s.now())))
+		`SELECT `+apiKeyColumns+` FROM api_keys WHERE hash = ?1 AND revoked_at IS NULL`, hash))
 	if err != nil {
 		return storage.APIKey{}, fmt.Errorf("looking up API key: %w", err)
+	}
+	now := s.now()
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) >= storage.APIKeyUseResolution {
+		if _, err := s.db.ExecContext(ctx,
+			`UPDATE api_keys SET last_used_at = ?2 WHERE id = ?1`, k.ID, dbTime(now)); err != nil {
+			return storage.APIKey{}, fmt.Errorf("recording use of API key %s: %w", k.ID, translate(err))
+		}
+		k.LastUsedAt = &now
 	}
 	return k, nil
 }

@@ -1,12 +1,48 @@
 package storagetest
 
 import (
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 )
 
 var apiKeyTests = []test{
+	{"ok/apikey/last-used-at-most-once-per-resolution", func(t *testing.T, b bundle) {
+		var mu sync.Mutex
+		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+		clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+		advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+		s := b.open(t, clock)
+		tn, err := s.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "clocked"})
+		noErr(t, "CreateTenant", err)
+		_, err = s.CreateAPIKey(b.ctx, storage.CreateAPIKeyParams{TenantID: tn.ID, Name: "k", Prefix: "k", Hash: hashOf("clocked")})
+		noErr(t, "CreateAPIKey", err)
+		used := func() time.Time {
+			t.Helper()
+			k, err := s.LookupAPIKey(b.ctx, hashOf("clocked"))
+			noErr(t, "LookupAPIKey", err)
+			list, err := s.ListAPIKeys(b.ctx, tn.ID)
+			noErr(t, "ListAPIKeys", err)
+			if k.LastUsedAt == nil || list[0].LastUsedAt == nil || !k.LastUsedAt.Equal(*list[0].LastUsedAt) {
+				t.Fatalf("LookupAPIKey says %v, stored %v", k.LastUsedAt, list[0].LastUsedAt)
+			}
+			return *k.LastUsedAt
+		}
+		first := used()
+		if !first.Equal(clock()) {
+			t.Fatalf("first use %v, want %v", first, clock())
+		}
+		advance(storage.APIKeyUseResolution / 2)
+		if got := used(); !got.Equal(first) {
+			t.Fatalf("use within the resolution moved LastUsedAt to %v", got)
+		}
+		advance(storage.APIKeyUseResolution)
+		if got := used(); !got.Equal(clock()) {
+			t.Fatalf("use after the resolution: LastUsedAt %v, want %v", got, clock())
+		}
+	}},
 	{"ok/apikey/create-lookup", func(t *testing.T, b bundle) {
 		k := mustAPIKey(t, b, b.a.ID, "secret-one")
 		if k.ID == "" || k.TenantID != b.a.ID || k.Name != "key secret-one" || k.Prefix != "secr" {
