@@ -25,6 +25,7 @@ import (
 // database and the blobs are, and which models to serve.
 type backendConfig struct {
 	DatabaseURL string // postgres://... or a SQLite file path; empty: <DataDir>/hegate.db
+	Schema      string // PostgreSQL schema for hegate's and River's tables; empty: search_path
 	DataDir     string // blobs live in <DataDir>/blobs
 	ModelsDir   string // extra model JSON files, optional
 	LogLevel    string
@@ -32,6 +33,7 @@ type backendConfig struct {
 
 func (c *backendConfig) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.DatabaseURL, "database-url", envOr("HEGATE_DATABASE_URL", ""), "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/hegate.db) [HEGATE_DATABASE_URL]")
+	fs.StringVar(&c.Schema, "database-schema", envOr("HEGATE_DATABASE_SCHEMA", ""), "PostgreSQL only: schema for hegate's and the job queue's tables, created if missing (default: the connection's search_path) [HEGATE_DATABASE_SCHEMA]")
 	fs.StringVar(&c.DataDir, "data-dir", envOr("HEGATE_DATA_DIR", "./data"), "directory for the SQLite database and the blob store [HEGATE_DATA_DIR]")
 	fs.StringVar(&c.ModelsDir, "models-dir", envOr("HEGATE_MODELS_DIR", ""), "directory of extra model files (*.json graph IR) to serve [HEGATE_MODELS_DIR]")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("HEGATE_LOG_LEVEL", "info"), "debug, info, warn or error [HEGATE_LOG_LEVEL]")
@@ -41,6 +43,9 @@ func (c *backendConfig) register(fs *flag.FlagSet) {
 func (c *backendConfig) Validate() error {
 	if c.DataDir == "" {
 		return errors.New("--data-dir must not be empty")
+	}
+	if c.Schema != "" && !c.isPostgres() {
+		return errors.New("--database-schema is for PostgreSQL only")
 	}
 	switch strings.ToLower(c.LogLevel) {
 	case "debug", "info", "warn", "error":
@@ -70,7 +75,7 @@ func (c *backendConfig) openStore(ctx context.Context, logger *slog.Logger) (sto
 		err   error
 	)
 	if c.isPostgres() {
-		store, err = postgres.Open(ctx, postgres.Config{URL: c.DatabaseURL, Logger: logger})
+		store, err = postgres.Open(ctx, postgres.Config{URL: c.DatabaseURL, Schema: c.Schema, Logger: logger})
 	} else {
 		path := c.DatabaseURL
 		if path == "" {

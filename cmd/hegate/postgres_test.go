@@ -1,0 +1,120 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestServeAndWorkerOnPostgres runs the production shape on PostgreSQL: a
+// "serve --workers 0" that only takes requests and a separate "worker" that
+// only evaluates, sharing the database (River) and the blob directory, and
+// the device commands keygen, keys upload and infer against them.
+func TestServeAndWorkerOnPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("encrypted inference")
+	}
+	url := os.Getenv("HEGATE_TEST_DATABASE_URL")
+	if url == "" {
+		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("PostgreSQL is required in CI: %v", err)
+		}
+		t.Skipf("PostgreSQL not reachable: %v", err)
+	}
+	var rb [6]byte
+	_, _ = rand.Read(rb[:])
+	schema := "hegate_cmd_" + hex.EncodeToString(rb[:])
+	t.Cleanup(func() {
+		defer conn.Close(context.Background())
+		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
+			t.Errorf("dropping schema %s: %v", schema, err)
+		}
+	})
+
+	t.Setenv("HEGATE_DATABASE_URL", url)
+	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
+	t.Setenv("HEGATE_DATA_DIR", t.TempDir()) // the shared blob directory
+	cli := func(args ...string) string {
+		t.Helper()
+		var out, errb bytes.Buffer
+		if err := run(ctx, args, &out, &errb); err != nil {
+			t.Fatalf("hegate %v: %v\n%s", args, err, errb.String())
+		}
+		return out.String()
+	}
+	cli("migrate")
+	m := regexp.MustCompile(`api key (hgk_\S+)`).FindStringSubmatch(cli("tenant", "create", "fleet"))
+	if m == nil {
+		t.Fatal("tenant create printed no API key")
+	}
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	srvCtx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	for _, args := range [][]string{{"serve", "--workers", "0", "--addr", addr}, {"worker", "--workers", "1"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := run(srvCtx, args, io.Discard, io.Discard); err != nil && srvCtx.Err() == nil {
+				t.Errorf("hegate %v: %v", args, err)
+			}
+		}()
+	}
+	defer func() { stop(); wg.Wait() }()
+	waitReady(t, "http://"+addr+"/v2/health/ready")
+
+	t.Setenv("HEGATE_SERVER", "http://"+addr)
+	t.Setenv("HEGATE_API_KEY", m[1])
+	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
+	cli("keygen")
+	cli("keys", "upload")
+	for i := 0; i < 3; i++ {
+		out := cli("infer", "--mnist-index", fmt.Sprint(i))
+		p := regexp.MustCompile(`prediction (\d+) \(label (\d+)\)`).FindStringSubmatch(out)
+		if p == nil {
+			t.Fatalf("infer printed %q", out)
+		}
+		t.Logf("image %d: %s", i, p[0])
+		if p[1] != p[2] {
+			t.Errorf("image %d: prediction %s, label %s (the model gets these right in plaintext)", i, p[1], p[2])
+		}
+	}
+}
+
+func waitReady(t *testing.T, url string) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("%s never answered 200", url)
+}
