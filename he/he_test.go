@@ -9,6 +9,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
+
 	"github.com/hegate/hegate"
 )
 
@@ -207,6 +210,58 @@ func TestCompileRefuses(t *testing.T) {
 			_, err := Compile(tc.g, tc.opts)
 			if !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), tc.want) {
 				t.Fatalf("got %v, want invalid mentioning %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestResultHoldsOnlyOutputs checks that the slots of a result beyond the
+// outputs carry nothing else: each holds a copy of an output (the hybrid
+// method replicates with the last step's period) or zero. A device that
+// decodes every slot learns no more than the outputs (noise aside).
+func TestResultHoldsOnlyOutputs(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, g := range []*Graph{tinyDense(r), tinyCNN(r)} {
+		t.Run("ok/"+g.Name, func(t *testing.T) {
+			m, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true})
+			if err != nil {
+				t.Fatal(err)
+			}
+			sk, _ := m.GenerateSecretKey()
+			var keys bytes.Buffer
+			if _, err := m.WriteKeySet(&keys, sk); err != nil {
+				t.Fatal(err)
+			}
+			ks, err := m.ReadKeySet(&keys)
+			if err != nil {
+				t.Fatal(err)
+			}
+			x := randVec(r, g.InputSize(), 1)
+			want, _ := g.Reference(x)
+			ct, _ := m.Encrypt(sk, x)
+			res, _, err := m.Evaluate(context.Background(), ks, ct)
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := m.c
+			p := c.params.ckks
+			parsed, err := c.params.parseCiphertext("test", res, ctWant{kind: ctResult, level: 0, logSlots: c.logN})
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := make([]float64, c.n)
+			if err := ckks.NewEncoder(p).Decode(rlwe.NewDecryptor(p, sk.sk.sk).DecryptNew(parsed), all); err != nil {
+				t.Fatal(err)
+			}
+			period := c.steps[len(c.steps)-1].period
+			for i, v := range all {
+				expect := 0.0
+				if k := i % period; k < len(want) {
+					expect = want[k]
+				}
+				if math.Abs(v-expect) > 1e-3 {
+					t.Fatalf("slot %d holds %v, want %v (period %d, %d outputs)", i, v, expect, period, len(want))
+				}
 			}
 		})
 	}
