@@ -381,6 +381,7 @@ type deviceSpec struct {
 type compiled struct {
 	*deviceSpec
 	steps []step
+	ops   []lowered // the steps in logical coordinates, for calibration
 	cost  Cost
 }
 
@@ -465,6 +466,7 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 		}
 		c.cost.add(st.cost)
 		c.steps = append(c.steps, st)
+		c.ops = append(c.ops, o)
 		level--
 	}
 	for ge := range galLevel {

@@ -130,3 +130,22 @@ func TestMNISTMagnitudes(t *testing.T) {
 		t.Errorf("max |logit| %.3f > %d", logit, maxLogit)
 	}
 }
+
+// TestMNISTCalibration compiles the model for the default preset and checks,
+// on the first 1,000 test images, that every step of the encrypted circuit
+// stays well inside what its CKKS level can hold.
+func TestMNISTCalibration(t *testing.T) {
+	g, err := MNIST()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := he.Compile(g, he.CompileOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := m.Calibrate(loadTest(t).Images[:1000])
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Log(cal)
+}

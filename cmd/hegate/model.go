@@ -11,6 +11,7 @@ import (
 	"text/tabwriter"
 
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/mnist"
 )
 
 func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -18,14 +19,15 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var cfg backendConfig
 	cfg.register(fs)
 	preset := fs.String("preset", he.DefaultPreset, "parameter preset to compile for ("+strings.Join(he.Presets(), ", ")+")")
+	calibrate := fs.Int("calibrate", 0, "also check value ranges on this many MNIST test images (models with a 1×28×28 input)")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: hegate model [flags] list | inspect NAME|FILE.json")
 		fs.PrintDefaults()
 	}
-	if err := fs.Parse(args); err != nil {
+	rest, err := parseArgs(fs, args)
+	if err != nil {
 		return err
 	}
-	rest := fs.Args()
 	if len(rest) == 0 {
 		fs.Usage()
 		return errors.New("model: missing subcommand")
@@ -63,8 +65,38 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		return enc.Encode(m.Manifest())
+		if *calibrate <= 0 {
+			return enc.Encode(m.Manifest())
+		}
+		samples, err := mnistSamples(*calibrate, g.InputSize())
+		if err != nil {
+			return err
+		}
+		cal, calErr := m.Calibrate(samples)
+		if err := enc.Encode(struct {
+			Manifest    he.Manifest    `json:"manifest"`
+			Calibration he.Calibration `json:"calibration"`
+		}{m.Manifest(), cal}); err != nil {
+			return err
+		}
+		return calErr
 	}
 	fs.Usage()
 	return fmt.Errorf("model: unknown subcommand %q", rest)
+}
+
+// mnistSamples returns the first n MNIST test images as model inputs.
+func mnistSamples(n, inputSize int) ([][]float64, error) {
+	if inputSize != mnist.Pixels {
+		return nil, fmt.Errorf("--calibrate uses MNIST images, but the model takes %d values, not %d", inputSize, mnist.Pixels)
+	}
+	dir, err := mnist.Dir()
+	if err != nil {
+		return nil, err
+	}
+	set, err := mnist.Load(dir, mnist.Test)
+	if err != nil {
+		return nil, err
+	}
+	return set.Images[:min(n, set.Len())], nil
 }
