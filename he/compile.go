@@ -3,6 +3,7 @@ package he
 import (
 	"fmt"
 	"math/bits"
+	"runtime"
 	"sort"
 
 	"github.com/tuneinsight/lattigo/v6/circuits/ckks/lintrans"
@@ -353,9 +354,12 @@ func convMatrix(c *Conv2D, shape []int) *linearOp {
 
 // step is one compiled CKKS step.
 type step struct {
-	kind   opKind
-	level  int // level of the ciphertext entering the step
-	lt     lintrans.LinearTransformation
+	kind  opKind
+	level int // level of the ciphertext entering the step
+	// parts are the step's diagonals, split by giant-step group into one
+	// transform per goroutine (one part when evaluation is sequential).
+	parts  []lintrans.LinearTransformation
+	galEls []uint64 // the Galois elements the step's rotations need
 	diags  int
 	rotSum []int     // hybrid method: rotations of the rotate-and-sum, in order
 	bias   []float64 // length n, added after the rescale
@@ -380,9 +384,10 @@ type deviceSpec struct {
 
 type compiled struct {
 	*deviceSpec
-	steps []step
-	ops   []lowered // the steps in logical coordinates, for calibration
-	cost  Cost
+	parallelism int // goroutines one evaluation may use
+	steps       []step
+	ops         []lowered // the steps in logical coordinates, for calibration
+	cost        Cost
 }
 
 func nextPow2(x int) int {
@@ -413,7 +418,11 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &compiled{deviceSpec: &deviceSpec{name: g.Name, params: params, inputShape: append([]int(nil), g.Input...), packing: packing, outputSize: g.OutputSize()}}
+	par := opts.Parallelism
+	if par <= 0 {
+		par = min(runtime.GOMAXPROCS(0), 8)
+	}
+	c := &compiled{parallelism: par, deviceSpec: &deviceSpec{name: g.Name, params: params, inputShape: append([]int(nil), g.Input...), packing: packing, outputSize: g.OutputSize()}}
 
 	width := packing.size(g.InputSize())
 	for _, o := range ops {
@@ -457,7 +466,7 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 				return nil, fmt.Errorf("%s: %w", op, err)
 			}
 			colSlot = o.lin.rowSlot
-			for _, ge := range st.lt.GaloisElements(params.ckks) {
+			for _, ge := range st.galEls {
 				use(ge, level) // rotations of the input, before the rescale
 			}
 			for _, r := range st.rotSum {
@@ -592,18 +601,8 @@ func (c *compiled) planLinear(st *step, l *linearOp, ecd *ckks.Encoder) error {
 		best = map[int][]float64{0: make([]float64, n)}
 		bestCost.PlainMults = 1
 	}
-	p := c.params.ckks
-	ltParams := lintrans.Parameters{
-		DiagonalsIndexList:        diagIndex(best),
-		LevelQ:                    st.level,
-		LevelP:                    p.MaxLevelP(),
-		Scale:                     rlwe.NewScale(p.Q()[st.level]),
-		LogDimensions:             ring.Dimensions{Rows: 0, Cols: c.logN},
-		LogBabyStepGiantStepRatio: logBSGSRatio,
-	}
-	lt := lintrans.NewTransformation(p, ltParams)
-	if err := lintrans.Encode(ecd, lintrans.Diagonals[float64](best), lt); err != nil {
-		return fmt.Errorf("encoding linear step: %w", err)
+	if err := c.encodeDiagonals(st, best, ecd); err != nil {
+		return err
 	}
 	bias := make([]float64, n)
 	for i := 0; i < n; i++ {
@@ -614,7 +613,75 @@ func (c *compiled) planLinear(st *step, l *linearOp, ecd *ckks.Encoder) error {
 	if allZero(bias) {
 		bias = nil
 	}
-	st.lt, st.diags, st.rotSum, st.bias, st.period, st.cost = lt, len(best), rotSum, bias, period, bestCost
+	st.diags, st.rotSum, st.bias, st.period, st.cost = len(best), rotSum, bias, period, bestCost
+	return nil
+}
+
+// encodeDiagonals encodes a linear step at level: the whole transform
+// (whose Galois elements the key set covers) and, when the step has several
+// giant-step groups and the model compiles for parallel evaluation, the same
+// diagonals split by giant-step group into parts that share the baby-step
+// size N1, so that they need no other keys and can run on separate cores.
+func (c *compiled) encodeDiagonals(st *step, diags map[int][]float64, ecd *ckks.Encoder) error {
+	p := c.params.ckks
+	idx := diagIndex(diags)
+	ltParams := func(list []int) lintrans.Parameters {
+		return lintrans.Parameters{
+			DiagonalsIndexList:        list,
+			LevelQ:                    st.level,
+			LevelP:                    p.MaxLevelP(),
+			Scale:                     rlwe.NewScale(p.Q()[st.level]),
+			LogDimensions:             ring.Dimensions{Rows: 0, Cols: c.logN},
+			LogBabyStepGiantStepRatio: logBSGSRatio,
+		}
+	}
+	st.galEls = lintrans.GaloisElements(p, ltParams(idx))
+	n1 := findBSGS(idx, c.n)
+	groups := map[int][]int{} // giant step → its diagonals
+	for _, k := range idx {
+		g := (k / n1) * n1
+		groups[g] = append(groups[g], k)
+	}
+	lists := [][]int{idx}
+	if c.parallelism > 1 && len(groups) > 1 {
+		// Deal the groups, largest first, to the part with the fewest
+		// diagonals. Every part keeps the whole's baby-step size N1, so
+		// the parts need no keys the whole would not.
+		giants := make([]int, 0, len(groups))
+		for g := range groups {
+			giants = append(giants, g)
+		}
+		sort.Slice(giants, func(a, b int) bool {
+			if la, lb := len(groups[giants[a]]), len(groups[giants[b]]); la != lb {
+				return la > lb
+			}
+			return giants[a] < giants[b]
+		})
+		lists = make([][]int, min(c.parallelism, len(groups)))
+		for _, g := range giants {
+			small := 0
+			for i := range lists {
+				if len(lists[i]) < len(lists[small]) {
+					small = i
+				}
+			}
+			lists[small] = append(lists[small], groups[g]...)
+		}
+	}
+	st.parts = make([]lintrans.LinearTransformation, len(lists))
+	for i, list := range lists {
+		sort.Ints(list)
+		part := lintrans.NewTransformation(p, ltParams(list))
+		part.N1 = n1
+		sub := lintrans.Diagonals[float64]{}
+		for _, k := range list {
+			sub[k] = diags[k]
+		}
+		if err := lintrans.Encode(ecd, sub, part); err != nil {
+			return fmt.Errorf("encoding linear step (part %d of %d): %w", i+1, len(lists), err)
+		}
+		st.parts[i] = part
+	}
 	return nil
 }
 

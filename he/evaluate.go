@@ -2,11 +2,16 @@ package he
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"sort"
+	"sync"
 	"time"
 
 	"github.com/tuneinsight/lattigo/v6/circuits/ckks/lintrans"
+	commonlintrans "github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
 	"github.com/hegate/hegate"
@@ -62,16 +67,21 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 // run evaluates the steps on ct.
 func (c *compiled) run(ctx context.Context, ct *rlwe.Ciphertext, evk rlwe.EvaluationKeySet) (*rlwe.Ciphertext, error) {
 	p := c.params.ckks
-	eval := ckks.NewEvaluator(p, evk)
-	lt := lintrans.NewEvaluator(eval)
+	// One evaluator per goroutine: Lattigo evaluators are not safe for
+	// concurrent use; ShallowCopy shares the keys and gives fresh buffers.
+	evals := []*ckks.Evaluator{ckks.NewEvaluator(p, evk)}
+	for len(evals) < c.parallelism {
+		evals = append(evals, evals[0].ShallowCopy())
+	}
+	eval := evals[0]
 	for i, st := range c.steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		switch st.kind {
 		case kindLinear:
-			out := ckks.NewCiphertext(p, 1, ct.Level())
-			if err := lt.Evaluate(ct, st.lt, out); err != nil {
+			out, err := linear(evals, ct, st.parts)
+			if err != nil {
 				return nil, fmt.Errorf("step %d (linear): %w", i, err)
 			}
 			if err := eval.Rescale(out, out); err != nil {
@@ -102,6 +112,86 @@ func (c *compiled) run(ctx context.Context, ct *rlwe.Ciphertext, evk rlwe.Evalua
 		}
 	}
 	return ct, nil
+}
+
+// linear applies a linear step's parts to ct and sums them (no rescale).
+// With one part it is Lattigo's hoisted BSGS evaluation. With several, the
+// input is decomposed once, the baby-step rotations (shared by every part)
+// are computed by all goroutines together, then each part's giant steps run
+// on its own goroutine, and the partial results are added.
+func linear(evals []*ckks.Evaluator, ct *rlwe.Ciphertext, parts []lintrans.LinearTransformation) (*rlwe.Ciphertext, error) {
+	p := *evals[0].GetParameters()
+	if len(parts) == 1 {
+		out := ckks.NewCiphertext(p, 1, ct.Level())
+		return out, lintrans.NewEvaluator(evals[0]).Evaluate(ct, parts[0], out)
+	}
+	levelQ, levelP := ct.Level(), parts[0].LevelP
+	decomposed := evals[0].GetBuffDecompQP()
+	evals[0].DecomposeNTT(levelQ, levelP, levelP+1, ct.Value[1], ct.IsNTT, decomposed)
+
+	babySet := map[int]bool{}
+	for _, part := range parts {
+		_, _, babies := commonlintrans.LinearTransformation(part).BSGSIndex()
+		for _, r := range babies {
+			babySet[r] = r != 0
+		}
+	}
+	var babies []int
+	preRot := map[int]*rlwe.Element[ringqp.Poly]{}
+	for r, nonzero := range babySet {
+		if nonzero {
+			babies = append(babies, r)
+			preRot[r] = rlwe.NewElementExtended(p, 1, levelQ, levelP)
+		}
+	}
+	sort.Ints(babies)
+	workers := min(len(evals), len(parts))
+	if err := parallel(workers, func(g int) error {
+		for i := g; i < len(babies); i += workers {
+			r := babies[i]
+			if err := evals[g].AutomorphismHoistedLazy(levelQ, ct, decomposed, p.GaloisElement(r), preRot[r]); err != nil {
+				return fmt.Errorf("baby step %d: %w", r, err)
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+
+	outs := make([]*rlwe.Ciphertext, len(parts))
+	if err := parallel(len(parts), func(i int) error {
+		outs[i] = ckks.NewCiphertext(p, 1, levelQ)
+		le := commonlintrans.Evaluator{Evaluator: evals[i%len(evals)]}
+		return le.MultiplyByDiagMatrixBSGS(ct, commonlintrans.LinearTransformation(parts[i]), preRot, outs[i])
+	}); err != nil {
+		return nil, err
+	}
+	for _, o := range outs[1:] {
+		if err := evals[0].Add(outs[0], o, outs[0]); err != nil {
+			return nil, err
+		}
+	}
+	return outs[0], nil
+}
+
+// parallel runs f(0..n-1) on n goroutines and returns the first error.
+func parallel(n int, f func(i int) error) error {
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			defer func() {
+				if r := recover(); r != nil {
+					errs[i] = fmt.Errorf("panic: %v", r)
+				}
+			}()
+			errs[i] = f(i)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 // Manifest describes the compiled model for clients.

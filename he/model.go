@@ -12,6 +12,11 @@ type CompileOptions struct {
 	Params string
 	// AllowInsecure permits presets below 128-bit security. Only tests set it.
 	AllowInsecure bool
+	// Parallelism is how many goroutines one evaluation may use (each
+	// linear step is split by giant-step group across them). 0 means
+	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
+	// neither the keys nor the results.
+	Parallelism int
 }
 
 // Cost counts the homomorphic primitives one evaluation performs.

@@ -21,6 +21,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.register(fs)
 	modelName := fs.String("model", "mnist-cryptonets", "model to measure")
 	runs := fs.Int("runs", 5, "encrypted inferences to time")
+	par := fs.Int("parallelism", 0, "goroutines per evaluation (0: GOMAXPROCS)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -41,7 +42,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("no model named %q", *modelName)
 	}
 	t0 := time.Now()
-	m, err := he.Compile(graph, he.CompileOptions{})
+	m, err := he.Compile(graph, he.CompileOptions{Parallelism: *par})
 	if err != nil {
 		return err
 	}
