@@ -21,6 +21,7 @@ const (
 	KindUnavailable                 // try again later (overload, shutting down, not ready)
 	KindBudgetExhausted             // the tenant's privacy budget cannot pay for this
 	KindRejected                    // attestation evidence or a policy check said no
+	KindGone                        // the object existed but was removed (retention)
 )
 
 var kindNames = [...]string{
@@ -34,6 +35,7 @@ var kindNames = [...]string{
 	KindUnavailable:     "unavailable",
 	KindBudgetExhausted: "budget exhausted",
 	KindRejected:        "rejected",
+	KindGone:            "gone",
 }
 
 func (k Kind) String() string {

@@ -8,6 +8,7 @@ const (
 	ProblemInternal         = ProblemTypeBase + "internal"
 	ProblemInvalid          = ProblemTypeBase + "invalid"
 	ProblemNotFound         = ProblemTypeBase + "not-found"
+	ProblemGone             = ProblemTypeBase + "gone"
 	ProblemUnauthenticated  = ProblemTypeBase + "unauthenticated"
 	ProblemForbidden        = ProblemTypeBase + "forbidden"
 	ProblemConflict         = ProblemTypeBase + "conflict"

@@ -54,6 +54,11 @@ type Config struct {
 	// It works per read, so a large upload that keeps moving is not cut
 	// off; the http.Server's ReadTimeout, if any, still applies on top.
 	BodyIdleTimeout time.Duration
+	// Retention is how long finished jobs keep their input and result
+	// blobs (what the Sweepers of the deployment apply). The gateway only
+	// quotes it: a request for an expired result is answered 410 Gone,
+	// "expired after <Retention>". 0 means not stated.
+	Retention time.Duration
 	// Clock tells the time for logs and metrics; nil means time.Now.
 	Clock func() time.Time
 	// Version is reported by GET /v2; empty means "dev".
@@ -118,6 +123,8 @@ func (c Config) Validate() error {
 		return bad("WaitTimeout is negative (%s)", c.WaitTimeout)
 	case c.BodyIdleTimeout < 0:
 		return bad("BodyIdleTimeout is negative (%s)", c.BodyIdleTimeout)
+	case c.Retention < 0:
+		return bad("Retention is negative (%s)", c.Retention)
 	}
 	if err := validateModels(c.Models, "Models"); err != nil {
 		return bad("%v", err)

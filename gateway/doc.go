@@ -34,4 +34,12 @@
 // storage.JobHandler the store's workers call: it evaluates the model with
 // the tenant's key set, kept parsed in a cache bounded by memory, stores the
 // result blob and completes the job.
+//
+// # Retention
+//
+// A Sweeper, run by every serve and worker process, expires the jobs that
+// finished more than its Retention ago (storage.Jobs.ExpireJobs: the row
+// stays, its blob references go) and deletes the blobs nothing references
+// any more. A request for an expired result answers 410 Gone. Deleting a
+// key set deletes its blob too, unless another tenant's record shares it.
 package gateway

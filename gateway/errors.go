@@ -25,7 +25,8 @@ type problemClass struct {
 // classify is the one place where errors become HTTP statuses and problem
 // types. A *hegate.Error's Kind wins; storage's domain errors and the HTTP
 // body limit are recognised when nothing classified them; anything else is
-// internal.
+// internal. KindGone (content the retention policy removed) is 410, so a
+// client knows not to ask again.
 func classify(err error) problemClass {
 	var he *hegate.Error
 	kind := hegate.KindInternal
@@ -45,6 +46,8 @@ func classify(err error) problemClass {
 	switch kind {
 	case hegate.KindInvalid:
 		return problemClass{http.StatusBadRequest, api.ProblemInvalid, "Invalid request", kind}
+	case hegate.KindGone:
+		return problemClass{http.StatusGone, api.ProblemGone, "Gone", kind}
 	case hegate.KindNotFound:
 		return problemClass{http.StatusNotFound, api.ProblemNotFound, "Not found", kind}
 	case hegate.KindUnauthenticated:

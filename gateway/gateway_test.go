@@ -689,17 +689,19 @@ func TestErrorMapping(t *testing.T) {
 		err    error
 		status int
 	}{
-		"ok/invalid":        {hegate.E("x", hegate.KindInvalid, nil, "bad"), 400},
-		"ok/wrapped-kind":   {errors.Join(errors.New("ctx"), hegate.E("x", hegate.KindTooLarge, nil, "")), 413},
-		"ok/storage-404":    {storage.ErrNotFound, 404},
-		"ok/storage-409":    {storage.ErrConflict, 409},
-		"ok/storage-413":    {storage.ErrTooLarge, 413},
-		"ok/max-bytes":      {&http.MaxBytesError{Limit: 1}, 413},
-		"ok/unavailable":    {hegate.E("x", hegate.KindUnavailable, nil, ""), 503},
-		"ok/budget":         {hegate.E("x", hegate.KindBudgetExhausted, nil, ""), 429},
-		"ok/unknown":        {errors.New("disk on fire"), 500},
-		"ok/internal-kind":  {hegate.E("x", hegate.KindInternal, nil, "db password is hunter2"), 500},
-		"ok/unauthenticate": {hegate.E("x", hegate.KindUnauthenticated, nil, ""), 401},
+		"ok/invalid":         {hegate.E("x", hegate.KindInvalid, nil, "bad"), 400},
+		"ok/wrapped-kind":    {errors.Join(errors.New("ctx"), hegate.E("x", hegate.KindTooLarge, nil, "")), 413},
+		"ok/storage-404":     {storage.ErrNotFound, 404},
+		"ok/storage-409":     {storage.ErrConflict, 409},
+		"ok/storage-413":     {storage.ErrTooLarge, 413},
+		"ok/max-bytes":       {&http.MaxBytesError{Limit: 1}, 413},
+		"ok/unavailable":     {hegate.E("x", hegate.KindUnavailable, nil, ""), 503},
+		"ok/budget":          {hegate.E("x", hegate.KindBudgetExhausted, nil, ""), 429},
+		"ok/unknown":         {errors.New("disk on fire"), 500},
+		"ok/internal-kind":   {hegate.E("x", hegate.KindInternal, nil, "db password is hunter2"), 500},
+		"ok/unauthenticate":  {hegate.E("x", hegate.KindUnauthenticated, nil, ""), 401},
+		"ok/expired":         {hegate.E("x", hegate.KindGone, nil, "the result expired"), 410},
+		"ok/expired-wrapped": {errors.Join(errors.New("serving result"), hegate.E("x", hegate.KindGone, nil, "the result expired")), 410},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {

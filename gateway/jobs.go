@@ -39,7 +39,7 @@ func jobView(j storage.Job) api.Job {
 		FinishedAt:     j.FinishedAt,
 		Self:           jobPath(j.ID),
 	}
-	if j.Status == storage.JobSucceeded {
+	if j.Status == storage.JobSucceeded && !j.Expired() {
 		v.Result = jobPath(j.ID) + "/result"
 	}
 	return v
@@ -124,9 +124,9 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, jobNotSucceeded(op, job))
 		return
 	}
-	rc, err := s.cfg.Blobs.Open(r.Context(), job.ResultBlob)
+	rc, err := s.openResult(r.Context(), op, job)
 	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("opening result of job %s: %w", job.ID, err), ""))
+		s.fail(w, r, err)
 		return
 	}
 	defer rc.Close()
@@ -140,6 +140,15 @@ func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
 			"request_id", RequestIDFromContext(r.Context()), "job_id", job.ID,
 			"bytes", n, "want", job.ResultBytes, "error", fmt.Sprint(err))
 	}
+}
+
+// resultExpired is the 410 answer for a succeeded job whose result the
+// retention policy removed.
+func (s *Server) resultExpired(op string, job storage.Job) error {
+	if s.cfg.Retention > 0 {
+		return hegate.E(op, hegate.KindGone, nil, "the result of job %s expired after %s", job.ID, formatRetention(s.cfg.Retention))
+	}
+	return hegate.E(op, hegate.KindGone, nil, "the result of job %s has expired", job.ID)
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {

@@ -270,9 +270,18 @@ func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.cfg.Store.DeleteKeySet(r.Context(), p.Tenant, id); err != nil {
+	free, err := s.cfg.Store.DeleteKeySet(r.Context(), p.Tenant, id)
+	if err != nil {
 		s.fail(w, r, notFound(op, err, "key set %s not found", id))
 		return
+	}
+	if free != "" {
+		// No other tenant's key set shares the blob: delete it, even if
+		// the client goes away now, since nothing else will. A failure
+		// is logged and counted; the record is gone either way.
+		ctx := context.WithoutCancel(r.Context())
+		log := s.log.With("request_id", RequestIDFromContext(ctx), "key_set_id", id)
+		_, _ = deleteBlobs(ctx, s.cfg.Blobs, s.metrics, log, reasonKeySetDeleted, []string{free})
 	}
 	w.WriteHeader(http.StatusNoContent)
 }

@@ -24,6 +24,10 @@ type Metrics struct {
 	cacheMisses    prometheus.Counter
 	cacheEvictions prometheus.Counter
 	cacheBytes     prometheus.Gauge
+
+	jobsExpired        prometheus.Counter
+	blobsDeleted       *prometheus.CounterVec
+	blobDeleteFailures prometheus.Counter
 }
 
 // NewMetrics makes the metrics in a fresh registry, with the Go runtime and
@@ -65,12 +69,25 @@ func NewMetrics() *Metrics {
 			Name: "hegate_keyset_cache_bytes",
 			Help: "Memory held by cached key sets.",
 		}),
+		jobsExpired: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hegate_jobs_expired_total",
+			Help: "Finished jobs whose input and result blobs retention removed.",
+		}),
+		blobsDeleted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "hegate_blobs_deleted_total",
+			Help: "Blobs deleted because nothing referenced them any more, by reason (retention, key_set_deleted, unrecorded).",
+		}, []string{"reason"}),
+		blobDeleteFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "hegate_blob_delete_failures_total",
+			Help: "Unreferenced blobs that could not be deleted and stay on disk; the log names them.",
+		}),
 	}
 	m.reg.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.jobs, m.evalSeconds,
 		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes,
+		m.jobsExpired, m.blobsDeleted, m.blobDeleteFailures,
 	)
 	return m
 }

@@ -169,7 +169,14 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
 		return
 	}
-	if !created && (job.Model != m.ID() || job.KeySetID != in.keySetID || job.InputBlob != blob.Key) {
+	if !created && job.InputBlob != blob.Key {
+		// The ciphertext just stored is no row's: the job this key names
+		// holds another one, or held it until it expired.
+		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
+	}
+	// An expired job's input can no longer be compared: its model and key
+	// set must match, and the replay then learns that the result expired.
+	if !created && (job.Model != m.ID() || job.KeySetID != in.keySetID || (!job.Expired() && job.InputBlob != blob.Key)) {
 		s.fail(w, r, hegate.E(op, hegate.KindConflict, nil, "%s %q was already used for a different request (job %s)", api.HeaderIdempotencyKey, idem, job.ID))
 		return
 	}
@@ -307,11 +314,30 @@ func jobNotSucceeded(op string, job storage.Job) error {
 	}
 }
 
+// openResult opens a succeeded job's result blob. A result that the
+// retention policy removed, even since job was read, is 410 Gone.
+func (s *Server) openResult(ctx context.Context, op string, job storage.Job) (io.ReadCloser, error) {
+	if job.Expired() {
+		return nil, s.resultExpired(op, job)
+	}
+	rc, err := s.cfg.Blobs.Open(ctx, job.ResultBlob)
+	if errors.Is(err, storage.ErrNotFound) {
+		// A Sweeper may have expired the job and deleted the blob since.
+		if cur, gerr := s.cfg.Store.GetJob(ctx, job.TenantID, job.ID); gerr == nil && cur.Expired() {
+			return nil, s.resultExpired(op, cur)
+		}
+	}
+	if err != nil {
+		return nil, hegate.E(op, hegate.KindInternal, fmt.Errorf("opening result of job %s: %w", job.ID, err), "")
+	}
+	return rc, nil
+}
+
 // readResult reads a succeeded job's result blob, bounded by its recorded size.
 func (s *Server) readResult(ctx context.Context, job storage.Job) ([]byte, error) {
-	rc, err := s.cfg.Blobs.Open(ctx, job.ResultBlob)
+	rc, err := s.openResult(ctx, "jobs.result", job)
 	if err != nil {
-		return nil, hegate.E("jobs.result", hegate.KindInternal, fmt.Errorf("opening result of job %s: %w", job.ID, err), "")
+		return nil, err
 	}
 	defer rc.Close()
 	b, err := io.ReadAll(io.LimitReader(rc, job.ResultBytes+1))

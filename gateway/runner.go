@@ -165,6 +165,7 @@ func (r *Runner) Handle(ctx context.Context, id hegate.JobID) error {
 	if err != nil {
 		if errors.Is(err, storage.ErrConflict) {
 			log.InfoContext(ctx, "job finished elsewhere; result dropped")
+			dropUnrecorded(ctx, r.store, r.blobs, r.metrics, r.log, blob.Key)
 			return nil
 		}
 		return r.fail(ctx, log, job, start, fmt.Errorf("completing job: %w", err))

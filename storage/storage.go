@@ -77,16 +77,17 @@ func (s JobStatus) Terminal() bool {
 }
 
 // Job is one encrypted inference: input ciphertext in, result ciphertext out.
-// Both are blobs; the row holds only their keys.
+// Both are blobs; the row holds only their keys. Retention (Jobs.ExpireJobs)
+// later clears those keys and sets BlobsExpiredAt; the row itself stays.
 type Job struct {
 	ID             hegate.JobID
 	TenantID       hegate.TenantID
 	Model          hegate.ModelID
 	KeySetID       hegate.KeySetID
 	Status         JobStatus
-	InputBlob      string
+	InputBlob      string // "" once the blobs expired
 	InputBytes     int64
-	ResultBlob     string // set when Status is JobSucceeded
+	ResultBlob     string // set when Status is JobSucceeded; "" once the blobs expired
 	ResultBytes    int64
 	Error          string // client-safe reason when Status is JobFailed
 	IdempotencyKey string // optional, unique per tenant
@@ -94,7 +95,14 @@ type Job struct {
 	CreatedAt      time.Time
 	StartedAt      *time.Time
 	FinishedAt     *time.Time
+	// BlobsExpiredAt is when ExpireJobs cleared InputBlob and ResultBlob;
+	// nil while the job still holds them. InputBytes and ResultBytes keep
+	// the sizes the blobs had.
+	BlobsExpiredAt *time.Time
 }
+
+// Expired reports whether retention removed the job's blobs.
+func (j Job) Expired() bool { return j.BlobsExpiredAt != nil }
 
 // CreateTenantParams are the inputs of Tenants.CreateTenant.
 type CreateTenantParams struct {
@@ -152,8 +160,14 @@ type KeySets interface {
 	// ListKeySets returns the tenant's key sets, newest first.
 	ListKeySets(ctx context.Context, tenant hegate.TenantID) ([]KeySet, error)
 	// DeleteKeySet removes the tenant's key set record or returns ErrNotFound.
-	// The blob is not removed (another tenant may share it).
-	DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) error
+	// It does not touch the blob, which is content-addressed and may be
+	// shared with another tenant's key set; instead it reports, in the same
+	// transaction, whether anything still references it. unreferencedBlob
+	// is the record's BlobKey when no key set of any tenant and no job names
+	// that blob any more, and "" otherwise; the caller then deletes it from
+	// the Blobs store (see ExpireJobs for the caveat about a blob that is
+	// being uploaded again at that moment).
+	DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) (unreferencedBlob string, err error)
 }
 
 // CreateJobParams are the inputs of Jobs.CreateJob.
@@ -164,6 +178,29 @@ type CreateJobParams struct {
 	InputBlob      string
 	InputBytes     int64
 	IdempotencyKey string // optional
+}
+
+// MaxExpireJobs caps ExpireJobsParams.Limit.
+const MaxExpireJobs = 10000
+
+// ExpireJobsParams are the inputs of Jobs.ExpireJobs.
+type ExpireJobsParams struct {
+	// FinishedBefore selects terminal jobs whose FinishedAt is strictly
+	// before it. Required (not the zero time).
+	FinishedBefore time.Time
+	// Limit is the most jobs expired by one call: 1 to MaxExpireJobs.
+	Limit int
+}
+
+// ExpiredJobs is what one Jobs.ExpireJobs call did.
+type ExpiredJobs struct {
+	// Jobs are the jobs whose blob references were cleared, in the order
+	// they finished. Fewer than the Limit means none was left to expire.
+	Jobs []hegate.JobID
+	// Blobs are the keys, sorted and without duplicates, of the blobs those
+	// jobs held that nothing references any more: no job and no key set of
+	// any tenant. The caller deletes them from the Blobs store.
+	Blobs []string
 }
 
 // Jobs stores inference jobs and enqueues them for the workers.
@@ -190,6 +227,48 @@ type Jobs interface {
 	// CancelJob cancels the tenant's queued job; ErrNotFound if there is no
 	// such job, ErrConflict if it is no longer queued.
 	CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
+	// ExpireJobs applies retention to at most p.Limit terminal jobs
+	// (succeeded, failed or cancelled) that finished before
+	// p.FinishedBefore and still hold their blobs, oldest first, across all
+	// tenants. In one transaction it clears their InputBlob and ResultBlob,
+	// sets BlobsExpiredAt, and finds which of their blobs are no longer
+	// referenced by any job or key set. Rows are kept (history, audit);
+	// queued and running jobs are never touched. Outcomes:
+	//
+	//   - the expired job ids and the unreferenced blob keys, which the
+	//     caller must delete from the Blobs store: the database no longer
+	//     names them, so nothing else will;
+	//   - empty lists when nothing is left to expire: calling again is
+	//     harmless (idempotent);
+	//   - an error, with nothing changed, if p is invalid (zero
+	//     FinishedBefore, Limit outside 1..MaxExpireJobs) or the database
+	//     fails.
+	//
+	// Several processes may call it at once: each job is expired by one
+	// call, and a blob shared by jobs that two concurrent calls expire is
+	// returned by exactly one of them (calls are serialised on the
+	// references, so none can miss the other's change and leak a blob).
+	//
+	// Caveat: blobs are content-addressed, and the gateway writes a blob
+	// before the row that references it. If the very same bytes are being
+	// submitted again at the moment their last reference expires, the new
+	// row may commit after this call decided the blob was unreferenced, and
+	// the caller's delete then removes content the new row needs. With
+	// randomised (CKKS) encryptions that means a client resubmitting an
+	// identical ciphertext exactly when its previous copy expires.
+	ExpireJobs(ctx context.Context, p ExpireJobsParams) (ExpiredJobs, error)
+}
+
+// BlobReferences tells which blobs the database still names.
+type BlobReferences interface {
+	// UnreferencedBlobs returns the keys among keys, sorted and without
+	// duplicates or "", that no job and no key set of any tenant names. A
+	// caller that wrote a blob and then recorded no row for it (a replayed
+	// request whose job already existed, a result another attempt
+	// recorded first) uses it to decide whether to delete that blob. It
+	// only reads; the caveat of Jobs.ExpireJobs about the same bytes being
+	// submitted again at that moment applies to the delete that follows.
+	UnreferencedBlobs(ctx context.Context, keys []string) ([]string, error)
 }
 
 // JobHandler evaluates one job. The queue retries it when it returns an
@@ -220,6 +299,7 @@ type Store interface {
 	APIKeys
 	KeySets
 	Jobs
+	BlobReferences
 	Workers
 	// Migrate applies pending migrations (ours and the job queue's).
 	Migrate(ctx context.Context) error

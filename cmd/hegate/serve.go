@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -34,14 +35,57 @@ func (w *workerFlags) register(fs interface {
 	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", 4<<30, "memory for parsed key sets kept between jobs")
 }
 
+// defaultRetention is --retention's default.
+const defaultRetention = 24 * time.Hour
+
+// retentionFlags configure the retention sweeper of serve and worker.
+type retentionFlags struct {
+	Retention time.Duration
+	envErr    error // a HEGATE_RETENTION that does not parse
+}
+
+func (r *retentionFlags) register(fs *flag.FlagSet) {
+	def := defaultRetention
+	if v := envOr("HEGATE_RETENTION", ""); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			r.envErr = fmt.Errorf("HEGATE_RETENTION %q is not a duration such as 24h or 90m", v)
+		} else {
+			def = d
+		}
+	}
+	fs.DurationVar(&r.Retention, "retention", def, "delete a finished job's input and result ciphertexts this long after it finished (0: keep them forever) [HEGATE_RETENTION]")
+}
+
+// Validate names the bad setting; call it after parsing fs.
+func (r *retentionFlags) Validate(fs *flag.FlagSet) error {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "retention" })
+	switch {
+	case r.envErr != nil && !set:
+		return r.envErr
+	case r.Retention < 0:
+		return fmt.Errorf("--retention %s is negative (0 disables retention)", r.Retention)
+	}
+	return nil
+}
+
+// sweepInterval is how often a process sweeps for a retention: every
+// minute, or every quarter of a shorter retention (at least every second).
+func sweepInterval(retention time.Duration) time.Duration {
+	return min(time.Minute, max(retention/4, time.Second))
+}
+
 // backend is an open database, blob store and compiled models: what
 // serve, worker and demo share.
 type backend struct {
-	store   storage.Store
-	blobs   storage.Blobs
-	models  []*he.Model
-	logger  *slog.Logger
-	metrics *gateway.Metrics
+	store     storage.Store
+	blobs     storage.Blobs
+	models    []*he.Model
+	logger    *slog.Logger
+	metrics   *gateway.Metrics
+	retention time.Duration // 0: no sweeper, and the gateway does not quote one
+	sweeper   *gateway.Sweeper
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -89,13 +133,41 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 	})
 }
 
-// server builds the HTTP gateway over b.
-func (b *backend) server() (*gateway.Server, error) {
-	return gateway.New(gateway.Config{Store: b.store, Blobs: b.blobs, Models: b.models, Logger: b.logger, Metrics: b.metrics})
+// startSweeper runs the retention sweeper in this process, unless
+// b.retention is 0. On PostgreSQL every serve and worker process sweeps;
+// the store lets them do so concurrently.
+func (b *backend) startSweeper(ctx context.Context) error {
+	if b.retention == 0 {
+		b.logger.Info("retention disabled: finished jobs keep their ciphertexts")
+		return nil
+	}
+	sw, err := gateway.NewSweeper(gateway.SweeperConfig{
+		Store: b.store, Blobs: b.blobs, Retention: b.retention, Interval: sweepInterval(b.retention),
+		Logger: b.logger, Metrics: b.metrics,
+	})
+	if err != nil {
+		return err
+	}
+	if err := sw.Start(ctx); err != nil {
+		return err
+	}
+	b.sweeper = sw
+	return nil
 }
 
-// close stops the workers and closes the store.
+// server builds the HTTP gateway over b.
+func (b *backend) server() (*gateway.Server, error) {
+	return gateway.New(gateway.Config{
+		Store: b.store, Blobs: b.blobs, Models: b.models, Logger: b.logger, Metrics: b.metrics,
+		Retention: b.retention,
+	})
+}
+
+// close stops the sweeper and the workers and closes the store.
 func (b *backend) close() {
+	if b.sweeper != nil {
+		b.sweeper.Stop()
+	}
 	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	if err := b.store.StopWorkers(stop); err != nil {
@@ -111,7 +183,12 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
 	var wf workerFlags
 	wf.register(fs, 1)
+	var rf retentionFlags
+	rf.register(fs)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := rf.Validate(fs); err != nil {
 		return err
 	}
 	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
@@ -119,6 +196,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer b.close()
+	b.retention = rf.Retention
 	srv, err := b.server()
 	if err != nil {
 		return err
@@ -126,11 +204,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err := b.startWorkers(ctx, wf); err != nil {
 		return err
 	}
+	if err := b.startSweeper(ctx); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
-	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency)
+	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency, "retention", b.retention.String())
 	return serveHTTP(ctx, ln, srv.Handler())
 }
 
@@ -169,6 +250,8 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cfg.register(fs)
 	var wf workerFlags
 	wf.register(fs, 1)
+	var rf retentionFlags
+	rf.register(fs)
 	metricsAddr := fs.String("metrics-addr", envOr("HEGATE_METRICS_ADDR", ""), "serve /metrics on this address (optional)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -176,15 +259,22 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if wf.Concurrency < 1 {
 		return errors.New("--workers must be at least 1")
 	}
+	if err := rf.Validate(fs); err != nil {
+		return err
+	}
 	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
 	if err != nil {
 		return err
 	}
 	defer b.close()
+	b.retention = rf.Retention
 	if err := b.startWorkers(ctx, wf); err != nil {
 		return err
 	}
-	b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency)
+	if err := b.startSweeper(ctx); err != nil {
+		return err
+	}
+	b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency, "retention", b.retention.String())
 	if *metricsAddr != "" {
 		ln, err := net.Listen("tcp", *metricsAddr)
 		if err != nil {

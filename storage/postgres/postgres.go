@@ -165,9 +165,7 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	}
 	defer conn.Release()
 
-	h := fnv.New64a()
-	h.Write([]byte("hegate migrate " + s.schema))
-	lockID := int64(h.Sum64())
+	lockID := s.advisoryLockID("migrate")
 	if _, err := conn.Exec(ctx, "SELECT pg_advisory_lock($1)", lockID); err != nil {
 		return fmt.Errorf("migrating: taking lock: %w", err)
 	}
@@ -195,6 +193,29 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 	}
 	if err := jobqueue.Migrate(ctx, s.driver, s.queueConfig()); err != nil {
 		return fmt.Errorf("migrating: %w", err)
+	}
+	return nil
+}
+
+// advisoryLockID names a PostgreSQL advisory lock for purpose, one per
+// schema, so that deployments sharing a database do not wait on each other.
+func (s *Store) advisoryLockID(purpose string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("hegate " + purpose + " " + s.schema))
+	return int64(h.Sum64())
+}
+
+// lockBlobReferences takes the transaction-scoped advisory lock that
+// serialises, across processes, the transactions that may remove a blob's
+// last reference and then decide whether the blob is unreferenced
+// (ExpireJobs, DeleteKeySet). Row locks are not enough: under READ
+// COMMITTED two such transactions that each remove one of two references
+// to a blob would each still see the other's, and neither would report the
+// blob, which would then stay on disk forever. Holding this lock, the
+// second one starts after the first committed and sees its change.
+func (s *Store) lockBlobReferences(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.advisoryLockID("blob references")); err != nil {
+		return fmt.Errorf("taking the blob-references lock: %w", err)
 	}
 	return nil
 }

@@ -3,28 +3,34 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/internal/ids"
+	"github.com/hegate/hegate/storage/internal/validate"
 )
 
 // maxListJobs caps ListJobs' limit.
 const maxListJobs = 1000
 
 const jobColumns = `id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
-	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at`
+	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
+	blobs_expired_at`
 
 func scanJob(row scanner) (storage.Job, error) {
 	var (
 		j                          storage.Job
 		key                        sql.NullString
 		created, started, finished nullTime
+		expired                    nullTime
 	)
 	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
-		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &created, &started, &finished)
+		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &created, &started, &finished,
+		&expired)
 	if err != nil {
 		return storage.Job{}, translate(err)
 	}
@@ -32,6 +38,7 @@ func scanJob(row scanner) (storage.Job, error) {
 	j.CreatedAt = created.Time
 	j.StartedAt = started.ptr()
 	j.FinishedAt = finished.ptr()
+	j.BlobsExpiredAt = expired.ptr()
 	return j, nil
 }
 
@@ -151,6 +158,115 @@ func (s *Store) CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate
 		return storage.Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
 	}
 	return j, nil
+}
+
+// ExpireJobs clears the blob references of at most p.Limit terminal jobs
+// that finished before p.FinishedBefore, oldest first, and returns them
+// with the blobs nothing references any more; see storage.Jobs.
+//
+// The transaction begins IMMEDIATE, so it is the only writer of the
+// database (in this process and in any other sharing the file) from its
+// first statement to its commit: the reference check sees every committed
+// row, and no other ExpireJobs or DeleteKeySet can interleave.
+func (s *Store) ExpireJobs(ctx context.Context, p storage.ExpireJobsParams) (storage.ExpiredJobs, error) {
+	if err := validate.ExpireJobs(p); err != nil {
+		return storage.ExpiredJobs{}, fmt.Errorf("expiring jobs: %w", err)
+	}
+	out := storage.ExpiredJobs{Jobs: []hegate.JobID{}, Blobs: []string{}}
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		rows, err := tx.QueryContext(ctx,
+			`SELECT id, input_blob, result_blob FROM jobs
+			 WHERE blobs_expired_at IS NULL AND finished_at IS NOT NULL AND finished_at < ?1
+			   AND status IN ('succeeded', 'failed', 'cancelled')
+			 ORDER BY finished_at, id LIMIT ?2`,
+			dbTime(p.FinishedBefore), p.Limit)
+		if err != nil {
+			return translate(err)
+		}
+		var held []string
+		picked, err := collect(rows, func(row scanner) (hegate.JobID, error) {
+			var (
+				id         hegate.JobID
+				input, res string
+			)
+			if err := row.Scan(&id, &input, &res); err != nil {
+				return "", translate(err)
+			}
+			held = append(held, input, res)
+			return id, nil
+		})
+		if err != nil || len(picked) == 0 {
+			return err
+		}
+		ids, err := json.Marshal(picked)
+		if err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx,
+			`UPDATE jobs SET input_blob = '', result_blob = '', blobs_expired_at = ?2
+			 WHERE id IN (SELECT value FROM json_each(?1))`,
+			string(ids), dbTime(s.now())); err != nil {
+			return translate(err)
+		}
+		free, err := unreferencedBlobs(ctx, tx, held)
+		if err != nil {
+			return err
+		}
+		out = storage.ExpiredJobs{Jobs: picked, Blobs: free}
+		return nil
+	})
+	if err != nil {
+		return storage.ExpiredJobs{}, fmt.Errorf("expiring jobs finished before %s: %w", p.FinishedBefore.UTC().Format(timeLayout), err)
+	}
+	return out, nil
+}
+
+// UnreferencedBlobs returns the keys among keys that no job and no key set
+// names; see storage.BlobReferences.
+func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string, error) {
+	free, err := unreferencedBlobs(ctx, s.db, keys)
+	if err != nil {
+		return nil, fmt.Errorf("checking blob references: %w", err)
+	}
+	return free, nil
+}
+
+// unreferencedBlobs returns the keys among candidates, sorted and without
+// duplicates or "", that no job and no key set references. Run it in the
+// transaction that removed the references, after removing them.
+func unreferencedBlobs(ctx context.Context, q querier, candidates []string) ([]string, error) {
+	keys := slices.DeleteFunc(slices.Clone(candidates), func(k string) bool { return k == "" })
+	slices.Sort(keys)
+	keys = slices.Compact(keys)
+	if len(keys) == 0 {
+		return []string{}, nil
+	}
+	list, err := json.Marshal(keys)
+	if err != nil {
+		return nil, err
+	}
+	// The "<> ''" terms let SQLite use the partial indexes on the blob columns.
+	rows, err := q.QueryContext(ctx,
+		`SELECT c.value FROM json_each(?1) AS c
+		 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE input_blob = c.value AND input_blob <> '')
+		   AND NOT EXISTS (SELECT 1 FROM jobs WHERE result_blob = c.value AND result_blob <> '')
+		   AND NOT EXISTS (SELECT 1 FROM key_sets WHERE blob_key = c.value)
+		 ORDER BY c.value`, string(list))
+	if err != nil {
+		return nil, translate(err)
+	}
+	return collect(rows, func(row scanner) (string, error) {
+		var k string
+		if err := row.Scan(&k); err != nil {
+			return "", translate(err)
+		}
+		return k, nil
+	})
+}
+
+// querier is a *sql.Tx or the *sql.DB.
+type querier interface {
+	QueryContext(ctx context.Context, query string, args ...any) (*sql.Rows, error)
 }
 
 // transition runs a conditional UPDATE ... RETURNING on one job. When it

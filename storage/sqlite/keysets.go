@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
 
@@ -79,15 +80,29 @@ func (s *Store) ListKeySets(ctx context.Context, tenant hegate.TenantID) ([]stor
 }
 
 // DeleteKeySet removes the tenant's key set record or returns ErrNotFound.
-func (s *Store) DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) error {
-	res, err := s.db.ExecContext(ctx, `DELETE FROM key_sets WHERE tenant_id = ?1 AND id = ?2`, tenant, id)
+// In the same transaction it checks whether anything still references the
+// record's blob; if nothing does, it returns the blob key for the caller to
+// delete. See storage.KeySets.
+func (s *Store) DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) (string, error) {
+	var unreferenced string
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var blob string
+		if err := tx.QueryRowContext(ctx,
+			`DELETE FROM key_sets WHERE tenant_id = ?1 AND id = ?2 RETURNING blob_key`,
+			tenant, id).Scan(&blob); err != nil {
+			return translate(err)
+		}
+		free, err := unreferencedBlobs(ctx, tx, []string{blob})
+		if err != nil {
+			return err
+		}
+		if len(free) == 1 {
+			unreferenced = free[0]
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("deleting key set %s: %w", id, translate(err))
+		return "", fmt.Errorf("deleting key set %s: %w", id, err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
-		return fmt.Errorf("deleting key set %s: %w", id, translate(err))
-	} else if n == 0 {
-		return fmt.Errorf("deleting key set %s: %w", id, storage.ErrNotFound)
-	}
-	return nil
+	return unreferenced, nil
 }

@@ -42,10 +42,15 @@ var keySetTests = []test{
 		if ka.ID != kb.ID || ka.TenantID == kb.TenantID {
 			t.Fatalf("key sets %+v and %+v", ka, kb)
 		}
-		noErr(t, "DeleteKeySet", b.store.DeleteKeySet(b.ctx, b.a.ID, ka.ID))
+		free, err := b.store.DeleteKeySet(b.ctx, b.a.ID, ka.ID)
+		noErr(t, "DeleteKeySet", err)
+		equal(t, "unreferenced blob while tenant b holds it", free, "")
 		got, err := b.store.GetKeySet(b.ctx, b.b.ID, kb.ID)
 		noErr(t, "GetKeySet of the other tenant's copy", err)
 		equal(t, "other tenant's copy", got, kb)
+		free, err = b.store.DeleteKeySet(b.ctx, b.b.ID, kb.ID)
+		noErr(t, "DeleteKeySet of the last copy", err)
+		equal(t, "unreferenced blob after the last copy", free, kb.BlobKey)
 	}},
 	{"ok/keyset/list-newest-first", func(t *testing.T, b bundle) {
 		k1 := mustKeySet(t, b, b.a.ID, "keys-1")
@@ -58,11 +63,14 @@ var keySetTests = []test{
 	}},
 	{"ok/keyset/delete", func(t *testing.T, b bundle) {
 		ks := mustKeySet(t, b, b.a.ID, "keys")
-		noErr(t, "DeleteKeySet", b.store.DeleteKeySet(b.ctx, b.a.ID, ks.ID))
-		_, err := b.store.GetKeySet(b.ctx, b.a.ID, ks.ID)
+		free, err := b.store.DeleteKeySet(b.ctx, b.a.ID, ks.ID)
+		noErr(t, "DeleteKeySet", err)
+		equal(t, "unreferenced blob", free, ks.BlobKey)
+		_, err = b.store.GetKeySet(b.ctx, b.a.ID, ks.ID)
 		wantErr(t, "GetKeySet after delete", err, storage.ErrNotFound)
-		err = b.store.DeleteKeySet(b.ctx, b.a.ID, ks.ID)
+		free, err = b.store.DeleteKeySet(b.ctx, b.a.ID, ks.ID)
 		wantErr(t, "second DeleteKeySet", err, storage.ErrNotFound)
+		equal(t, "unreferenced blob of a failed delete", free, "")
 		list, err := b.store.ListKeySets(b.ctx, b.a.ID)
 		noErr(t, "ListKeySets", err)
 		if len(list) != 0 {
@@ -81,8 +89,9 @@ var keySetTests = []test{
 	}},
 	{"fail/keyset/delete-other-tenant", func(t *testing.T, b bundle) {
 		ks := mustKeySet(t, b, b.a.ID, "keys")
-		err := b.store.DeleteKeySet(b.ctx, b.b.ID, ks.ID)
+		free, err := b.store.DeleteKeySet(b.ctx, b.b.ID, ks.ID)
 		wantErr(t, "DeleteKeySet by another tenant", err, storage.ErrNotFound)
+		equal(t, "unreferenced blob of a foreign delete", free, "")
 		_, err = b.store.GetKeySet(b.ctx, b.a.ID, ks.ID)
 		noErr(t, "GetKeySet after a foreign delete", err)
 	}},

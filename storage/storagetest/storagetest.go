@@ -65,6 +65,8 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, apiKeyTests...)
 	tests = append(tests, keySetTests...)
 	tests = append(tests, jobTests...)
+	tests = append(tests, retentionTests...)
+	tests = append(tests, blobReferenceTests...)
 	tests = append(tests, workerTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -47,3 +47,15 @@ func PutKeySet(ks storage.KeySet) error {
 	}
 	return nil
 }
+
+// ExpireJobs checks the params of Jobs.ExpireJobs: FinishedBefore is
+// required and Limit must be 1 to storage.MaxExpireJobs.
+func ExpireJobs(p storage.ExpireJobsParams) error {
+	switch {
+	case p.FinishedBefore.IsZero():
+		return errors.New("FinishedBefore is required")
+	case p.Limit < 1 || p.Limit > storage.MaxExpireJobs:
+		return fmt.Errorf("Limit is %d, want 1 to %d", p.Limit, storage.MaxExpireJobs)
+	}
+	return nil
+}

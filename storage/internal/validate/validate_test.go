@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 )
@@ -23,6 +24,11 @@ func TestValidate(t *testing.T) {
 		"fail/api-key-short":    {err: CreateAPIKey(storage.CreateAPIKeyParams{Hash: hash[:31]}), wantErr: true},
 		"fail/key-set-no-id":    {err: PutKeySet(storage.KeySet{TenantID: "ten_a"}), wantErr: true},
 		"fail/key-set-no-owner": {err: PutKeySet(storage.KeySet{ID: "k"}), wantErr: true},
+		"ok/expire":             {err: ExpireJobs(storage.ExpireJobsParams{FinishedBefore: time.Now(), Limit: 1})},
+		"ok/expire-max":         {err: ExpireJobs(storage.ExpireJobsParams{FinishedBefore: time.Now(), Limit: storage.MaxExpireJobs})},
+		"fail/expire-no-cutoff": {err: ExpireJobs(storage.ExpireJobsParams{Limit: 1}), wantErr: true},
+		"fail/expire-limit-0":   {err: ExpireJobs(storage.ExpireJobsParams{FinishedBefore: time.Now()}), wantErr: true},
+		"fail/expire-limit-big": {err: ExpireJobs(storage.ExpireJobsParams{FinishedBefore: time.Now(), Limit: storage.MaxExpireJobs + 1}), wantErr: true},
 	} {
 		if (tc.err != nil) != tc.wantErr {
 			t.Errorf("%s: error %v, want error %v", name, tc.err, tc.wantErr)
