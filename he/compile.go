@@ -455,6 +455,7 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	use := func(ge uint64, level int) { galLevel[ge] = max(galLevel[ge], level) }
 	level := c.inputLevel
 	var colSlot []int // where the previous linear step left each logical value
+	inPeriod := c.n   // the period with which the current vector repeats in the slots
 	for _, o := range ops {
 		st := step{kind: o.kind, level: level, period: c.n}
 		switch o.kind {
@@ -462,10 +463,11 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
 			c.relinLevel = max(c.relinLevel, level)
 		case kindLinear:
-			if err := c.planLinear(&st, toSlots(o.lin, colSlot), ecd); err != nil {
+			if err := c.planLinear(&st, toSlots(o.lin, colSlot), ecd, inPeriod); err != nil {
 				return nil, fmt.Errorf("%s: %w", op, err)
 			}
 			colSlot = o.lin.rowSlot
+			inPeriod = st.period
 			for _, ge := range st.galEls {
 				use(ge, level) // rotations of the input, before the rescale
 			}
@@ -574,26 +576,37 @@ func findBSGS(idx []int, n int) int {
 }
 
 // planLinear chooses the method for one linear step and encodes it at its level.
-func (c *compiled) planLinear(st *step, l *linearOp, ecd *ckks.Encoder) error {
+//
+// inPeriod is the period with which the input is replicated in the slots
+// (n for the packed input; a step's output period after that). The step
+// then works in dimension nEff = max(inPeriod, its own rows rounded up):
+// rotations modulo nEff see the same values as rotations modulo n, so the
+// diagonals are nEff long (repeated across the slots), and the hybrid
+// method's rotate-and-sum needs only log2(nEff/m) rotations, not log2(n/m).
+func (c *compiled) planLinear(st *step, l *linearOp, ecd *ckks.Encoder, inPeriod int) error {
 	n := c.n
-	plain := plainDiagonals(l, n)
+	nEff := max(inPeriod, nextPow2(l.out))
+	plain := plainDiagonals(l, nEff)
 	plainRot := bsgsRotations(plain, n)
 	best := plain
 	bestCost := Cost{PlainMults: len(plain), Rotations: plainRot, Rescales: 1}
 	var rotSum []int
-	period := n
+	period := nEff
 	m := nextPow2(l.out)
-	if m < n {
-		hyb := hybridDiagonals(l, n, m)
+	if m < nEff {
+		hyb := hybridDiagonals(l, nEff, m)
 		hybRot := bsgsRotations(hyb, n)
 		var rs []int
-		for s := m; s < n; s *= 2 {
+		for s := m; s < nEff; s *= 2 {
 			rs = append(rs, s)
 		}
 		if len(hyb)+rotationWeight*(hybRot+len(rs)) < len(plain)+rotationWeight*plainRot {
 			best, rotSum, period = hyb, rs, m
 			bestCost = Cost{PlainMults: len(hyb), Rotations: hybRot + len(rs), Rescales: 1}
 		}
+	}
+	for k, d := range best {
+		best[k] = repeatTo(d, n)
 	}
 	if len(best) == 0 {
 		// An all-zero matrix: keep one zero diagonal so the step still
@@ -683,6 +696,18 @@ func (c *compiled) encodeDiagonals(st *step, diags map[int][]float64, ecd *ckks.
 		st.parts[i] = part
 	}
 	return nil
+}
+
+// repeatTo repeats v (whose length divides n) to length n.
+func repeatTo(v []float64, n int) []float64 {
+	if len(v) == n {
+		return v
+	}
+	out := make([]float64, n)
+	for i := range out {
+		out[i] = v[i%len(v)]
+	}
+	return out
 }
 
 func diagIndex(d map[int][]float64) []int {
