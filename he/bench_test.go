@@ -43,13 +43,14 @@ func BenchmarkMNIST(b *testing.B) {
 	}
 	man := m.Manifest()
 	b.ResetTimer()
-	start := time.Now()
+	fastest := time.Duration(1<<63 - 1)
 	for i := 0; i < b.N; i++ {
+		t0 := time.Now()
 		if _, _, err := m.Evaluate(context.Background(), ks, ct); err != nil {
 			b.Fatal(err)
 		}
+		fastest = min(fastest, time.Since(t0))
 	}
-	perOp := time.Since(start) / time.Duration(b.N)
 	b.StopTimer()
 	c := man.Cost
 	b.ReportMetric(float64(c.Rotations), "rotations/op")
@@ -65,10 +66,10 @@ func BenchmarkMNIST(b *testing.B) {
 		}
 	}
 	raw := he.PredictSteps(man.Steps, byLevel)
-	b.ReportMetric(float64(perOp)/float64(raw), "x-raw-lattigo")
+	b.ReportMetric(float64(fastest)/float64(raw), "x-raw-lattigo")
 	prim := byLevel[man.Levels]
-	b.Logf("%s: %v per inference; raw Lattigo at level %d: rotation %v, pt-mult %v, mul+relin %v, rescale %v; same primitives alone at each step's level: %v",
-		man.Name, perOp, prim.Level, prim.Rotation, prim.PlainMult, prim.MulRelin, prim.Rescale, raw)
+	b.Logf("%s: fastest of %d inferences %v; raw Lattigo at level %d: rotation %v, pt-mult %v, mul+relin %v, rescale %v; same primitives alone at each step's level: %v",
+		man.Name, b.N, fastest, prim.Level, prim.Rotation, prim.PlainMult, prim.MulRelin, prim.Rescale, raw)
 }
 
 var (
