@@ -155,6 +155,9 @@ func New[TTx any](driver riverdriver.Driver[TTx], cfg Config) (*Queue[TTx], erro
 	return &Queue[TTx]{driver: driver, cfg: cfg, inserter: inserter}, nil
 }
 
+// fetchCooldown is the least time between two fetches of new jobs.
+const fetchCooldown = 5 * time.Millisecond
+
 // Enqueue inserts the River job for id inside tx, the transaction that
 // inserts the job row, so both commit or neither does.
 func (q *Queue[TTx]) Enqueue(ctx context.Context, tx TTx, id hegate.JobID) error {
@@ -220,12 +223,16 @@ func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, hooks 
 		timeout = -1 // River: never cancel the job's context
 	}
 	client, err := river.NewClient(q.driver, &river.Config{
-		JobTimeout:  timeout,
-		Logger:      q.cfg.Logger,
-		MaxAttempts: MaxAttemptsLimit,
-		Queues:      map[string]river.QueueConfig{QueueName: {MaxWorkers: cfg.Concurrency}},
-		Schema:      q.cfg.Schema,
-		Workers:     workers,
+		// An inference takes hundreds of milliseconds; River's default
+		// 100 ms between fetches would add up to that much to each one's
+		// latency when jobs arrive one after another.
+		FetchCooldown: fetchCooldown,
+		JobTimeout:    timeout,
+		Logger:        q.cfg.Logger,
+		MaxAttempts:   MaxAttemptsLimit,
+		Queues:        map[string]river.QueueConfig{QueueName: {MaxWorkers: cfg.Concurrency}},
+		Schema:        q.cfg.Schema,
+		Workers:       workers,
 	})
 	if err != nil {
 		return fmt.Errorf("starting workers: creating client: %w", err)
