@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"testing"
 
@@ -264,5 +265,55 @@ func TestResultHoldsOnlyOutputs(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestParallelEvaluation splits the linear steps across goroutines and
+// checks the result against the reference (run with -race to check the
+// evaluators are not shared).
+func TestParallelEvaluation(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	g := tinyCNN(r)
+	m, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true, Parallelism: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	split := false
+	for _, st := range m.c.steps {
+		split = split || len(st.parts) > 1
+	}
+	if !split {
+		t.Fatal("no step was split into parts")
+	}
+	seq, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true, Parallelism: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a, b := m.Manifest().GaloisElements, seq.Manifest().GaloisElements; !slices.Equal(a, b) {
+		t.Fatalf("parallel parts need other keys: %v vs %v", a, b)
+	}
+	sk, _ := m.GenerateSecretKey()
+	var keys bytes.Buffer
+	if _, err := m.WriteKeySet(&keys, sk); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := m.ReadKeySet(&keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := randVec(r, g.InputSize(), 1)
+	want, _ := g.Reference(x)
+	ct, _ := m.Encrypt(sk, x)
+	for _, model := range []*Model{m, seq} {
+		res, _, err := model.Evaluate(context.Background(), ks, ct)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := model.Decrypt(sk, res)
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-3 {
+				t.Fatalf("parallelism %d: output %d is %v, want %v", model.c.parallelism, i, got[i], want[i])
+			}
+		}
 	}
 }
