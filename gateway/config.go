@@ -13,6 +13,11 @@ import (
 )
 
 // Defaults for the zero values of Config.
+// ResponseWindow is how long a handler has to answer once it has read the
+// request body; a server's http.Server.WriteTimeout should be this long
+// (hegate serve sets it). It covers the longest "Prefer: wait".
+const ResponseWindow = 2 * time.Minute
+
 const (
 	// DefaultWaitTimeout is the longest an inference with "Prefer: wait"
 	// waits for its job before answering 202.

@@ -85,6 +85,12 @@ func defaultDetail(k hegate.Kind) string {
 		return "the request body is too large"
 	case hegate.KindBudgetExhausted:
 		return "the privacy budget cannot pay for this request"
+	case hegate.KindGone:
+		return "this content was removed by the retention policy"
+	case hegate.KindRejected:
+		return "the evidence or policy check rejected this request"
+	case hegate.KindUnavailable:
+		return "the service is unavailable; try again later"
 	default:
 		return "not allowed"
 	}

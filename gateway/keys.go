@@ -87,6 +87,7 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 		BlobKey:   blob.Key,
 	})
 	if err != nil {
+		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
 		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("recording key set %s: %w", blob.Key, err), ""))
 		return
 	}

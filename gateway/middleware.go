@@ -219,10 +219,15 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		return 0, b.failed
 	}
 	if b.rc != nil {
-		if err := b.rc.SetReadDeadline(time.Now().Add(b.idle)); err != nil {
+		now := time.Now()
+		if err := b.rc.SetReadDeadline(now.Add(b.idle)); err != nil {
 			b.rc = nil // e.g. httptest.ResponseRecorder: no idle limit
 		} else {
 			b.armed = true
+			// http.Server.WriteTimeout counts from the request's headers,
+			// so a long upload would leave no time for its answer: the
+			// handler gets ResponseWindow from the last byte read instead.
+			_ = b.rc.SetWriteDeadline(now.Add(b.idle + ResponseWindow))
 		}
 	}
 	n, err := b.body.Read(p)

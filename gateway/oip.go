@@ -166,6 +166,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		IdempotencyKey: idem,
 	})
 	if err != nil {
+		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
 		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
 		return
 	}

@@ -273,10 +273,13 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 	if err != nil {
 		return nil, he.Stats{}, hit, err
 	}
-	if err := m.CheckCiphertext(input); err != nil {
-		return nil, he.Stats{}, hit, fmt.Errorf("checking input ciphertext: %w", err)
-	}
 	out, stats, err := m.Evaluate(ctx, ks, input)
+	if hegate.Is(err, hegate.KindInvalid) {
+		// The gateway checked this input in full when it accepted it, so
+		// a stored input that fails now is a fault of ours (a damaged
+		// blob), not the client's: retry, and keep the detail internal.
+		err = hegate.E("runner.evaluate", hegate.KindInternal, err, "")
+	}
 	if err != nil {
 		return nil, he.Stats{}, hit, fmt.Errorf("evaluating model %s: %w", m.ID(), err)
 	}
@@ -329,7 +332,7 @@ func (r *Runner) readInput(ctx context.Context, m *he.Model, job storage.Job) ([
 		return nil, fmt.Errorf("reading input of job %s: %w", job.ID, err)
 	}
 	if int64(len(b)) > limit {
-		return nil, hegate.E("runner.readInput", hegate.KindTooLarge, nil, "input ciphertext exceeds %d bytes", limit)
+		return nil, hegate.E("runner.readInput", hegate.KindInternal, nil, "stored input ciphertext exceeds the %d bytes it had when accepted", limit)
 	}
 	return b, nil
 }

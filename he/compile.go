@@ -492,7 +492,9 @@ func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 		// one), at the lowest level so it costs little.
 		c.relinLevel = 1
 	}
-	return &Model{graph: g, c: c}, nil
+	m := &Model{graph: g, c: c}
+	m.manifest = m.buildManifest()
+	return m, nil
 }
 
 func (c *Cost) add(o Cost) {

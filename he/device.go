@@ -49,10 +49,10 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	case len(man.Input) != 1 && len(man.Input) != 3:
 		return nil, bad("input shape %v", man.Input)
 	}
-	inputSize := prod(man.Input)
-	if inputSize < 1 || inputSize > maxTensorElems {
-		return nil, bad("input shape %v", man.Input)
+	if err := checkShape(man.Input); err != nil {
+		return nil, bad("input shape %v %v", man.Input, err)
 	}
+	inputSize := prod(man.Input)
 	twoN := uint64(2 * p.N())
 	if len(man.GaloisLevels) != len(man.GaloisElements) {
 		return nil, bad("%d galois_levels for %d galois_elements", len(man.GaloisLevels), len(man.GaloisElements))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -17,8 +18,10 @@ import (
 	"github.com/hegate/hegate"
 )
 
-// CheckCiphertext validates an input ciphertext's header and size against
-// the model without parsing its coefficients. Errors are KindInvalid.
+// CheckCiphertext validates an input ciphertext in full against the model:
+// header, exact size, and every coefficient below its modulus (the gateway
+// runs it before accepting a job, so a bad input is refused at once).
+// Errors are KindInvalid and say what is wrong.
 func (m *Model) CheckCiphertext(b []byte) error {
 	const op = "he.CheckCiphertext"
 	_, err := m.c.params.parseCiphertext(op, b, m.inputWant())
@@ -194,8 +197,22 @@ func parallel(n int, f func(i int) error) error {
 	return errors.Join(errs...)
 }
 
-// Manifest describes the compiled model for clients.
+// Manifest describes the compiled model for clients. It is computed once
+// by Compile; each call returns a copy the caller may change.
 func (m *Model) Manifest() Manifest {
+	man := m.manifest
+	man.Input = slices.Clone(man.Input)
+	man.GaloisElements = slices.Clone(man.GaloisElements)
+	man.GaloisLevels = slices.Clone(man.GaloisLevels)
+	man.Steps = slices.Clone(man.Steps)
+	if man.Packing != nil {
+		p := *man.Packing
+		man.Packing = &p
+	}
+	return man
+}
+
+func (m *Model) buildManifest() Manifest {
 	c := m.c
 	return Manifest{
 		Name:            m.ID(),

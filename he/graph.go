@@ -154,16 +154,8 @@ func (g *Graph) Validate() error {
 	if len(g.Input) != 1 && len(g.Input) != 3 {
 		return bad("input shape %v: want [C,H,W] or [n]", g.Input)
 	}
-	elems := 1
-	for _, d := range g.Input {
-		if d <= 0 || d > maxTensorElems {
-			return bad("input shape %v has a bad dimension", g.Input)
-		}
-		// Each factor is at most maxTensorElems, so checking after every
-		// step keeps the product far from overflowing.
-		if elems *= d; elems > maxTensorElems {
-			return bad("input shape %v is too large", g.Input)
-		}
+	if err := checkShape(g.Input); err != nil {
+		return bad("input shape %v %v", g.Input, err)
 	}
 	if len(g.Layers) == 0 || len(g.Layers) > maxLayers {
 		return bad("model has %d layers: want 1 to %d", len(g.Layers), maxLayers)
@@ -247,6 +239,23 @@ func (g *Graph) Validate() error {
 		}
 		if prod(cur) > maxTensorElems {
 			return bad("layer %d: output shape %v is too large", i, cur)
+		}
+	}
+	return nil
+}
+
+// checkShape checks that every dimension is positive and the product at
+// most maxTensorElems, without overflowing on hostile dimensions.
+func checkShape(shape []int) error {
+	elems := 1
+	for _, d := range shape {
+		if d <= 0 || d > maxTensorElems {
+			return fmt.Errorf("has a bad dimension")
+		}
+		// Each factor is at most maxTensorElems, so checking after every
+		// step keeps the product far from overflowing.
+		if elems *= d; elems > maxTensorElems {
+			return fmt.Errorf("is too large")
 		}
 	}
 	return nil

@@ -4,10 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
@@ -304,16 +307,31 @@ func TestParallelEvaluation(t *testing.T) {
 	x := randVec(r, g.InputSize(), 1)
 	want, _ := g.Reference(x)
 	ct, _ := m.Encrypt(sk, x)
-	for _, model := range []*Model{m, seq} {
-		res, _, err := model.Evaluate(context.Background(), ks, ct)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got, _ := model.Decrypt(sk, res)
-		for i := range want {
-			if math.Abs(got[i]-want[i]) > 1e-3 {
-				t.Fatalf("parallelism %d: output %d is %v, want %v", model.c.parallelism, i, got[i], want[i])
+	// Three evaluations at once on one model and one key set, as a worker
+	// with several jobs on the same device runs them.
+	models := []*Model{m, seq, m}
+	errs := make([]error, len(models))
+	var wg sync.WaitGroup
+	for k, model := range models {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, _, err := model.Evaluate(context.Background(), ks, ct)
+			if err != nil {
+				errs[k] = err
+				return
 			}
-		}
+			got, _ := model.Decrypt(sk, res)
+			for i := range want {
+				if math.Abs(got[i]-want[i]) > 1e-3 {
+					errs[k] = fmt.Errorf("parallelism %d: output %d is %v, want %v", model.c.parallelism, i, got[i], want[i])
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
 	}
 }

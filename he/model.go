@@ -96,7 +96,8 @@ type Stats struct {
 // Model is a graph compiled for a CKKS parameter set: pre-encoded weights,
 // the level plan and the key requirements. A Model is safe for concurrent use.
 type Model struct {
-	graph *Graph
+	graph    *Graph
+	manifest Manifest // built once by Compile
 	// filled by compile.go
 	c *compiled
 }

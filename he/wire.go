@@ -18,13 +18,6 @@ import (
 
 const headerSize = 64
 
-// Content types of the wire formats.
-const (
-	ContentTypeCiphertext = "application/vnd.hegate.ckks-ciphertext"
-	ContentTypeKeySet     = "application/vnd.hegate.ckks-keyset"
-	ContentTypeSecretKey  = "application/vnd.hegate.ckks-secretkey"
-)
-
 var (
 	magicCiphertext = [4]byte{'H', 'G', 'C', 'T'}
 	magicKeySet     = [4]byte{'H', 'G', 'K', 'S'}

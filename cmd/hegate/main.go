@@ -15,8 +15,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-
-	"github.com/hegate/hegate"
 )
 
 // command is one subcommand.
@@ -48,19 +46,10 @@ func main() {
 	stop()
 	if err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "hegate:", describe(err))
+			fmt.Fprintln(os.Stderr, "hegate:", err)
 		}
 		os.Exit(1)
 	}
-}
-
-// describe prints an error for a person: the client-safe detail when there
-// is one, the whole chain otherwise.
-func describe(err error) string {
-	if d := hegate.DetailOf(err); d != "" && hegate.KindOf(err) != hegate.KindInternal {
-		return err.Error()
-	}
-	return err.Error()
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {

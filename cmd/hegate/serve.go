@@ -32,7 +32,7 @@ func (w *workerFlags) register(fs interface {
 	fs.IntVar(&w.Concurrency, "workers", defConcurrency, "jobs evaluated at once by this process (0: none)")
 	fs.IntVar(&w.MaxAttempts, "max-attempts", 3, "attempts before a job is failed")
 	fs.DurationVar(&w.JobTimeout, "job-timeout", 10*time.Minute, "time limit of one attempt")
-	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", 4<<30, "memory for parsed key sets kept between jobs")
+	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", gateway.DefaultKeySetCacheBytes, "memory for parsed key sets kept between jobs")
 }
 
 // defaultRetention is --retention's default.
@@ -128,7 +128,9 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 	if err != nil {
 		return err
 	}
-	return b.store.StartWorkers(ctx, storage.WorkerConfig{
+	// Not ctx: cancelling River's start context stops running jobs
+	// abruptly. close() stops the workers gracefully instead.
+	return b.store.StartWorkers(context.WithoutCancel(ctx), storage.WorkerConfig{
 		Concurrency: wf.Concurrency, MaxAttempts: wf.MaxAttempts, JobTimeout: wf.JobTimeout, Handler: runner.Handle,
 	})
 }
@@ -223,7 +225,7 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
 		// Bodies have their own idle deadline (gateway.Config.BodyIdleTimeout),
 		// so a large key-set upload is not cut off; responses are small or
 		// wait at most gateway.DefaultWaitTimeout.
-		WriteTimeout: 2 * time.Minute,
+		WriteTimeout: gateway.ResponseWindow,
 		IdleTimeout:  120 * time.Second,
 	}
 	errc := make(chan error, 1)
@@ -275,15 +277,15 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency, "retention", b.retention.String())
-	if *metricsAddr != "" {
-		ln, err := net.Listen("tcp", *metricsAddr)
-		if err != nil {
-			return err
-		}
-		go serveHTTP(ctx, ln, b.metrics.Handler())
+	if *metricsAddr == "" {
+		<-ctx.Done()
+		return nil
 	}
-	<-ctx.Done()
-	return nil
+	ln, err := net.Listen("tcp", *metricsAddr)
+	if err != nil {
+		return err
+	}
+	return serveHTTP(ctx, ln, b.metrics.Handler())
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
