@@ -56,7 +56,9 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	out, err := c.run(ctx, ct, ks.k.evk)
+	evals := ks.k.evaluators(c)
+	defer ks.k.pool.Put(evals)
+	out, err := c.run(ctx, ct, evals.evals)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
 	}
@@ -68,14 +70,7 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 }
 
 // run evaluates the steps on ct.
-func (c *compiled) run(ctx context.Context, ct *rlwe.Ciphertext, evk rlwe.EvaluationKeySet) (*rlwe.Ciphertext, error) {
-	p := c.params.ckks
-	// One evaluator per goroutine: Lattigo evaluators are not safe for
-	// concurrent use; ShallowCopy shares the keys and gives fresh buffers.
-	evals := []*ckks.Evaluator{ckks.NewEvaluator(p, evk)}
-	for len(evals) < c.parallelism {
-		evals = append(evals, evals[0].ShallowCopy())
-	}
+func (c *compiled) run(ctx context.Context, ct *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
 	eval := evals[0]
 	for i, st := range c.steps {
 		if err := ctx.Err(); err != nil {

@@ -6,9 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
+	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
 	"github.com/hegate/hegate"
 )
@@ -97,6 +99,28 @@ func (c *deviceSpec) keySetSize() int64 {
 type keySet struct {
 	evk         *rlwe.MemEvaluationKeySet
 	memoryBytes int64
+	// pool keeps evaluators over evk between evaluations (building one
+	// indexes every Galois key and allocates its buffers: about 10 ms at
+	// logN 14). It holds *evaluators.
+	pool sync.Pool
+}
+
+// evaluators are one evaluation's Lattigo evaluators, one per goroutine.
+type evaluators struct{ evals []*ckks.Evaluator }
+
+// evaluators returns c.parallelism evaluators over the keys, for one
+// evaluation; give them back with k.pool.Put. Lattigo evaluators are not
+// safe for concurrent use: each goroutine of an evaluation gets its own
+// (ShallowCopy shares the keys and allocates fresh buffers).
+func (k *keySet) evaluators(c *compiled) *evaluators {
+	if e, ok := k.pool.Get().(*evaluators); ok && len(e.evals) == c.parallelism {
+		return e
+	}
+	e := &evaluators{evals: []*ckks.Evaluator{ckks.NewEvaluator(c.params.ckks, k.evk)}}
+	for len(e.evals) < c.parallelism {
+		e.evals = append(e.evals, e.evals[0].ShallowCopy())
+	}
+	return e
 }
 
 // MemoryBytes is the memory the expanded key set holds.
