@@ -399,7 +399,8 @@ func nextPow2(x int) int {
 
 // Compile lowers g and prepares it for evaluation under the chosen parameters:
 // it plans levels, chooses a method per linear step, lists the Galois
-// elements and pre-encodes every weight. Errors are KindInvalid when the
+// elements and pre-encodes every weight matrix (a bias is encoded when it is
+// added, at the exact scale the ciphertext has then). Errors are KindInvalid when the
 // graph cannot be compiled (and say which layer and why).
 func Compile(g *Graph, opts CompileOptions) (*Model, error) {
 	const op = "he.Compile"
