@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -25,6 +24,67 @@ func randVec(r *rand.Rand, n int, scale float64) []float64 {
 		v[i] = (r.Float64()*2 - 1) * scale
 	}
 	return v
+}
+
+// keyed is a compiled model with a device secret key and its parsed key set.
+type keyed struct {
+	m  *Model
+	sk *SecretKey
+	ks *KeySet
+}
+
+func withKeys(t *testing.T, m *Model) keyed {
+	t.Helper()
+	sk, err := m.GenerateSecretKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys bytes.Buffer
+	if _, err := m.WriteKeySet(&keys, sk); err != nil {
+		t.Fatal(err)
+	}
+	ks, err := m.ReadKeySet(&keys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return keyed{m: m, sk: sk, ks: ks}
+}
+
+// evaluate encrypts x, evaluates it with model (k.m when nil) and returns
+// the result ciphertext.
+func (k keyed) evaluate(t *testing.T, model *Model, x []float64) []byte {
+	t.Helper()
+	if model == nil {
+		model = k.m
+	}
+	ct, err := k.m.Encrypt(k.sk, x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, _, err := model.Evaluate(context.Background(), k.ks, ct)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// checkAgainstReference fails unless the decrypted result is within 1e-3
+// of the graph's float64 reference on x.
+func (k keyed) checkAgainstReference(t *testing.T, x []float64, res []byte) {
+	t.Helper()
+	want, err := k.m.Graph().Reference(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := k.m.Decrypt(k.sk, res)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range want {
+		if math.Abs(got[i]-want[i]) > 1e-3 {
+			t.Fatalf("output %d: encrypted %v, reference %v", i, got[i], want[i])
+		}
+	}
 }
 
 // tinyDense is input [16], dense 16→8, a·x²+b·x+c, dense 8→4.
@@ -164,28 +224,9 @@ func TestCompileShapes(t *testing.T) {
 			if got := m.Manifest().Levels; got != tc.levels {
 				t.Fatalf("%d levels, want %d", got, tc.levels)
 			}
-			sk, _ := m.GenerateSecretKey()
-			var keys bytes.Buffer
-			if _, err := m.WriteKeySet(&keys, sk); err != nil {
-				t.Fatal(err)
-			}
-			ks, err := m.ReadKeySet(&keys)
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := withKeys(t, m)
 			x := randVec(r, tc.g.InputSize(), 1)
-			want, _ := tc.g.Reference(x)
-			ct, _ := m.Encrypt(sk, x)
-			res, _, err := m.Evaluate(context.Background(), ks, ct)
-			if err != nil {
-				t.Fatal(err)
-			}
-			got, _ := m.Decrypt(sk, res)
-			for i := range want {
-				if math.Abs(got[i]-want[i]) > 1e-3 {
-					t.Fatalf("output %d: %v, want %v", i, got[i], want[i])
-				}
-			}
+			k.checkAgainstReference(t, x, k.evaluate(t, nil, x))
 		})
 	}
 }
@@ -231,22 +272,11 @@ func TestResultHoldsOnlyOutputs(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			sk, _ := m.GenerateSecretKey()
-			var keys bytes.Buffer
-			if _, err := m.WriteKeySet(&keys, sk); err != nil {
-				t.Fatal(err)
-			}
-			ks, err := m.ReadKeySet(&keys)
-			if err != nil {
-				t.Fatal(err)
-			}
+			k := withKeys(t, m)
+			sk := k.sk
 			x := randVec(r, g.InputSize(), 1)
 			want, _ := g.Reference(x)
-			ct, _ := m.Encrypt(sk, x)
-			res, _, err := m.Evaluate(context.Background(), ks, ct)
-			if err != nil {
-				t.Fatal(err)
-			}
+			res := k.evaluate(t, nil, x)
 			c := m.c
 			p := c.params.ckks
 			parsed, err := c.params.parseCiphertext("test", res, ctWant{kind: ctResult, level: 0, logSlots: c.logN})
@@ -295,43 +325,30 @@ func TestParallelEvaluation(t *testing.T) {
 	if a, b := m.Manifest().GaloisElements, seq.Manifest().GaloisElements; !slices.Equal(a, b) {
 		t.Fatalf("parallel parts need other keys: %v vs %v", a, b)
 	}
-	sk, _ := m.GenerateSecretKey()
-	var keys bytes.Buffer
-	if _, err := m.WriteKeySet(&keys, sk); err != nil {
-		t.Fatal(err)
-	}
-	ks, err := m.ReadKeySet(&keys)
+	k := withKeys(t, m)
+	x := randVec(r, g.InputSize(), 1)
+	// Three evaluations at once on one model and one key set, as a worker
+	// with several jobs on the same device runs them.
+	ct, err := m.Encrypt(k.sk, x)
 	if err != nil {
 		t.Fatal(err)
 	}
-	x := randVec(r, g.InputSize(), 1)
-	want, _ := g.Reference(x)
-	ct, _ := m.Encrypt(sk, x)
-	// Three evaluations at once on one model and one key set, as a worker
-	// with several jobs on the same device runs them.
 	models := []*Model{m, seq, m}
+	results := make([][]byte, len(models))
 	errs := make([]error, len(models))
 	var wg sync.WaitGroup
-	for k, model := range models {
+	for i, model := range models {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			res, _, err := model.Evaluate(context.Background(), ks, ct)
-			if err != nil {
-				errs[k] = err
-				return
-			}
-			got, _ := model.Decrypt(sk, res)
-			for i := range want {
-				if math.Abs(got[i]-want[i]) > 1e-3 {
-					errs[k] = fmt.Errorf("parallelism %d: output %d is %v, want %v", model.c.parallelism, i, got[i], want[i])
-					return
-				}
-			}
+			results[i], _, errs[i] = model.Evaluate(context.Background(), k.ks, ct)
 		}()
 	}
 	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		t.Fatal(err)
+	}
+	for _, res := range results {
+		k.checkAgainstReference(t, x, res)
 	}
 }
