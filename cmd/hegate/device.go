@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/hegate/hegate/client"
@@ -150,13 +151,15 @@ func writeFileWith(path string, mode os.FileMode, write func(io.Writer) error) e
 }
 
 func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "upload" {
-		return errors.New("usage: hegate keys upload [flags]")
+	const usage = "usage: hegate keys upload | list | delete ID [flags]"
+	if len(args) == 0 {
+		return errors.New(usage)
 	}
-	fs := newFlags("keys upload", stderr)
+	fs := newFlags("keys "+args[0], stderr)
 	var cfg deviceConfig
 	cfg.register(fs)
-	if err := fs.Parse(args[1:]); err != nil {
+	rest, err := parseArgs(fs, args[1:])
+	if err != nil {
 		return err
 	}
 	if err := cfg.validate(); err != nil {
@@ -166,6 +169,31 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
+	switch {
+	case args[0] == "upload" && len(rest) == 0:
+		return uploadKeys(ctx, cfg, cl, stdout)
+	case args[0] == "list" && len(rest) == 0:
+		sets, err := cl.KeySets(ctx)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tMODEL\tSIZE\tCREATED")
+		for _, ks := range sets {
+			fmt.Fprintf(tw, "%s\t%s\t%.1f MB\t%s\n", ks.ID, ks.Model, float64(ks.SizeBytes)/1e6, ks.CreatedAt.Format("2006-01-02 15:04:05Z"))
+		}
+		return tw.Flush()
+	case args[0] == "delete" && len(rest) == 1:
+		if err := cl.DeleteKeySet(ctx, rest[0]); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "key set %s deleted\n", rest[0])
+		return nil
+	}
+	return errors.New(usage)
+}
+
+func uploadKeys(ctx context.Context, cfg deviceConfig, cl *client.Client, stdout io.Writer) error {
 	f, err := os.Open(cfg.path("keyset.bin"))
 	if err != nil {
 		return fmt.Errorf("opening key set (run hegate keygen first): %w", err)

@@ -35,7 +35,7 @@ func commands() []command {
 		{"bench", "measure encrypted inference against raw Lattigo primitives", runBench},
 		{"healthcheck", "probe a URL (container healthchecks)", runHealthcheck},
 		{"keygen", "device: make a secret key and the model's evaluation keys", runKeygen},
-		{"keys", "device: keys upload", runKeys},
+		{"keys", "device: keys upload | list | delete ID", runKeys},
 		{"infer", "device: encrypt an input, infer on the gateway, decrypt", runInfer},
 	}
 }

@@ -90,6 +90,9 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
 	cli("keygen")
 	cli("keys", "upload")
+	if out := cli("keys", "list"); !regexp.MustCompile(`(?m)^[0-9a-f]{64}\s+mnist-cryptonets\s+60\.4 MB`).MatchString(out) {
+		t.Fatalf("keys list printed %q", out)
+	}
 	for i := 0; i < 3; i++ {
 		out := cli("infer", "--mnist-index", fmt.Sprint(i))
 		p := regexp.MustCompile(`prediction (\d+) \(label (\d+)\)`).FindStringSubmatch(out)
