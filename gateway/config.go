@@ -51,6 +51,10 @@ type Config struct {
 	// input ciphertext of the Models (each model's own exact size bounds
 	// its inferences in any case). It must admit every model's ciphertext.
 	MaxCiphertextBytes int64
+	// JobEvents, shared with the Runner of the same process, wakes
+	// "Prefer: wait" requests the moment their job finishes; nil means
+	// they poll the store only.
+	JobEvents *JobEvents
 	// WaitTimeout caps "Prefer: wait"; 0 means DefaultWaitTimeout. The
 	// http.Server's WriteTimeout must be longer.
 	WaitTimeout time.Duration

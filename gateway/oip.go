@@ -267,6 +267,10 @@ const (
 func (s *Server) waitJob(ctx context.Context, job storage.Job, d time.Duration) (storage.Job, error) {
 	deadline, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
+	// Subscribe before the first look, so a job that finishes in between
+	// is not missed; polling still sees jobs other processes finish.
+	done, unsubscribe := s.cfg.JobEvents.subscribe(job.ID)
+	defer unsubscribe()
 	delay := waitPollFirst
 	timer := time.NewTimer(delay)
 	defer timer.Stop()
@@ -291,6 +295,9 @@ func (s *Server) waitJob(ctx context.Context, job storage.Job, d time.Duration) 
 			return last, ctx.Err()
 		case <-deadline.Done():
 			return last, nil
+		case <-done:
+			done = nil // look now; a nil channel never fires again
+			continue
 		case <-timer.C:
 		}
 		delay = min(delay*3/2, waitPollMax)

@@ -42,6 +42,9 @@ type RunnerConfig struct {
 	Metrics *Metrics
 	// Clock tells the time for durations; nil means time.Now.
 	Clock func() time.Time
+	// JobEvents, shared with the Server of the same process, is told of
+	// every job this Runner finishes; nil means nobody is told.
+	JobEvents *JobEvents
 }
 
 // Validate reports the first problem with the configuration, naming the field.
@@ -77,6 +80,7 @@ type Runner struct {
 	metrics     *Metrics
 	now         func() time.Time
 	cache       *keycache.Cache[*he.KeySet]
+	events      *JobEvents
 }
 
 // NewRunner validates cfg and builds a Runner.
@@ -95,6 +99,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		log:         cfg.Logger,
 		metrics:     cfg.Metrics,
 		now:         cfg.Clock,
+		events:      cfg.JobEvents,
 	}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
@@ -170,6 +175,7 @@ func (r *Runner) Handle(ctx context.Context, id hegate.JobID) error {
 		}
 		return r.fail(ctx, log, job, start, fmt.Errorf("completing job: %w", err))
 	}
+	r.events.finished(job.ID)
 	r.metrics.jobOutcome(string(job.Model), "succeeded")
 	r.metrics.evaluation(string(job.Model), stats.Duration)
 	log.InfoContext(ctx, "job succeeded",
@@ -201,6 +207,7 @@ func record(ctx context.Context, f func(context.Context) error) error {
 
 // failJob records a job's failure; a job that is already terminal is left as is.
 func (r *Runner) failJob(ctx context.Context, id hegate.JobID, reason string) error {
+	defer r.events.finished(id)
 	return record(ctx, func(ctx context.Context) error {
 		_, err := r.store.FailJob(ctx, id, reason)
 		if errors.Is(err, storage.ErrConflict) {

@@ -117,7 +117,9 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	g := testGraph("tiny", 1)
 	m := compile(t, g)
 	metrics := NewMetrics()
+	events := NewJobEvents()
 	cfg := Config{
+		JobEvents:          events,
 		Store:              store,
 		Blobs:              blobs,
 		Models:             []*he.Model{m},
@@ -142,6 +144,7 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 		MaxAttempts:      2,
 		Logger:           log,
 		Metrics:          metrics,
+		JobEvents:        events,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -86,6 +86,7 @@ type backend struct {
 	metrics   *gateway.Metrics
 	retention time.Duration // 0: no sweeper, and the gateway does not quote one
 	sweeper   *gateway.Sweeper
+	events    *gateway.JobEvents // wakes waiting requests when this process's workers finish a job
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -113,7 +114,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 	if err != nil {
 		return nil, err
 	}
-	return &backend{store: store, blobs: blobs, models: models, logger: logger, metrics: gateway.NewMetrics()}, nil
+	return &backend{store: store, blobs: blobs, models: models, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}, nil
 }
 
 // startWorkers runs the store's workers with a Runner over b's models.
@@ -123,7 +124,7 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 	}
 	runner, err := gateway.NewRunner(gateway.RunnerConfig{
 		Store: b.store, Blobs: b.blobs, Models: b.models, KeySetCacheBytes: wf.KeySetCacheBytes,
-		MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics,
+		MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics, JobEvents: b.events,
 	})
 	if err != nil {
 		return err
@@ -161,7 +162,7 @@ func (b *backend) startSweeper(ctx context.Context) error {
 func (b *backend) server() (*gateway.Server, error) {
 	return gateway.New(gateway.Config{
 		Store: b.store, Blobs: b.blobs, Models: b.models, Logger: b.logger, Metrics: b.metrics,
-		Retention: b.retention,
+		Retention: b.retention, JobEvents: b.events,
 	})
 }
 
