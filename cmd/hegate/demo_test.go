@@ -80,4 +80,25 @@ func TestTenantCommands(t *testing.T) {
 	if err := run(context.Background(), []string{"tenant", "--data-dir", dir, "create", "acme"}, &out, &errb); err == nil {
 		t.Fatal("creating a tenant twice succeeded")
 	}
+	out.Reset()
+	if err := run(context.Background(), []string{"tenant", "keys", "acme", "--data-dir", dir}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^(key_\S+)\s+hgk_`).FindStringSubmatch(out.String())
+	if m == nil {
+		t.Fatalf("tenant keys: %q", out.String())
+	}
+	if err := run(context.Background(), []string{"tenant", "revoke", "acme", m[1], "--data-dir", dir}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(context.Background(), []string{"tenant", "keys", "acme", "--data-dir", dir}, &out, &errb); err != nil {
+		t.Fatal(err)
+	}
+	if regexp.MustCompile(`(?m)^` + m[1] + `.*\s-\s*$`).MatchString(out.String()) {
+		t.Fatalf("the key is not shown revoked: %q", out.String())
+	}
+	if err := run(context.Background(), []string{"tenant", "revoke", "acme", "key_nope", "--data-dir", dir}, &out, &errb); err == nil {
+		t.Fatal("revoking an unknown key succeeded")
+	}
 }

@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"io"
 	"text/tabwriter"
+	"time"
+
+	"github.com/hegate/hegate"
 
 	"github.com/hegate/hegate/gateway"
 )
@@ -15,7 +18,7 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	var cfg backendConfig
 	cfg.register(fs)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "usage: hegate tenant [flags] create NAME | list | key NAME")
+		fmt.Fprintln(stderr, "usage: hegate tenant [flags] create NAME | list | key NAME | keys NAME | revoke NAME KEY-ID")
 		fs.PrintDefaults()
 	}
 	rest, err := parseArgs(fs, args)
@@ -51,6 +54,31 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 		fmt.Fprintf(stdout, "api key %s\n", secret)
 		return nil
+	case rest[0] == "keys" && len(rest) == 2:
+		t, err := store.GetTenantByName(ctx, rest[1])
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", rest[1], err)
+		}
+		keys, err := store.ListAPIKeys(ctx, t.ID)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tCREATED\tLAST USED\tREVOKED")
+		for _, k := range keys {
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.CreatedAt.Format(timeFormat), formatTime(k.LastUsedAt), formatTime(k.RevokedAt))
+		}
+		return tw.Flush()
+	case rest[0] == "revoke" && len(rest) == 3:
+		t, err := store.GetTenantByName(ctx, rest[1])
+		if err != nil {
+			return fmt.Errorf("tenant %q: %w", rest[1], err)
+		}
+		if err := store.RevokeAPIKey(ctx, t.ID, hegate.APIKeyID(rest[2])); err != nil {
+			return fmt.Errorf("revoking API key %s of tenant %q: %w", rest[2], rest[1], err)
+		}
+		fmt.Fprintf(stdout, "api key %s revoked\n", rest[2])
+		return nil
 	case rest[0] == "list" && len(rest) == 1:
 		ts, err := store.ListTenants(ctx)
 		if err != nil {
@@ -59,10 +87,19 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tNAME\tCREATED")
 		for _, t := range ts {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format("2006-01-02 15:04:05Z"))
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", t.ID, t.Name, t.CreatedAt.Format(timeFormat))
 		}
 		return tw.Flush()
 	}
 	fs.Usage()
 	return fmt.Errorf("tenant: unknown subcommand %q", rest)
+}
+
+const timeFormat = "2006-01-02 15:04:05Z"
+
+func formatTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(timeFormat)
 }
