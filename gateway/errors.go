@@ -20,13 +20,31 @@ type problemClass struct {
 	typ    string
 	title  string
 	kind   hegate.Kind
+	detail string // stands in when a client-fault error carries no detail
 }
 
+// problemClasses is the one table from Kind to HTTP status, problem type,
+// title and default detail. A Kind missing here is internal.
+var problemClasses = map[hegate.Kind]problemClass{
+	hegate.KindInvalid:         {http.StatusBadRequest, api.ProblemInvalid, "Invalid request", hegate.KindInvalid, "the request is invalid"},
+	hegate.KindNotFound:        {http.StatusNotFound, api.ProblemNotFound, "Not found", hegate.KindNotFound, "not found"},
+	hegate.KindGone:            {http.StatusGone, api.ProblemGone, "Gone", hegate.KindGone, "this content was removed by the retention policy"},
+	hegate.KindUnauthenticated: {http.StatusUnauthorized, api.ProblemUnauthenticated, "Unauthenticated", hegate.KindUnauthenticated, "a valid API key is required"},
+	hegate.KindForbidden:       {http.StatusForbidden, api.ProblemForbidden, "Forbidden", hegate.KindForbidden, "not allowed"},
+	hegate.KindConflict:        {http.StatusConflict, api.ProblemConflict, "Conflict", hegate.KindConflict, "the request conflicts with the current state"},
+	hegate.KindTooLarge:        {http.StatusRequestEntityTooLarge, api.ProblemTooLarge, "Content too large", hegate.KindTooLarge, "the request body is too large"},
+	hegate.KindUnavailable:     {http.StatusServiceUnavailable, api.ProblemUnavailable, "Service unavailable", hegate.KindUnavailable, "the service is unavailable; try again later"},
+	hegate.KindBudgetExhausted: {http.StatusTooManyRequests, api.ProblemBudgetExhausted, "Privacy budget exhausted", hegate.KindBudgetExhausted, "the privacy budget cannot pay for this request"},
+	hegate.KindRejected:        {http.StatusForbidden, api.ProblemRejected, "Rejected", hegate.KindRejected, "the evidence or policy check rejected this request"},
+}
+
+var internalProblem = problemClass{http.StatusInternalServerError, api.ProblemInternal, "Internal server error", hegate.KindInternal, ""}
+
 // classify is the one place where errors become HTTP statuses and problem
-// types. A *hegate.Error's Kind wins; storage's domain errors and the HTTP
-// body limit are recognised when nothing classified them; anything else is
-// internal. KindGone (content the retention policy removed) is 410, so a
-// client knows not to ask again.
+// types (through problemClasses). A *hegate.Error's Kind wins; storage's
+// domain errors and the HTTP body limit are recognised when nothing
+// classified them; anything else is internal. KindGone (content the
+// retention policy removed) is 410, so a client knows not to ask again.
 func classify(err error) problemClass {
 	var he *hegate.Error
 	kind := hegate.KindInternal
@@ -43,57 +61,10 @@ func classify(err error) problemClass {
 	case errors.Is(err, context.DeadlineExceeded):
 		kind = hegate.KindUnavailable
 	}
-	switch kind {
-	case hegate.KindInvalid:
-		return problemClass{http.StatusBadRequest, api.ProblemInvalid, "Invalid request", kind}
-	case hegate.KindGone:
-		return problemClass{http.StatusGone, api.ProblemGone, "Gone", kind}
-	case hegate.KindNotFound:
-		return problemClass{http.StatusNotFound, api.ProblemNotFound, "Not found", kind}
-	case hegate.KindUnauthenticated:
-		return problemClass{http.StatusUnauthorized, api.ProblemUnauthenticated, "Unauthenticated", kind}
-	case hegate.KindForbidden:
-		return problemClass{http.StatusForbidden, api.ProblemForbidden, "Forbidden", kind}
-	case hegate.KindConflict:
-		return problemClass{http.StatusConflict, api.ProblemConflict, "Conflict", kind}
-	case hegate.KindTooLarge:
-		return problemClass{http.StatusRequestEntityTooLarge, api.ProblemTooLarge, "Content too large", kind}
-	case hegate.KindUnavailable:
-		return problemClass{http.StatusServiceUnavailable, api.ProblemUnavailable, "Service unavailable", kind}
-	case hegate.KindBudgetExhausted:
-		return problemClass{http.StatusTooManyRequests, api.ProblemBudgetExhausted, "Privacy budget exhausted", kind}
-	case hegate.KindRejected:
-		return problemClass{http.StatusForbidden, api.ProblemRejected, "Rejected", kind}
-	default:
-		return problemClass{http.StatusInternalServerError, api.ProblemInternal, "Internal server error", hegate.KindInternal}
+	if c, ok := problemClasses[kind]; ok {
+		return c
 	}
-}
-
-// defaultDetail stands in when a client-fault error carries no detail of
-// its own (a bare storage error, say).
-func defaultDetail(k hegate.Kind) string {
-	switch k {
-	case hegate.KindInvalid:
-		return "the request is invalid"
-	case hegate.KindNotFound:
-		return "not found"
-	case hegate.KindUnauthenticated:
-		return "a valid API key is required"
-	case hegate.KindConflict:
-		return "the request conflicts with the current state"
-	case hegate.KindTooLarge:
-		return "the request body is too large"
-	case hegate.KindBudgetExhausted:
-		return "the privacy budget cannot pay for this request"
-	case hegate.KindGone:
-		return "this content was removed by the retention policy"
-	case hegate.KindRejected:
-		return "the evidence or policy check rejected this request"
-	case hegate.KindUnavailable:
-		return "the service is unavailable; try again later"
-	default:
-		return "not allowed"
-	}
+	return internalProblem
 }
 
 // problemFor builds the problem document for err. Only client-fault errors
@@ -120,7 +91,7 @@ func problemFor(r *http.Request, err error) (api.Problem, problemClass) {
 			p.Detail = "the request body exceeds the limit of " + strconv.FormatInt(mbe.Limit, 10) + " bytes"
 		}
 		if p.Detail == "" {
-			p.Detail = defaultDetail(c.kind)
+			p.Detail = c.detail
 		}
 	}
 	if isOIP(r) {

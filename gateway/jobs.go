@@ -45,14 +45,18 @@ func jobView(j storage.Job) api.Job {
 	return v
 }
 
-// jobParam returns the {id} of a job route, checked for length only: job ids
-// are the store's to shape.
-func jobParam(r *http.Request, op string) (hegate.JobID, error) {
+// jobTarget returns the caller's tenant and the {id} of a job route,
+// checked for length only: job ids are the store's to shape.
+func jobTarget(r *http.Request, op string) (hegate.TenantID, hegate.JobID, error) {
+	p, err := principal(r)
+	if err != nil {
+		return "", "", err
+	}
 	id := chi.URLParam(r, "id")
 	if id == "" || len(id) > maxJobIDLen {
-		return "", hegate.E(op, hegate.KindNotFound, nil, "job %q not found", truncate(id, 80))
+		return "", "", hegate.E(op, hegate.KindNotFound, nil, "job %q not found", truncate(id, 80))
 	}
-	return hegate.JobID(id), nil
+	return p.Tenant, hegate.JobID(id), nil
 }
 
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
@@ -85,15 +89,11 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 
 // tenantJob loads the caller's job named by the route.
 func (s *Server) tenantJob(r *http.Request, op string) (storage.Job, error) {
-	p, err := principal(r)
+	tenant, id, err := jobTarget(r, op)
 	if err != nil {
 		return storage.Job{}, err
 	}
-	id, err := jobParam(r, op)
-	if err != nil {
-		return storage.Job{}, err
-	}
-	job, err := s.cfg.Store.GetJob(r.Context(), p.Tenant, id)
+	job, err := s.cfg.Store.GetJob(r.Context(), tenant, id)
 	if err != nil {
 		return storage.Job{}, notFound(op, err, "job %s not found", id)
 	}
@@ -153,20 +153,15 @@ func (s *Server) resultExpired(op string, job storage.Job) error {
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 	const op = "jobs.cancel"
-	p, err := principal(r)
+	tenant, id, err := jobTarget(r, op)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	id, err := jobParam(r, op)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	job, err := s.cfg.Store.CancelJob(r.Context(), p.Tenant, id)
+	job, err := s.cfg.Store.CancelJob(r.Context(), tenant, id)
 	if errors.Is(err, storage.ErrConflict) {
 		status := "no longer queued"
-		if cur, gerr := s.cfg.Store.GetJob(r.Context(), p.Tenant, id); gerr == nil {
+		if cur, gerr := s.cfg.Store.GetJob(r.Context(), tenant, id); gerr == nil {
 			status = string(cur.Status)
 		}
 		s.fail(w, r, hegate.E(op, hegate.KindConflict, err, "job %s is %s and can no longer be cancelled", id, status))

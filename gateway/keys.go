@@ -230,28 +230,28 @@ func (s *Server) listKeySets(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// keySetParam returns the {id} of a key-set route, checked.
-func keySetParam(r *http.Request, op string) (hegate.KeySetID, error) {
+// keySetTarget returns the caller's tenant and the checked {id} of a
+// key-set route.
+func keySetTarget(r *http.Request, op string) (hegate.TenantID, hegate.KeySetID, error) {
+	p, err := principal(r)
+	if err != nil {
+		return "", "", err
+	}
 	id := chi.URLParam(r, "id")
 	if !validKeySetID(id) {
-		return "", hegate.E(op, hegate.KindInvalid, nil, "key set id %q is not 64 lowercase hex digits", truncate(id, 80))
+		return "", "", hegate.E(op, hegate.KindInvalid, nil, "key set id %q is not 64 lowercase hex digits", truncate(id, 80))
 	}
-	return hegate.KeySetID(id), nil
+	return p.Tenant, hegate.KeySetID(id), nil
 }
 
 func (s *Server) getKeySet(w http.ResponseWriter, r *http.Request) {
 	const op = "keys.get"
-	p, err := principal(r)
+	tenant, id, err := keySetTarget(r, op)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	id, err := keySetParam(r, op)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	ks, err := s.cfg.Store.GetKeySet(r.Context(), p.Tenant, id)
+	ks, err := s.cfg.Store.GetKeySet(r.Context(), tenant, id)
 	if err != nil {
 		s.fail(w, r, notFound(op, err, "key set %s not found", id))
 		return
@@ -261,17 +261,12 @@ func (s *Server) getKeySet(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteKeySet(w http.ResponseWriter, r *http.Request) {
 	const op = "keys.delete"
-	p, err := principal(r)
+	tenant, id, err := keySetTarget(r, op)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	id, err := keySetParam(r, op)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	free, err := s.cfg.Store.DeleteKeySet(r.Context(), p.Tenant, id)
+	free, err := s.cfg.Store.DeleteKeySet(r.Context(), tenant, id)
 	if err != nil {
 		s.fail(w, r, notFound(op, err, "key set %s not found", id))
 		return

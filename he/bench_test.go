@@ -81,12 +81,7 @@ var (
 func testSet(tb testing.TB) *mnist.Set {
 	tb.Helper()
 	mnistOnce.Do(func() {
-		dir, err := mnist.Dir()
-		if err != nil {
-			mnistErr = err
-			return
-		}
-		mnistSet, mnistErr = mnist.Load(dir, mnist.Test)
+		mnistSet, mnistErr = mnist.LoadDefault(mnist.Test)
 	})
 	if mnistErr != nil {
 		tb.Fatal(mnistErr)

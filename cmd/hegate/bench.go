@@ -67,10 +67,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	keys = bytes.Buffer{}
 
 	x := make([]float64, graph.InputSize())
-	if dir, err := mnist.Dir(); err == nil {
-		if set, err := mnist.Load(dir, mnist.Test); err == nil && len(set.Images[0]) == len(x) {
-			x = set.Images[0]
-		}
+	if set, err := mnist.LoadDefault(mnist.Test); err == nil && len(set.Images[0]) == len(x) {
+		x = set.Images[0]
 	}
 	var lat []time.Duration
 	var stats he.Stats

@@ -125,11 +125,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	keyBytes := counter.sent.Load()
 	fmt.Fprintf(stdout, "device    generated and uploaded key set %.12s… (%.1f MB, streamed) in %s\n\n", ks.ID, float64(keyBytes)/1e6, time.Since(t0).Round(time.Millisecond))
 
-	mdir, err := mnist.Dir()
-	if err != nil {
-		return err
-	}
-	set, err := mnist.Load(mdir, mnist.Test)
+	set, err := mnist.LoadDefault(mnist.Test)
 	if err != nil {
 		return err
 	}

@@ -267,11 +267,7 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 func readInput(path string, mnistIndex int) ([]float64, int, error) {
 	if mnistIndex >= 0 {
-		dir, err := mnist.Dir()
-		if err != nil {
-			return nil, 0, err
-		}
-		set, err := mnist.Load(dir, mnist.Test)
+		set, err := mnist.LoadDefault(mnist.Test)
 		if err != nil {
 			return nil, 0, err
 		}

@@ -90,11 +90,7 @@ func mnistSamples(n, inputSize int) ([][]float64, error) {
 	if inputSize != mnist.Pixels {
 		return nil, fmt.Errorf("--calibrate uses MNIST images, but the model takes %d values, not %d", inputSize, mnist.Pixels)
 	}
-	dir, err := mnist.Dir()
-	if err != nil {
-		return nil, err
-	}
-	set, err := mnist.Load(dir, mnist.Test)
+	set, err := mnist.LoadDefault(mnist.Test)
 	if err != nil {
 		return nil, err
 	}

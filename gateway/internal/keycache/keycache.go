@@ -155,20 +155,6 @@ func (c *Cache[V]) removeElement(el *list.Element) {
 	c.used -= e.size
 }
 
-// Remove drops key from the cache, if it is there.
-func (c *Cache[V]) Remove(key string) {
-	c.mu.Lock()
-	el, ok := c.entries[key]
-	if ok {
-		c.removeElement(el)
-	}
-	used := c.used
-	c.mu.Unlock()
-	if ok && c.hooks.Bytes != nil {
-		c.hooks.Bytes(used)
-	}
-}
-
 // Bytes returns the bytes held.
 func (c *Cache[V]) Bytes() int64 {
 	c.mu.Lock()
