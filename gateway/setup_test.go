@@ -19,13 +19,14 @@ import (
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/blobfs"
 	"github.com/hegate/hegate/storage/sqlite"
 )
 
 // testGraph is input [16], dense 16→8, 0.5x+0.1x², dense 8→4.
-func testGraph(name string, seed uint64) *he.Graph {
+func testGraph(name string, seed uint64) *ir.Graph {
 	r := rand.New(rand.NewPCG(seed, 7))
 	vec := func(n int, scale float64) []float64 {
 		v := make([]float64, n)
@@ -34,20 +35,16 @@ func testGraph(name string, seed uint64) *he.Graph {
 		}
 		return v
 	}
-	return &he.Graph{
-		Name:  name,
-		Input: []int{16},
-		Layers: []he.Layer{
-			{Op: he.OpDense, Dense: &he.Dense{In: 16, Out: 8, Weights: vec(128, 0.5), Bias: vec(8, 0.5)}},
-			{Op: he.OpPoly, Poly: &he.Poly{Coeffs: []float64{0, 0.5, 0.1}}},
-			{Op: he.OpDense, Dense: &he.Dense{In: 8, Out: 4, Weights: vec(32, 0.5), Bias: vec(4, 0.5)}},
-		},
-	}
+	return ir.Chain(name, []int{16},
+		&ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: 16, Out: 8, Weights: vec(128, 0.5), Bias: vec(8, 0.5)}},
+		&ir.Node{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: []float64{0, 0.5, 0.1}}},
+		&ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: 8, Out: 4, Weights: vec(32, 0.5), Bias: vec(4, 0.5)}},
+	)
 }
 
-func compile(t testing.TB, g *he.Graph) *he.Model {
+func compile(t testing.TB, g *ir.Graph) *he.Model {
 	t.Helper()
-	m, err := he.Compile(g, he.CompileOptions{Params: "test-n12", AllowInsecure: true})
+	m, err := he.Compile(context.Background(), g, he.CompileOptions{Params: "test-n12", AllowInsecure: true})
 	if err != nil {
 		t.Fatalf("compiling %s: %v", g.Name, err)
 	}
@@ -68,7 +65,7 @@ type bundle struct {
 	store   storage.Store
 	blobs   storage.Blobs
 	blobDir string
-	graph   *he.Graph
+	graph   *ir.Graph
 	model   *he.Model
 	srv     *Server
 	runner  *Runner
@@ -228,7 +225,7 @@ func (bd *bundle) checkResult(t *testing.T, d device, x []float64, result []byte
 	if err != nil {
 		t.Fatalf("decrypting: %v", err)
 	}
-	want, err := bd.graph.Reference(x)
+	want, err := bd.graph.Run(x)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/tuneinsight/lattigo/v6/utils/sampling"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/he/ir"
 )
 
 // Device is the device side of a model: key generation, encryption and
@@ -52,7 +53,7 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	if err := checkShape(man.Input); err != nil {
 		return nil, bad("input shape %v %v", man.Input, err)
 	}
-	inputSize := prod(man.Input)
+	inputSize := ir.Prod(man.Input)
 	twoN := uint64(2 * p.N())
 	if len(man.GaloisLevels) != len(man.GaloisElements) {
 		return nil, bad("%d galois_levels for %d galois_elements", len(man.GaloisLevels), len(man.GaloisElements))
@@ -81,11 +82,19 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		outputSize: man.OutputSize,
 	}
 	if pk := man.Packing; pk != nil {
-		if pk.Kind != "im2col" || len(man.Input) != 3 || pk.Kernel < 1 || pk.Stride < 1 || pk.Padding < 0 || pk.Kernel > 64 || pk.Stride > 64 || pk.Padding > 64 {
+		ok := pk.Kind == "im2col" && len(man.Input) == 3
+		for i := 0; i < 2; i++ {
+			ok = ok && pk.Kernel[i] >= 1 && pk.Kernel[i] <= 64 && pk.Stride[i] >= 1 && pk.Stride[i] <= 64
+		}
+		for _, pad := range pk.Pads {
+			ok = ok && pad >= 0 && pad < 64
+		}
+		if !ok {
 			return nil, bad("packing %+v is not understood", *pk)
 		}
-		q := &im2colPacking{c: man.Input[0], h: man.Input[1], w: man.Input[2], kernel: pk.Kernel, stride: pk.Stride, pad: pk.Padding, block: pk.Block}
-		q.oh, q.ow = ConvOutputSize(q.h, q.kernel, q.stride, q.pad), ConvOutputSize(q.w, q.kernel, q.stride, q.pad)
+		q := &im2colPacking{c: man.Input[0], h: man.Input[1], w: man.Input[2], kernel: pk.Kernel, stride: pk.Stride, pads: pk.Pads, block: pk.Block}
+		q.oh = ir.ConvOutputSize(q.h, q.kernel[0], q.stride[0], q.pads[0], q.pads[2])
+		q.ow = ir.ConvOutputSize(q.w, q.kernel[1], q.stride[1], q.pads[1], q.pads[3])
 		if q.oh < 1 || q.ow < 1 || q.block < q.oh*q.ow || q.block > s.n {
 			return nil, bad("packing %+v does not fit the input", *pk)
 		}
@@ -104,7 +113,7 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 func (d *Device) ID() hegate.ModelID { return hegate.ModelID(d.s.name) }
 
 // InputSize is the number of values Encrypt takes.
-func (d *Device) InputSize() int { return prod(d.s.inputShape) }
+func (d *Device) InputSize() int { return ir.Prod(d.s.inputShape) }
 
 type secretKey struct {
 	sk     *rlwe.SecretKey

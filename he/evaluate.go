@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tuneinsight/lattigo/v6/circuits/ckks/lintrans"
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/polynomial"
 	commonlintrans "github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
@@ -69,47 +70,109 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 	return b, Stats{Cost: c.cost, Duration: time.Since(start)}, nil
 }
 
-// run evaluates the steps on ct.
-func (c *compiled) run(ctx context.Context, ct *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
+// run evaluates the steps on the input ciphertext. Values are freed after
+// their last reader.
+func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
 	eval := evals[0]
+	vals := make([]*rlwe.Ciphertext, len(c.circ.values))
+	vals[c.circ.input] = input
+	// at returns value v at exactly level (a copy when it must be dropped).
+	at := func(v, level int) (*rlwe.Ciphertext, error) {
+		ct := vals[v]
+		if ct == nil {
+			return nil, fmt.Errorf("value %d is not computed", v)
+		}
+		switch {
+		case ct.Level() == level:
+			return ct, nil
+		case ct.Level() < level:
+			return nil, fmt.Errorf("value %d is at level %d, the step needs %d", v, ct.Level(), level)
+		}
+		cp := ct.CopyNew()
+		eval.DropLevel(cp, cp.Level()-level)
+		return cp, nil
+	}
 	for i, st := range c.steps {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		var out *rlwe.Ciphertext
 		switch st.kind {
 		case kindLinear:
-			out, err := linear(evals, ct, st.parts)
-			if err != nil {
-				return nil, fmt.Errorf("step %d (linear): %w", i, err)
+			for k, t := range st.lin.terms {
+				x, err := at(t.in, st.level)
+				if err != nil {
+					return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
+				}
+				y, err := linear(evals, x, t.parts)
+				if err != nil {
+					return nil, fmt.Errorf("step %d (%s, term %d): %w", i, st.name, k, err)
+				}
+				if out == nil {
+					out = y
+					continue
+				}
+				// Every term's product has the scale Δ·q_level (up to the
+				// rounding of its plaintext scale): add as such.
+				y.Scale = out.Scale
+				if err := eval.Add(out, y, out); err != nil {
+					return nil, fmt.Errorf("step %d (%s, sum): %w", i, st.name, err)
+				}
 			}
 			if err := eval.Rescale(out, out); err != nil {
-				return nil, fmt.Errorf("step %d (rescale): %w", i, err)
+				return nil, fmt.Errorf("step %d (%s, rescale): %w", i, st.name, err)
 			}
-			for _, r := range st.rotSum {
+			out.Scale = c.params.ckks.DefaultScale()
+			for _, r := range st.lin.rotSum {
 				rot, err := eval.RotateNew(out, r)
 				if err != nil {
-					return nil, fmt.Errorf("step %d (rotate %d): %w", i, r, err)
+					return nil, fmt.Errorf("step %d (%s, rotate %d): %w", i, st.name, r, err)
 				}
 				if err := eval.Add(out, rot, out); err != nil {
-					return nil, fmt.Errorf("step %d (sum): %w", i, err)
+					return nil, fmt.Errorf("step %d (%s, sum): %w", i, st.name, err)
 				}
 			}
-			if st.bias != nil {
-				if err := eval.Add(out, st.bias, out); err != nil {
-					return nil, fmt.Errorf("step %d (bias): %w", i, err)
+			if st.lin.bias != nil {
+				if err := eval.Add(out, st.lin.bias, out); err != nil {
+					return nil, fmt.Errorf("step %d (%s, bias): %w", i, st.name, err)
 				}
 			}
-			ct = out
 		case kindSquare:
-			if err := eval.MulRelin(ct, ct, ct); err != nil {
-				return nil, fmt.Errorf("step %d (square): %w", i, err)
+			x, err := at(st.in[0], st.level)
+			if err != nil {
+				return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
 			}
-			if err := eval.Rescale(ct, ct); err != nil {
-				return nil, fmt.Errorf("step %d (rescale): %w", i, err)
+			out = ckks.NewCiphertext(c.params.ckks, 1, x.Level())
+			if err := eval.MulRelin(x, x, out); err != nil {
+				return nil, fmt.Errorf("step %d (%s, square): %w", i, st.name, err)
+			}
+			if err := eval.Rescale(out, out); err != nil {
+				return nil, fmt.Errorf("step %d (%s, rescale): %w", i, st.name, err)
+			}
+		case kindPoly:
+			x, err := at(st.in[0], st.level)
+			if err != nil {
+				return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
+			}
+			pe := polynomial.NewEvaluator(c.params.ckks, eval)
+			if out, err = pe.Evaluate(x, *st.poly, c.params.ckks.DefaultScale()); err != nil {
+				return nil, fmt.Errorf("step %d (%s, polynomial): %w", i, st.name, err)
+			}
+		}
+		switch {
+		case out.Level() > st.outLevel:
+			eval.DropLevel(out, out.Level()-st.outLevel)
+		case out.Level() < st.outLevel:
+			return nil, fmt.Errorf("step %d (%s): result at level %d, planned %d", i, st.name, out.Level(), st.outLevel)
+		}
+		vals[st.out] = out
+		for _, v := range st.in {
+			if c.lastUse[v] == i && v != c.circ.input {
+				vals[v] = nil
 			}
 		}
 	}
-	return ct, nil
+	return vals[c.circ.output], nil
 }
 
 // linear applies a linear step's parts to ct and sums them (no rescale).
@@ -211,7 +274,7 @@ func (m *Model) buildManifest() Manifest {
 	c := m.c
 	return Manifest{
 		Name:            m.ID(),
-		Input:           append([]int(nil), m.graph.Input...),
+		Input:           append([]int(nil), m.graph.Input.Shape...),
 		Packing:         c.packing.manifest(),
 		OutputSize:      c.outputSize,
 		Params:          c.params.Info(),
@@ -231,11 +294,20 @@ func (m *Model) buildManifest() Manifest {
 func (c *compiled) stepInfo() []StepInfo {
 	out := make([]StepInfo, len(c.steps))
 	for i, st := range c.steps {
-		info := StepInfo{Kind: "square", Level: st.level, Cost: st.cost}
-		if st.kind == kindLinear {
-			info.Kind, info.Method, info.Diagonals = "linear", "diagonal", st.diags
-			if st.rotSum != nil {
-				info.Method = "hybrid"
+		n := c.circ.nodes[i]
+		info := StepInfo{Kind: st.kind.String(), Name: st.name, Inputs: len(st.in), Level: st.level, Depth: n.depth(), Cost: st.cost}
+		switch st.kind {
+		case kindLinear:
+			info.Method, info.Diagonals = st.lin.method, st.diags
+			for _, t := range st.lin.terms {
+				info.BabySteps += t.baby
+				info.GiantSteps += t.giant
+			}
+		case kindPoly:
+			info.Degree = n.degree()
+			info.Function = "trained"
+			if n.cheb != nil {
+				info.Function, info.Range, info.MaxError = n.cheb.fn, [2]float64{n.cheb.lo, n.cheb.hi}, n.cheb.maxError()
 			}
 		}
 		out[i] = info

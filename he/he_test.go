@@ -16,6 +16,7 @@ import (
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/he/ir"
 )
 
 func randVec(r *rand.Rand, n int, scale float64) []float64 {
@@ -69,10 +70,12 @@ func (k keyed) evaluate(t *testing.T, model *Model, x []float64) []byte {
 }
 
 // checkAgainstReference fails unless the decrypted result is within 1e-3
-// of the graph's float64 reference on x.
+// of the compiled circuit's float64 executor on x (which is the graph's
+// reference for graphs without approximated activations: see
+// TestApproximateIsReference).
 func (k keyed) checkAgainstReference(t *testing.T, x []float64, res []byte) {
 	t.Helper()
-	want, err := k.m.Graph().Reference(x)
+	want, err := k.m.Approximate(x)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,46 +90,128 @@ func (k keyed) checkAgainstReference(t *testing.T, x []float64, res []byte) {
 	}
 }
 
+// Node builders for test graphs.
+type nodes struct{ r *rand.Rand }
+
+func (b nodes) conv(in, out, k, s, p int) *ir.Node {
+	return &ir.Node{Op: ir.OpConv, Conv: &ir.Conv{InChannels: in, OutChannels: out, Kernel: [2]int{k, k}, Stride: [2]int{s, s}, Pads: [4]int{p, p, p, p},
+		Weights: randVec(b.r, out*in*k*k, 0.5), Bias: randVec(b.r, out, 0.2)}}
+}
+func (b nodes) dense(in, out int) *ir.Node {
+	return &ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: in, Out: out, Weights: randVec(b.r, in*out, 0.5), Bias: randVec(b.r, out, 0.3)}}
+}
+func (b nodes) affine(c int) *ir.Node {
+	return &ir.Node{Op: ir.OpAffine, Affine: &ir.Affine{Scale: randVec(b.r, c, 1), Shift: randVec(b.r, c, 0.2)}}
+}
+func poly(c ...float64) *ir.Node { return &ir.Node{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: c}} }
+func flatten(n int) *ir.Node     { return &ir.Node{Op: ir.OpReshape, Reshape: &ir.Reshape{Shape: []int{n}}} }
+func relu() *ir.Node             { return &ir.Node{Op: ir.OpRelu} }
+func maxpool(k, s int) *ir.Node {
+	return &ir.Node{Op: ir.OpMaxPool, Pool: &ir.Pool{Kernel: [2]int{k, k}, Stride: [2]int{s, s}}}
+}
+
 // tinyDense is input [16], dense 16→8, a·x²+b·x+c, dense 8→4.
-func tinyDense(r *rand.Rand) *Graph {
-	return &Graph{
-		Name:  "tiny-dense",
-		Input: []int{16},
-		Layers: []Layer{
-			{Op: OpDense, Dense: &Dense{In: 16, Out: 8, Weights: randVec(r, 128, 0.5), Bias: randVec(r, 8, 0.5)}},
-			{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0.1, 0.5, 0.25}}},
-			{Op: OpDense, Dense: &Dense{In: 8, Out: 4, Weights: randVec(r, 32, 0.5), Bias: randVec(r, 4, 0.5)}},
-		},
-	}
+func tinyDense(r *rand.Rand) *ir.Graph {
+	b := nodes{r}
+	return ir.Chain("tiny-dense", []int{16}, b.dense(16, 8), poly(0.1, 0.5, 0.25), b.dense(8, 4))
 }
 
 // tinyCNN is a CryptoNets-shaped network on a 1×10×10 input: 5×5 output
 // positions, so the im2col layout is padded to blocks of 32 slots.
-func tinyCNN(r *rand.Rand) *Graph {
-	return &Graph{
-		Name:  "tiny-cnn",
-		Input: []int{1, 10, 10},
-		Layers: []Layer{
-			{Op: OpConv2D, Conv: &Conv2D{InChannels: 1, OutChannels: 2, Kernel: 3, Stride: 2, Padding: 1, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 2, 0.2)}},
-			{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0.5, 0.1}}},
-			{Op: OpFlatten},
-			{Op: OpDense, Dense: &Dense{In: 50, Out: 6, Weights: randVec(r, 300, 0.3), Bias: randVec(r, 6, 0.2)}},
-			{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0.5, 0.1}}},
-			{Op: OpDense, Dense: &Dense{In: 6, Out: 3, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 3, 0.2)}},
-		},
+func tinyCNN(r *rand.Rand) *ir.Graph {
+	b := nodes{r}
+	return ir.Chain("tiny-cnn", []int{1, 10, 10}, b.conv(1, 2, 3, 2, 1), poly(0, 0.5, 0.1), flatten(50),
+		b.dense(50, 6), poly(0, 0.5, 0.1), b.dense(6, 3))
+}
+
+// tinyResNet has a stem, a residual block with an identity skip and one
+// with a strided 1×1 projection, BatchNorm as affine nodes, global average
+// pooling and a linear head.
+func tinyResNet(r *rand.Rand) *ir.Graph {
+	b := nodes{r}
+	act := func() *ir.Node { return poly(0.05, 0.5, 0.1) }
+	g := ir.Chain("tiny-resnet", []int{1, 8, 8}, b.conv(1, 2, 3, 1, 1), b.affine(2), act())
+	stem := g.Output
+	g2 := ir.Chain("", nil, b.conv(2, 2, 3, 1, 1), b.affine(2), act(), b.conv(2, 2, 3, 1, 1), b.affine(2))
+	prefix(g2, "b1")
+	g2.Nodes[0].Inputs = []string{stem}
+	g.Nodes = append(g.Nodes, g2.Nodes...)
+	add1 := &ir.Node{Name: "b1add", Op: ir.OpAdd, Inputs: []string{stem, g2.Output}, Output: "b1add"}
+	act1 := act()
+	act1.Name, act1.Output, act1.Inputs = "b1act", "b1act", []string{"b1add"}
+	g.Nodes = append(g.Nodes, add1, act1)
+	g3 := ir.Chain("", nil, b.conv(2, 4, 3, 2, 1), b.affine(4), act(), b.conv(4, 4, 3, 1, 1), b.affine(4))
+	prefix(g3, "b2")
+	g3.Nodes[0].Inputs = []string{"b1act"}
+	proj := b.conv(2, 4, 1, 2, 0)
+	proj.Name, proj.Output, proj.Inputs = "proj", "proj", []string{"b1act"}
+	g.Nodes = append(g.Nodes, g3.Nodes...)
+	g.Nodes = append(g.Nodes, proj,
+		&ir.Node{Name: "b2add", Op: ir.OpAdd, Inputs: []string{"proj", g3.Output}, Output: "b2add"})
+	tail := ir.Chain("", nil, act(), &ir.Node{Op: ir.OpGlobalAvgPool}, flatten(4), b.dense(4, 3))
+	prefix(tail, "head")
+	tail.Nodes[0].Inputs = []string{"b2add"}
+	g.Nodes = append(g.Nodes, tail.Nodes...)
+	g.Output = tail.Output
+	return g
+}
+
+// prefix renames a chain's nodes and values so chains can be joined.
+func prefix(g *ir.Graph, p string) {
+	for _, n := range g.Nodes {
+		n.Name, n.Output = p+n.Name, p+n.Output
+		for i, in := range n.Inputs {
+			if in != "input" {
+				n.Inputs[i] = p + in
+			}
+		}
 	}
+	g.Output = p + g.Output
+}
+
+// tinyReluCNN uses ReLU and max pooling, which the compiler approximates.
+func tinyReluCNN(r *rand.Rand) *ir.Graph {
+	b := nodes{r}
+	return ir.Chain("tiny-relu-cnn", []int{1, 8, 8}, b.conv(1, 2, 3, 1, 1), relu(), maxpool(2, 2), flatten(32), b.dense(32, 3))
+}
+
+// calibrationSet is 64 random inputs like those the tests use.
+func calibrationSet(g *ir.Graph) [][]float64 {
+	r := rand.New(rand.NewPCG(99, 100))
+	var xs [][]float64
+	for i := 0; i < 64; i++ {
+		xs = append(xs, randVec(r, g.InputSize(), 1))
+	}
+	return xs
+}
+
+var testOpts = CompileOptions{Params: "test-n12-deep", AllowInsecure: true}
+
+// compileTest compiles g for tests, calibrating on random inputs.
+func compileTest(t *testing.T, g *ir.Graph, opts CompileOptions) *Model {
+	t.Helper()
+	if opts.Calibration == nil {
+		opts.Calibration = calibrationSet(g)
+	}
+	m, err := Compile(context.Background(), g, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 func TestEncryptedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, g := range []*Graph{tinyDense(r), tinyCNN(r)} {
+	for _, g := range []*ir.Graph{tinyDense(r), tinyCNN(r), tinyResNet(r), tinyReluCNN(r)} {
 		t.Run("ok/"+g.Name, func(t *testing.T) {
-			m, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			opts := testOpts
+			opts.Approx = ApproxOptions{ReluDegree: 3, AbsDegree: 3}
+			m := compileTest(t, g, opts)
 			man := m.Manifest()
 			t.Logf("manifest: slots 2^%d levels %d galois %d cost %+v keyset %d bytes", man.LogSlots, man.Levels, len(man.GaloisElements), man.Cost, man.KeySetBytes)
+			for _, st := range man.Steps {
+				t.Logf("  %s %q level %d depth %d %s diags %d baby %d giant %d fn %s deg %d", st.Kind, st.Name, st.Level, st.Depth, st.Method, st.Diagonals, st.BabySteps, st.GiantSteps, st.Function, st.Degree)
+			}
 			// The device works from the served manifest only.
 			js, err := json.Marshal(man)
 			if err != nil {
@@ -159,12 +244,9 @@ func TestEncryptedMatchesReference(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
+			k := keyed{m: m, sk: sk, ks: ks}
 			for trial := 0; trial < 3; trial++ {
 				x := randVec(r, g.InputSize(), 1)
-				want, err := g.Reference(x)
-				if err != nil {
-					t.Fatal(err)
-				}
 				ct, err := dev.Encrypt(sk, x)
 				if err != nil {
 					t.Fatal(err)
@@ -179,15 +261,47 @@ func TestEncryptedMatchesReference(t *testing.T) {
 				if err != nil {
 					t.Fatal(err)
 				}
-				got, err := dev.Decrypt(sk, res)
+				k.checkAgainstReference(t, x, res)
+			}
+		})
+	}
+}
+
+// TestApproximateIsReference checks the lowering (fusion, layouts, im2col,
+// residual adds, folded activations) against the graph's own reference
+// executor, in float64, and that approximated activations stay close to the
+// exact ones on inputs like the calibration samples.
+func TestApproximateIsReference(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, tc := range []struct {
+		g   *ir.Graph
+		tol float64
+	}{{tinyDense(r), 1e-9}, {tinyCNN(r), 1e-9}, {tinyResNet(r), 1e-9}, {tinyReluCNN(r), 0.25}} {
+		t.Run("ok/"+tc.g.Name, func(t *testing.T) {
+			opts := testOpts
+			opts.Calibration = calibrationSet(tc.g)
+			circ, err := Lower(context.Background(), tc.g, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			worst := 0.0
+			for trial := 0; trial < 20; trial++ {
+				x := randVec(r, tc.g.InputSize(), 1)
+				want, err := tc.g.Run(x)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got, err := circ.Run(x)
 				if err != nil {
 					t.Fatal(err)
 				}
 				for i := range want {
-					if math.Abs(got[i]-want[i]) > 1e-3 {
-						t.Fatalf("output %d: encrypted %v, reference %v", i, got[i], want[i])
-					}
+					worst = math.Max(worst, math.Abs(got[i]-want[i]))
 				}
+			}
+			t.Logf("largest |compiled - reference| %.3g", worst)
+			if worst > tc.tol {
+				t.Fatalf("compiled circuit differs from the reference by %g > %g", worst, tc.tol)
 			}
 		})
 	}
@@ -199,28 +313,22 @@ func TestEncryptedMatchesReference(t *testing.T) {
 // convolution that is the only layer (no padded layout then).
 func TestCompileShapes(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
-	dense := func(in, out int) Layer {
-		return Layer{Op: OpDense, Dense: &Dense{In: in, Out: out, Weights: randVec(r, in*out, 0.5), Bias: randVec(r, out, 0.3)}}
-	}
-	poly := func(c ...float64) Layer { return Layer{Op: OpPoly, Poly: &Poly{Coeffs: c}} }
+	b := nodes{r}
 	tests := []struct {
 		name   string
-		g      *Graph
+		g      *ir.Graph
 		levels int
 	}{
-		{"ok/ends-in-activation", &Graph{Name: "a", Input: []int{8}, Layers: []Layer{dense(8, 4), poly(0.2, 0.5, 0.3)}}, 3},
-		{"ok/dense-dense-fused", &Graph{Name: "b", Input: []int{8}, Layers: []Layer{dense(8, 6), dense(6, 3)}}, 1},
-		{"ok/degree-1-folded", &Graph{Name: "c", Input: []int{8}, Layers: []Layer{dense(8, 6), poly(0.1, 2), dense(6, 3)}}, 1},
-		{"ok/conv-only", &Graph{Name: "d", Input: []int{1, 6, 6}, Layers: []Layer{
-			{Op: OpConv2D, Conv: &Conv2D{InChannels: 1, OutChannels: 2, Kernel: 3, Stride: 2, Padding: 0, Weights: randVec(r, 18, 0.5), Bias: randVec(r, 2, 0.1)}},
-		}}, 1},
+		{"ok/ends-in-activation", ir.Chain("a", []int{8}, b.dense(8, 4), poly(0.2, 0.5, 0.3)), 3},
+		{"ok/dense-dense-fused", ir.Chain("b", []int{8}, b.dense(8, 6), b.dense(6, 3)), 1},
+		{"ok/degree-1-folded", ir.Chain("c", []int{8}, b.dense(8, 6), poly(0.1, 2), b.dense(6, 3)), 1},
+		{"ok/conv-only", ir.Chain("d", []int{1, 6, 6}, b.conv(1, 2, 3, 2, 0)), 1},
+		{"ok/activation-first", ir.Chain("e", []int{4}, poly(0, 0, 1), b.dense(4, 2)), 3},
+		{"ok/residual-add-costs-no-level", ir.Chain("f", []int{4}, b.dense(4, 4), poly(0, 1, 0.5), b.dense(4, 4)), 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := Compile(tc.g, CompileOptions{Params: "test-n12", AllowInsecure: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := compileTest(t, tc.g, testOpts)
 			if got := m.Manifest().Levels; got != tc.levels {
 				t.Fatalf("%d levels, want %d", got, tc.levels)
 			}
@@ -233,26 +341,29 @@ func TestCompileShapes(t *testing.T) {
 
 func TestCompileRefuses(t *testing.T) {
 	r := rand.New(rand.NewPCG(11, 12))
-	dense := func(in, out int) Layer {
-		return Layer{Op: OpDense, Dense: &Dense{In: in, Out: out, Weights: randVec(r, in*out, 0.5), Bias: randVec(r, out, 0.3)}}
-	}
-	sq := Layer{Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 0, 1}}}
+	b := nodes{r}
+	sq := func() *ir.Node { return poly(0, 0, 1) }
+	small := CompileOptions{Params: "test-n12", AllowInsecure: true}
 	tests := []struct {
 		name, want string
-		g          *Graph
+		g          *ir.Graph
 		opts       CompileOptions
+		noCal      bool
 	}{
-		{"fail/degree-3", "degree 3", &Graph{Name: "a", Input: []int{4}, Layers: []Layer{dense(4, 4), {Op: OpPoly, Poly: &Poly{Coeffs: []float64{0, 1, 0, 1}}}}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
-		{"fail/activation-first", "must follow", &Graph{Name: "b", Input: []int{4}, Layers: []Layer{sq, dense(4, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
-		{"fail/too-deep", "levels", &Graph{Name: "c", Input: []int{4}, Layers: []Layer{dense(4, 4), sq, dense(4, 4), sq, dense(4, 4), sq, dense(4, 4)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
-		{"fail/too-wide", "slots", &Graph{Name: "d", Input: []int{4096}, Layers: []Layer{dense(4096, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
-		{"fail/insecure", "128-bit", &Graph{Name: "e", Input: []int{4}, Layers: []Layer{dense(4, 2)}}, CompileOptions{Params: "test-n12"}},
-		{"fail/unknown-preset", "unknown parameter preset", &Graph{Name: "f", Input: []int{4}, Layers: []Layer{dense(4, 2)}}, CompileOptions{Params: "n99"}},
-		{"fail/shape", "in 5", &Graph{Name: "g", Input: []int{4}, Layers: []Layer{dense(5, 2)}}, CompileOptions{Params: "test-n12", AllowInsecure: true}},
+		{"fail/too-deep", "needs 7 levels", ir.Chain("c", []int{4}, b.dense(4, 4), sq(), b.dense(4, 4), sq(), b.dense(4, 4), sq(), b.dense(4, 4)), small, false},
+		{"fail/too-wide", "slots", ir.Chain("d", []int{4096}, b.dense(4096, 2)), small, false},
+		{"fail/insecure", "128-bit", ir.Chain("e", []int{4}, b.dense(4, 2)), CompileOptions{Params: "test-n12"}, false},
+		{"fail/unknown-preset", "unknown parameter preset", ir.Chain("f", []int{4}, b.dense(4, 2)), CompileOptions{Params: "n99"}, false},
+		{"fail/shape", "in 5", ir.Chain("g", []int{4}, b.dense(5, 2)), small, false},
+		{"fail/relu-uncalibrated", "calibrat", ir.Chain("h", []int{4}, b.dense(4, 4), relu(), b.dense(4, 2)), small, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Compile(tc.g, tc.opts)
+			opts := tc.opts
+			if !tc.noCal {
+				opts.Calibration = [][]float64{randVec(r, tc.g.InputSize(), 1)}
+			}
+			_, err := Compile(context.Background(), tc.g, opts)
 			if !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), tc.want) {
 				t.Fatalf("got %v, want invalid mentioning %q", err, tc.want)
 			}
@@ -266,16 +377,13 @@ func TestCompileRefuses(t *testing.T) {
 // decodes every slot learns no more than the outputs (noise aside).
 func TestResultHoldsOnlyOutputs(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, g := range []*Graph{tinyDense(r), tinyCNN(r)} {
+	for _, g := range []*ir.Graph{tinyDense(r), tinyCNN(r), tinyResNet(r)} {
 		t.Run("ok/"+g.Name, func(t *testing.T) {
-			m, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true})
-			if err != nil {
-				t.Fatal(err)
-			}
+			m := compileTest(t, g, testOpts)
 			k := withKeys(t, m)
 			sk := k.sk
 			x := randVec(r, g.InputSize(), 1)
-			want, _ := g.Reference(x)
+			want, _ := g.Run(x)
 			res := k.evaluate(t, nil, x)
 			c := m.c
 			p := c.params.ckks
@@ -287,7 +395,7 @@ func TestResultHoldsOnlyOutputs(t *testing.T) {
 			if err := ckks.NewEncoder(p).Decode(rlwe.NewDecryptor(p, sk.sk.sk).DecryptNew(parsed), all); err != nil {
 				t.Fatal(err)
 			}
-			period := c.steps[len(c.steps)-1].period
+			period := c.steps[len(c.steps)-1].lin.period
 			for i, v := range all {
 				expect := 0.0
 				if k := i % period; k < len(want) {
@@ -307,21 +415,23 @@ func TestResultHoldsOnlyOutputs(t *testing.T) {
 func TestParallelEvaluation(t *testing.T) {
 	r := rand.New(rand.NewPCG(15, 16))
 	g := tinyCNN(r)
-	m, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true, Parallelism: 3})
-	if err != nil {
-		t.Fatal(err)
-	}
+	par := testOpts
+	par.Parallelism = 3
+	m := compileTest(t, g, par)
 	split := false
 	for _, st := range m.c.steps {
-		split = split || len(st.parts) > 1
+		if st.lin != nil {
+			for _, tm := range st.lin.terms {
+				split = split || len(tm.parts) > 1
+			}
+		}
 	}
 	if !split {
 		t.Fatal("no step was split into parts")
 	}
-	seq, err := Compile(g, CompileOptions{Params: "test-n12", AllowInsecure: true, Parallelism: 1})
-	if err != nil {
-		t.Fatal(err)
-	}
+	one := testOpts
+	one.Parallelism = 1
+	seq := compileTest(t, g, one)
 	if a, b := m.Manifest().GaloisElements, seq.Manifest().GaloisElements; !slices.Equal(a, b) {
 		t.Fatalf("parallel parts need other keys: %v vs %v", a, b)
 	}

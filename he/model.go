@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/he/ir"
 )
 
 // CompileOptions choose how a graph is compiled.
@@ -12,6 +13,15 @@ type CompileOptions struct {
 	Params string
 	// AllowInsecure permits presets below 128-bit security. Only tests set it.
 	AllowInsecure bool
+	// Calibration holds sample inputs (the graph's input, row-major) on
+	// which the ranges of approximated activations (ReLU, max pooling) are
+	// measured. Required when the graph has such activations.
+	Calibration [][]float64
+	// Approx chooses the approximations' degrees and range margin.
+	Approx ApproxOptions
+	// Progress, when set, is called as compilation advances (stage names:
+	// calibrate, lower, encode).
+	Progress func(stage string, done, total int)
 	// Parallelism is how many goroutines one evaluation may use (each
 	// linear step is split by giant-step group across them). 0 means
 	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
@@ -62,22 +72,35 @@ type Manifest struct {
 
 // StepInfo describes one step of the compiled circuit.
 type StepInfo struct {
-	Kind      string `json:"kind"`             // "linear" or "square"
-	Level     int    `json:"level"`            // level of the ciphertext entering the step
+	Kind      string `json:"kind"`             // "linear", "square" or "poly"
+	Name      string `json:"name"`             // the graph nodes it implements
+	Inputs    int    `json:"inputs"`           // number of input values
+	Level     int    `json:"level"`            // level of the ciphertexts entering the step
+	Depth     int    `json:"depth"`            // levels it consumes
 	Method    string `json:"method,omitempty"` // linear: "diagonal" or "hybrid"
 	Diagonals int    `json:"diagonals,omitempty"`
-	Cost      Cost   `json:"cost"`
+	// BabySteps and GiantSteps are the linear step's non-zero rotations
+	// (baby steps hoisted, giant steps full key switches).
+	BabySteps  int `json:"baby_steps,omitempty"`
+	GiantSteps int `json:"giant_steps,omitempty"`
+	// Poly: the approximated function ("relu", "abs" or "trained"), degree
+	// and the input range the approximation holds on.
+	Function string     `json:"function,omitempty"`
+	Degree   int        `json:"degree,omitempty"`
+	Range    [2]float64 `json:"range,omitempty"`
+	MaxError float64    `json:"max_error,omitempty"` // largest |approximation − f| on the range
+	Cost     Cost       `json:"cost"`
 }
 
 // Packing tells the device how to lay its input out before encrypting.
 // Kind "im2col": the first layer is a convolution with this geometry and
 // the device unrolls the input into patches (see Device.PackInput).
 type Packing struct {
-	Kind    string `json:"kind"`
-	Kernel  int    `json:"kernel"`
-	Stride  int    `json:"stride"`
-	Padding int    `json:"padding"`
-	Block   int    `json:"block"` // slots between two patch elements
+	Kind   string `json:"kind"`
+	Kernel [2]int `json:"kernel"`
+	Stride [2]int `json:"stride"`
+	Pads   [4]int `json:"pads"`  // top, left, bottom, right
+	Block  int    `json:"block"` // slots between two patch elements
 }
 
 // KeySetInfo describes a key set that passed CheckKeySet.
@@ -96,7 +119,7 @@ type Stats struct {
 // Model is a graph compiled for a CKKS parameter set: pre-encoded weights,
 // the level plan and the key requirements. A Model is safe for concurrent use.
 type Model struct {
-	graph    *Graph
+	graph    *ir.Graph
 	manifest Manifest // built once by Compile
 	// filled by compile.go
 	c *compiled
@@ -106,7 +129,7 @@ type Model struct {
 func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.graph.Name) }
 
 // Graph returns the source graph (do not modify it).
-func (m *Model) Graph() *Graph { return m.graph }
+func (m *Model) Graph() *ir.Graph { return m.graph }
 
 // KeySet is a parsed, validated evaluation-key set ready for Evaluate.
 // It is immutable and safe for concurrent use.

@@ -53,6 +53,17 @@ func presets() []preset {
 			secure: true,
 		},
 		{
+			name: "test-n12-deep",
+			doc:  "logN 12, 11 levels, INSECURE, for tests of deeper circuits only",
+			literal: ckks.ParametersLiteral{
+				LogN:            12,
+				LogQ:            []int{55, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40, 40},
+				LogP:            []int{56, 56},
+				LogDefaultScale: 40,
+			},
+			secure: false,
+		},
+		{
 			name: "test-n12",
 			doc:  "logN 12, INSECURE, for tests only",
 			literal: ckks.ParametersLiteral{

@@ -31,7 +31,7 @@ func setup(t testing.TB) fixture {
 	t.Helper()
 	fixtureOnce.Do(func() {
 		r := rand.New(rand.NewPCG(5, 6))
-		m, err := Compile(tinyDense(r), CompileOptions{Params: "test-n12", AllowInsecure: true})
+		m, err := Compile(context.Background(), tinyDense(r), CompileOptions{Params: "test-n12", AllowInsecure: true})
 		if err != nil {
 			panic(err)
 		}
@@ -57,7 +57,7 @@ func mutate(b []byte, f func([]byte)) []byte {
 
 func TestCiphertextRejected(t *testing.T) {
 	f := setup(t)
-	other, err := Compile(tinyCNN(rand.New(rand.NewPCG(7, 8))), CompileOptions{Params: "test-n12", AllowInsecure: true})
+	other, err := Compile(context.Background(), tinyCNN(rand.New(rand.NewPCG(7, 8))), CompileOptions{Params: "test-n12", AllowInsecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,9 @@ import (
 	"strings"
 
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/internal/mnist/mnisteval"
 	"github.com/hegate/hegate/modelzoo"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/blobfs"
@@ -105,7 +108,7 @@ func (c *backendConfig) openBlobs() (storage.Blobs, error) {
 }
 
 // loadGraphs returns the embedded models and those in ModelsDir.
-func (c *backendConfig) loadGraphs() ([]*he.Graph, error) {
+func (c *backendConfig) loadGraphs() ([]*ir.Graph, error) {
 	graphs, err := modelzoo.All()
 	if err != nil {
 		return nil, fmt.Errorf("loading embedded models: %w", err)
@@ -128,13 +131,13 @@ func (c *backendConfig) loadGraphs() ([]*he.Graph, error) {
 	return graphs, nil
 }
 
-func readGraphFile(path string) (*he.Graph, error) {
+func readGraphFile(path string) (*ir.Graph, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	g, err := he.ReadGraph(f)
+	g, err := ir.Read(f)
 	if err != nil {
 		return nil, fmt.Errorf("model file %s: %w", path, err)
 	}
@@ -142,10 +145,10 @@ func readGraphFile(path string) (*he.Graph, error) {
 }
 
 // pickGraphs returns the graphs named in names, in that order.
-func pickGraphs(graphs []*he.Graph, names []string) ([]*he.Graph, error) {
-	var out []*he.Graph
+func pickGraphs(graphs []*ir.Graph, names []string) ([]*ir.Graph, error) {
+	var out []*ir.Graph
 	for _, name := range names {
-		i := slices.IndexFunc(graphs, func(g *he.Graph) bool { return g.Name == name })
+		i := slices.IndexFunc(graphs, func(g *ir.Graph) bool { return g.Name == name })
 		if i < 0 {
 			return nil, fmt.Errorf("no model named %q", name)
 		}
@@ -155,7 +158,7 @@ func pickGraphs(graphs []*he.Graph, names []string) ([]*he.Graph, error) {
 }
 
 // compileModels compiles every graph for the default preset.
-func compileModels(graphs []*he.Graph) ([]*he.Model, error) {
+func compileModels(graphs []*ir.Graph) ([]*he.Model, error) {
 	seen := map[string]bool{}
 	var out []*he.Model
 	for _, g := range graphs {
@@ -163,11 +166,41 @@ func compileModels(graphs []*he.Graph) ([]*he.Model, error) {
 			return nil, fmt.Errorf("two models are named %q", g.Name)
 		}
 		seen[g.Name] = true
-		m, err := he.Compile(g, he.CompileOptions{})
+		cal, err := calibrationFor(g)
+		if err != nil {
+			return nil, fmt.Errorf("compiling model %s: %w", g.Name, err)
+		}
+		m, err := he.Compile(context.Background(), g, he.CompileOptions{Calibration: cal})
 		if err != nil {
 			return nil, fmt.Errorf("compiling model %s: %w", g.Name, err)
 		}
 		out = append(out, m)
+	}
+	return out, nil
+}
+
+// calibrationFor returns sample inputs on which the compiler calibrates
+// the ranges of approximated activations: for graphs with ReLU or max
+// pooling and a 28×28 input, the first 512 MNIST training images with the
+// graph's preprocessing; nil for graphs that need none.
+func calibrationFor(g *ir.Graph) ([][]float64, error) {
+	need := false
+	for _, n := range g.Nodes {
+		need = need || n.Op == ir.OpRelu || n.Op == ir.OpMaxPool
+	}
+	if !need {
+		return nil, nil
+	}
+	if g.InputSize() != mnist.Pixels {
+		return nil, fmt.Errorf("model %s has approximated activations and a %v input: calibration samples are only built in for 28×28 images", g.Name, g.Input.Shape)
+	}
+	set, err := mnist.LoadDefault(mnist.Train)
+	if err != nil {
+		return nil, fmt.Errorf("loading calibration images: %w", err)
+	}
+	var out [][]float64
+	for i := 0; i < 512 && i < set.Len(); i++ {
+		out = append(out, mnisteval.Input(g, set.Images[i]))
 	}
 	return out, nil
 }

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/internal/mnist/mnisteval"
 	"github.com/hegate/hegate/internal/mnist"
 )
 
@@ -32,7 +34,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	var graph *he.Graph
+	var graph *ir.Graph
 	for _, g := range graphs {
 		if g.Name == *modelName {
 			graph = g
@@ -42,7 +44,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("no model named %q", *modelName)
 	}
 	t0 := time.Now()
-	m, err := he.Compile(graph, he.CompileOptions{Parallelism: *par})
+	cal, err := calibrationFor(graph)
+	if err != nil {
+		return err
+	}
+	m, err := he.Compile(ctx, graph, he.CompileOptions{Parallelism: *par, Calibration: cal})
 	if err != nil {
 		return err
 	}
@@ -68,7 +74,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 
 	x := make([]float64, graph.InputSize())
 	if set, err := mnist.LoadDefault(mnist.Test); err == nil && len(set.Images[0]) == len(x) {
-		x = set.Images[0]
+		x = mnisteval.Input(graph, set.Images[0])
 	}
 	var lat []time.Duration
 	var stats he.Stats

@@ -16,6 +16,7 @@ import (
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
 
 // The demo runs the whole system in one process: an embedded gateway on a
@@ -142,8 +143,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		x, label := set.Images[i], set.Labels[i]
-		want, err := graph.Reference(x)
+		x, label := mnisteval.Input(graph, set.Images[i]), set.Labels[i]
+		want, err := graph.Run(x)
 		if err != nil {
 			return err
 		}

@@ -1,16 +1,16 @@
-// Package mnisteval measures a model graph on MNIST with the plaintext
-// reference executor he.Graph.Reference: accuracy, and the largest magnitude
-// each layer produces (what a CKKS evaluation must have room for).
+// Package mnisteval measures models on MNIST: accuracy of the plaintext
+// reference executor (ir.Graph.Run) or of any other predictor, and the
+// largest magnitude each node produces (what a CKKS evaluation must have
+// room for).
 package mnisteval
 
 import (
 	"fmt"
 	"math"
 	"runtime"
-	"slices"
 	"sync"
 
-	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 )
 
@@ -19,33 +19,74 @@ type Result struct {
 	N       int     // images evaluated
 	Correct int     // images whose largest output is at the label's index
 	Acc     float64 // Correct / N
-	// MaxAbs[i] is the largest |value| in the output of layer i of the
-	// graph over all images evaluated; the last entry is the largest logit.
-	MaxAbs []float64
+	// MaxAbs maps each node's output value to the largest |value| it took
+	// over all images (Evaluate only; the graph output is the logits).
+	MaxAbs map[string]float64
 }
 
-// Evaluate runs g on the first n images of s (all of them if n <= 0 or
-// n > s.Len()), spreading the images over GOMAXPROCS goroutines. The
-// prediction of an image is the argmax of g.Reference on it (ties go to the
-// lower index). Per-layer magnitudes come from running the layers one by one
-// through Reference; Evaluate checks that this gives exactly the output of
-// the whole graph. The result does not depend on GOMAXPROCS.
-func Evaluate(g *he.Graph, s *mnist.Set, n int) (*Result, error) {
-	if err := g.Validate(); err != nil {
+// Input is the model input for MNIST image img (784 values, pixel/255):
+// the graph's preprocessing applied to the raw pixels, or img itself when
+// the graph has none.
+func Input(g *ir.Graph, img []float64) []float64 {
+	p := g.Input.Preprocess
+	if p == nil {
+		return append([]float64(nil), img...)
+	}
+	raw := make([]float64, len(img))
+	for i, v := range img {
+		raw[i] = math.Round(v * 255)
+	}
+	return p.Apply(raw)
+}
+
+// Evaluate runs g's reference executor on the first n images of s (all of
+// them if n <= 0 or n > s.Len()), spreading the images over GOMAXPROCS
+// goroutines. The prediction is the argmax of the output (ties go to the
+// lower index). The result does not depend on GOMAXPROCS.
+func Evaluate(g *ir.Graph, s *mnist.Set, n int) (*Result, error) {
+	shapes, err := g.Shapes()
+	if err != nil {
 		return nil, err
 	}
-	if g.InputSize() != mnist.Pixels || g.OutputSize() != mnist.Classes {
+	if g.InputSize() != mnist.Pixels || ir.Prod(shapes[g.Output]) != mnist.Classes {
 		return nil, fmt.Errorf("mnisteval: model %s maps %d values to %d, want %d to %d",
-			g.Name, g.InputSize(), g.OutputSize(), mnist.Pixels, mnist.Classes)
+			g.Name, g.InputSize(), ir.Prod(shapes[g.Output]), mnist.Pixels, mnist.Classes)
 	}
+	var mu sync.Mutex
+	maxAbs := map[string]float64{}
+	r, err := EvaluateFunc(s, n, func(img []float64) ([]float64, error) {
+		local := map[string]float64{}
+		out, err := g.Trace(Input(g, img), func(nd *ir.Node, t ir.Tensor) {
+			m := local[nd.Output]
+			for _, v := range t.Data {
+				m = math.Max(m, math.Abs(v))
+			}
+			local[nd.Output] = m
+		})
+		mu.Lock()
+		for k, v := range local {
+			maxAbs[k] = math.Max(maxAbs[k], v)
+		}
+		mu.Unlock()
+		return out, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	r.MaxAbs = maxAbs
+	return r, nil
+}
+
+// EvaluateFunc measures the accuracy of predict (image → scores) on the
+// first n images of s, on GOMAXPROCS goroutines. predict must be safe for
+// concurrent use.
+func EvaluateFunc(s *mnist.Set, n int, predict func(img []float64) ([]float64, error)) (*Result, error) {
 	if n <= 0 || n > s.Len() {
 		n = s.Len()
 	}
-	steps := layerGraphs(g)
 	workers := max(1, min(runtime.GOMAXPROCS(0), n))
 	type part struct {
 		correct int
-		maxAbs  []float64
 		err     error
 	}
 	parts := make([]part, workers)
@@ -53,68 +94,26 @@ func Evaluate(g *he.Graph, s *mnist.Set, n int) (*Result, error) {
 	for w := range workers {
 		wg.Go(func() {
 			p := &parts[w]
-			p.maxAbs = make([]float64, len(steps))
 			for i := w; i < n; i += workers {
-				out, err := g.Reference(s.Images[i])
+				out, err := predict(s.Images[i])
 				if err != nil {
-					p.err = err
+					p.err = fmt.Errorf("mnisteval: image %d: %w", i, err)
 					return
 				}
-				cur := s.Images[i]
-				for l, step := range steps {
-					if cur, err = step.Reference(cur); err != nil {
-						p.err = err
-						return
-					}
-					for _, v := range cur {
-						p.maxAbs[l] = max(p.maxAbs[l], math.Abs(v))
-					}
-				}
-				if !slices.Equal(cur, out) {
-					p.err = fmt.Errorf("mnisteval: image %d: layer-by-layer output %v differs from Reference %v", i, cur, out)
-					return
-				}
-				if argmax(out) == s.Labels[i] {
+				if ir.ArgMax(out) == s.Labels[i] {
 					p.correct++
 				}
 			}
 		})
 	}
 	wg.Wait()
-	r := &Result{N: n, MaxAbs: make([]float64, len(steps))}
+	r := &Result{N: n}
 	for _, p := range parts {
 		if p.err != nil {
 			return nil, p.err
 		}
 		r.Correct += p.correct
-		for l, v := range p.maxAbs {
-			r.MaxAbs[l] = max(r.MaxAbs[l], v)
-		}
 	}
 	r.Acc = float64(r.Correct) / float64(n)
 	return r, nil
-}
-
-// layerGraphs splits g into one single-layer graph per layer, each taking
-// the previous one's output shape as input.
-func layerGraphs(g *he.Graph) []*he.Graph {
-	shapes := g.Shapes()
-	steps := make([]*he.Graph, len(g.Layers))
-	in := g.Input
-	for i, l := range g.Layers {
-		steps[i] = &he.Graph{Name: fmt.Sprintf("%s[%d]", g.Name, i), Input: in, Layers: []he.Layer{l}}
-		in = shapes[i]
-	}
-	return steps
-}
-
-// argmax returns the index of the largest value, the first one on ties.
-func argmax(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }
