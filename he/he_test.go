@@ -104,8 +104,10 @@ func (b nodes) affine(c int) *ir.Node {
 	return &ir.Node{Op: ir.OpAffine, Affine: &ir.Affine{Scale: randVec(b.r, c, 1), Shift: randVec(b.r, c, 0.2)}}
 }
 func poly(c ...float64) *ir.Node { return &ir.Node{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: c}} }
-func flatten(n int) *ir.Node     { return &ir.Node{Op: ir.OpReshape, Reshape: &ir.Reshape{Shape: []int{n}}} }
-func relu() *ir.Node             { return &ir.Node{Op: ir.OpRelu} }
+func flatten(n int) *ir.Node {
+	return &ir.Node{Op: ir.OpReshape, Reshape: &ir.Reshape{Shape: []int{n}}}
+}
+func relu() *ir.Node { return &ir.Node{Op: ir.OpRelu} }
 func maxpool(k, s int) *ir.Node {
 	return &ir.Node{Op: ir.OpMaxPool, Pool: &ir.Pool{Kernel: [2]int{k, k}, Stride: [2]int{s, s}}}
 }

@@ -11,8 +11,8 @@ import (
 
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
-	"github.com/hegate/hegate/internal/mnist/mnisteval"
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
 
 // runBench measures one model's encrypted inference on this machine and,
