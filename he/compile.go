@@ -22,6 +22,38 @@ import (
 // make. Errors are KindInvalid when the graph cannot be compiled, and say
 // which node and why (or how many levels it needs and the preset has).
 func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, error) {
+	if opts.SplitAfter == "" {
+		return compileWhole(ctx, g, opts)
+	}
+	head, tail, err := ir.Split(g, opts.SplitAfter)
+	if err != nil {
+		return nil, err
+	}
+	var cal [][]float64
+	for _, x := range opts.Calibration {
+		y, err := head.Run(x)
+		if err != nil {
+			return nil, fmt.Errorf("he.Compile: calibration sample through the head: %w", err)
+		}
+		cal = append(cal, y)
+	}
+	opts.Calibration = cal
+	m, err := compileWhole(ctx, tail, opts)
+	if err != nil {
+		return nil, err
+	}
+	shapes, _ := g.Shapes()
+	macs := int64(0)
+	for _, n := range head.Nodes {
+		macs += n.MACs(shapes)
+	}
+	m.graph, m.head = g, head
+	m.split = &SplitInfo{After: opts.SplitAfter, HeadDigest: head.Digest(), HeadNodes: len(head.Nodes), HeadMACs: macs}
+	m.manifest = m.buildManifest()
+	return m, nil
+}
+
+func compileWhole(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, error) {
 	lowered, err := Lower(ctx, g, opts)
 	if err != nil {
 		return nil, err

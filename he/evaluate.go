@@ -267,6 +267,10 @@ func (m *Model) Manifest() Manifest {
 		p := *man.Packing
 		man.Packing = &p
 	}
+	if man.Split != nil {
+		s := *man.Split
+		man.Split = &s
+	}
 	return man
 }
 
@@ -274,7 +278,8 @@ func (m *Model) buildManifest() Manifest {
 	c := m.c
 	return Manifest{
 		Name:            m.ID(),
-		Input:           append([]int(nil), m.graph.Input.Shape...),
+		Input:           append([]int(nil), c.inputShape...),
+		Split:           m.split,
 		Packing:         c.packing.manifest(),
 		OutputSize:      c.outputSize,
 		Params:          c.params.Info(),

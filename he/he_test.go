@@ -464,3 +464,53 @@ func TestParallelEvaluation(t *testing.T) {
 		k.checkAgainstReference(t, x, res)
 	}
 }
+
+// TestSplitInference cuts the tiny ResNet after its first block: the
+// device runs the head in the clear and encrypts its output, the model
+// evaluates the rest, and the result matches the whole graph's reference.
+func TestSplitInference(t *testing.T) {
+	r := rand.New(rand.NewPCG(17, 18))
+	g := tinyResNet(r)
+	opts := testOpts
+	opts.SplitAfter = "b1act"
+	m := compileTest(t, g, opts)
+	whole := compileTest(t, g, testOpts)
+	man := m.Manifest()
+	if man.Split == nil || man.Split.After != "b1act" || man.Split.HeadDigest != m.Head().Digest() {
+		t.Fatalf("manifest split %+v", man.Split)
+	}
+	if !slices.Equal(man.Input, []int{2, 8, 8}) {
+		t.Fatalf("split model input %v, want the block's output [2 8 8]", man.Input)
+	}
+	if man.Levels >= whole.Manifest().Levels || man.CiphertextBytes >= whole.Manifest().CiphertextBytes {
+		t.Fatalf("split: %d levels, %d bytes up; whole: %d levels, %d bytes", man.Levels, man.CiphertextBytes, whole.Manifest().Levels, whole.Manifest().CiphertextBytes)
+	}
+	t.Logf("split after b1act: %d levels, %d bytes up; whole: %d levels, %d bytes", man.Levels, man.CiphertextBytes, whole.Manifest().Levels, whole.Manifest().CiphertextBytes)
+	k := withKeys(t, m)
+	for trial := 0; trial < 2; trial++ {
+		x := randVec(r, g.InputSize(), 1)
+		feat, err := m.Head().Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res := k.evaluate(t, nil, feat)
+		got, err := m.Decrypt(k.sk, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := g.Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			if math.Abs(got[i]-want[i]) > 1e-3 {
+				t.Fatalf("output %d: split %v, whole graph %v", i, got[i], want[i])
+			}
+		}
+	}
+	bad := testOpts
+	bad.SplitAfter = "b1poly2" // inside the block: the skip reads the stem's output too
+	if _, err := Compile(context.Background(), g, bad); !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), "also reads") {
+		t.Fatalf("split inside a residual block: %v", err)
+	}
+}

@@ -22,6 +22,12 @@ type CompileOptions struct {
 	// Progress, when set, is called as compilation advances (stage names:
 	// calibrate, lower, encode).
 	Progress func(stage string, done, total int)
+	// SplitAfter, when set, names the value after which the graph is cut
+	// for split inference: the device computes the head (up to and
+	// including that value) in the clear and encrypts its output; the model
+	// compiles only the rest. Calibration samples are still inputs of the
+	// whole graph.
+	SplitAfter string
 	// Parallelism is how many goroutines one evaluation may use (each
 	// linear step is split by giant-step group across them). 0 means
 	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
@@ -68,6 +74,17 @@ type Manifest struct {
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+	// Split is set for split inference: Input is then the shape of the
+	// value the device computes and encrypts.
+	Split *SplitInfo `json:"split,omitempty"`
+}
+
+// SplitInfo describes the head a device runs before encrypting.
+type SplitInfo struct {
+	After      string `json:"after"`       // the value the device encrypts
+	HeadDigest string `json:"head_digest"` // ir.Graph.Digest of the head
+	HeadNodes  int    `json:"head_nodes"`
+	HeadMACs   int64  `json:"head_macs"` // multiply-accumulates per input on the device
 }
 
 // StepInfo describes one step of the compiled circuit.
@@ -119,7 +136,9 @@ type Stats struct {
 // Model is a graph compiled for a CKKS parameter set: pre-encoded weights,
 // the level plan and the key requirements. A Model is safe for concurrent use.
 type Model struct {
-	graph    *ir.Graph
+	graph    *ir.Graph // the whole graph
+	head     *ir.Graph // split inference: what the device runs; nil otherwise
+	split    *SplitInfo
 	manifest Manifest // built once by Compile
 	// filled by compile.go
 	c *compiled
@@ -128,8 +147,12 @@ type Model struct {
 // ID is the model's name.
 func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.graph.Name) }
 
-// Graph returns the source graph (do not modify it).
+// Graph returns the source graph, whole (do not modify it).
 func (m *Model) Graph() *ir.Graph { return m.graph }
+
+// Head returns, for split inference, the graph the device runs before
+// encrypting (its output is the compiled model's input), and nil otherwise.
+func (m *Model) Head() *ir.Graph { return m.head }
 
 // KeySet is a parsed, validated evaluation-key set ready for Evaluate.
 // It is immutable and safe for concurrent use.

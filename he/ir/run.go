@@ -19,7 +19,9 @@ func (g *Graph) Run(x []float64) ([]float64, error) {
 }
 
 // Trace is Run that also calls visit (when not nil) with every node's
-// output as it is computed. visit must not keep or change out.Data.
+// output as it is computed, before any reader sees it. visit must not keep
+// out.Data; it may change it in place, and the readers then see the change
+// (a quantizing executor rounds values so).
 func (g *Graph) Trace(x []float64, visit func(n *Node, out Tensor)) ([]float64, error) {
 	const op = "ir.Run"
 	if len(x) != g.InputSize() {
