@@ -169,17 +169,24 @@ func (o ApproxOptions) withDefaults() ApproxOptions {
 	return o
 }
 
-// ranges are calibrated value ranges: for each ReLU node, its input's; for
-// each MaxPool node, the range of the differences of each round.
-type ranges struct {
-	relu map[string][2]float64
-	pool map[string][][2]float64
+// Ranges are the value ranges a graph's approximated activations were
+// calibrated on, before the margin: for each ReLU node (by name) its
+// input's [min, max]; for each MaxPool node, the range of the differences
+// that each round of its max tree takes |·| of. Stored with a model, they
+// make every process compile it to the same circuit.
+type Ranges struct {
+	Relu map[string][2]float64   `json:"relu,omitempty"`
+	Pool map[string][][2]float64 `json:"pool,omitempty"`
 }
 
-// calibrateRanges runs the exact reference on the samples and records the
-// ranges the approximations need.
-func calibrateRanges(g *ir.Graph, samples [][]float64) (ranges, error) {
-	r := ranges{relu: map[string][2]float64{}, pool: map[string][][2]float64{}}
+// CalibrateRanges runs g's exact reference on the samples and records the
+// ranges its approximations need.
+func CalibrateRanges(g *ir.Graph, samples [][]float64) (Ranges, error) {
+	return calibrateRanges(g, samples)
+}
+
+func calibrateRanges(g *ir.Graph, samples [][]float64) (Ranges, error) {
+	r := Ranges{Relu: map[string][2]float64{}, Pool: map[string][][2]float64{}}
 	shapes, err := g.Shapes()
 	if err != nil {
 		return r, err
@@ -206,11 +213,11 @@ func calibrateRanges(g *ir.Graph, samples [][]float64) (ranges, error) {
 			switch n.Op {
 			case ir.OpRelu:
 				lo, hi := minMax(data)
-				old, ok := r.relu[n.Name]
-				r.relu[n.Name] = widen(old, ok, lo, hi)
+				old, ok := r.Relu[n.Name]
+				r.Relu[n.Name] = widen(old, ok, lo, hi)
 			case ir.OpMaxPool:
 				diffs := poolRoundDiffs(n.Pool, shapes[value], data)
-				old := r.pool[n.Name]
+				old := r.Pool[n.Name]
 				for k, d := range diffs {
 					lo, hi := minMax(d)
 					if k < len(old) {
@@ -219,7 +226,7 @@ func calibrateRanges(g *ir.Graph, samples [][]float64) (ranges, error) {
 						old = append(old, [2]float64{lo, hi})
 					}
 				}
-				r.pool[n.Name] = old
+				r.Pool[n.Name] = old
 			}
 		}
 	}
@@ -311,7 +318,7 @@ func poolRoundDiffs(p *ir.Pool, shape []int, x []float64) [][]float64 {
 
 // lowerGraph builds the circuit of g with its activations approximated on
 // the calibrated ranges.
-func lowerGraph(g *ir.Graph, rg ranges, ao ApproxOptions) (*circuit, error) {
+func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 	const op = "he.Compile"
 	shapes, err := g.Shapes()
 	if err != nil {
@@ -347,7 +354,7 @@ func lowerGraph(g *ir.Graph, rg ranges, ao ApproxOptions) (*circuit, error) {
 		case n.Op == ir.OpPoly:
 			out = c.lowerPoly(n, x, outShape)
 		case n.Op == ir.OpRelu:
-			lr, ok := rg.relu[n.Name]
+			lr, ok := rg.Relu[n.Name]
 			if !ok {
 				return nil, refuse(n, "ReLU needs a calibrated input range: compile with calibration samples")
 			}
@@ -358,7 +365,7 @@ func lowerGraph(g *ir.Graph, rg ranges, ao ApproxOptions) (*circuit, error) {
 			}
 			out = c.approx(n.Name, x, outShape, ch)
 		case n.Op == ir.OpMaxPool:
-			pr, ok := rg.pool[n.Name]
+			pr, ok := rg.Pool[n.Name]
 			if !ok {
 				return nil, refuse(n, "MaxPool needs calibrated ranges: compile with calibration samples")
 			}

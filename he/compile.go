@@ -96,7 +96,7 @@ func depthError(g *ir.Graph, c *circuit, params *Params) error {
 }
 
 // compileFor compiles g for one preset.
-func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset string, rg ranges) (*Model, error) {
+func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset string, rg Ranges) (*Model, error) {
 	const op = "he.Compile"
 	params, err := LoadParams(preset, opts.AllowInsecure)
 	if err != nil {
@@ -157,7 +157,7 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 	if err := c.build(ctx, lp, progress); err != nil {
 		return nil, err
 	}
-	m := &Model{graph: g, c: c}
+	m := &Model{graph: g, c: c, ranges: rg}
 	m.manifest = m.buildManifest()
 	return m, nil
 }
@@ -170,12 +170,13 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 type Circuit struct {
 	c      *circuit
 	levels int
-	ranges ranges
+	ranges Ranges
 }
 
 // Lower calibrates the ranges of g's approximated activations on
-// opts.Calibration, lowers g and fuses its linear nodes. Only
-// opts.Calibration, opts.Approx and opts.Progress are used.
+// opts.Calibration (unless opts.Ranges gives them), lowers g and fuses its
+// linear nodes. Only opts.Calibration, opts.Ranges, opts.Approx and
+// opts.Progress are used.
 func Lower(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Circuit, error) {
 	const op = "he.Lower"
 	if err := g.Validate(); err != nil {
@@ -184,8 +185,11 @@ func Lower(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Circuit, err
 	if opts.Progress != nil {
 		opts.Progress("calibrate", 0, len(opts.Calibration))
 	}
-	rg, err := calibrateRanges(g, opts.Calibration)
-	if err != nil {
+	var rg Ranges
+	var err error
+	if opts.Ranges != nil {
+		rg = *opts.Ranges
+	} else if rg, err = calibrateRanges(g, opts.Calibration); err != nil {
 		return nil, fmt.Errorf("%s: calibrating: %w", op, err)
 	}
 	if err := ctx.Err(); err != nil {
@@ -214,6 +218,9 @@ func (c *Circuit) Run(x []float64) ([]float64, error) {
 // Levels is the multiplicative depth of the circuit: the levels a leveled
 // preset must have to run it.
 func (c *Circuit) Levels() int { return c.levels }
+
+// Ranges are the calibrated ranges the circuit's approximations use.
+func (c *Circuit) Ranges() Ranges { return c.ranges }
 
 // DepthReport lists the circuit's nodes with the level each runs at.
 func (c *Circuit) DepthReport() string { return depthReport(c.c, planLevels(c.c)) }

@@ -514,3 +514,36 @@ func TestSplitInference(t *testing.T) {
 		t.Fatalf("split inside a residual block: %v", err)
 	}
 }
+
+// TestRangesReproduce compiles a model with approximations once from
+// calibration samples and again from the ranges the first compile
+// recorded, as another process does from the stored model: same manifest,
+// same outputs.
+func TestRangesReproduce(t *testing.T) {
+	r := rand.New(rand.NewPCG(19, 20))
+	g := tinyReluCNN(r)
+	opts := testOpts
+	opts.Approx = ApproxOptions{ReluDegree: 3, AbsDegree: 3}
+	first := compileTest(t, g, opts)
+	rg := first.Ranges()
+	if len(rg.Relu) != 1 || len(rg.Pool) != 1 {
+		t.Fatalf("ranges %+v", rg)
+	}
+	opts.Ranges = &rg
+	opts.Calibration = [][]float64{make([]float64, g.InputSize())} // ignored
+	again, err := Compile(context.Background(), g, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := json.Marshal(first.Manifest())
+	b, _ := json.Marshal(again.Manifest())
+	if !bytes.Equal(a, b) {
+		t.Fatalf("manifests differ:\n%s\n%s", a, b)
+	}
+	x := randVec(r, g.InputSize(), 1)
+	ya, _ := first.Approximate(x)
+	yb, _ := again.Approximate(x)
+	if !slices.Equal(ya, yb) {
+		t.Fatalf("outputs differ: %v vs %v", ya, yb)
+	}
+}

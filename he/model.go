@@ -17,6 +17,10 @@ type CompileOptions struct {
 	// which the ranges of approximated activations (ReLU, max pooling) are
 	// measured. Required when the graph has such activations.
 	Calibration [][]float64
+	// Ranges, when set, are calibrated ranges to use instead of measuring
+	// them on Calibration (Model.Ranges of an earlier compile, stored with
+	// the model so every process compiles the same circuit).
+	Ranges *Ranges
 	// Approx chooses the approximations' degrees and range margin.
 	Approx ApproxOptions
 	// Progress, when set, is called as compilation advances (stage names:
@@ -136,6 +140,7 @@ type Stats struct {
 // Model is a graph compiled for a CKKS parameter set: pre-encoded weights,
 // the level plan and the key requirements. A Model is safe for concurrent use.
 type Model struct {
+	ranges   Ranges
 	graph    *ir.Graph // the whole graph
 	head     *ir.Graph // split inference: what the device runs; nil otherwise
 	split    *SplitInfo
@@ -149,6 +154,9 @@ func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.graph.Name) }
 
 // Graph returns the source graph, whole (do not modify it).
 func (m *Model) Graph() *ir.Graph { return m.graph }
+
+// Ranges are the calibrated ranges of the model's approximations.
+func (m *Model) Ranges() Ranges { return m.ranges }
 
 // Head returns, for split inference, the graph the device runs before
 // encrypting (its output is the compiled model's input), and nil otherwise.
