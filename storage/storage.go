@@ -80,9 +80,13 @@ func (s JobStatus) Terminal() bool {
 // Both are blobs; the row holds only their keys. Retention (Jobs.ExpireJobs)
 // later clears those keys and sets BlobsExpiredAt; the row itself stays.
 type Job struct {
-	ID             hegate.JobID
-	TenantID       hegate.TenantID
-	Model          hegate.ModelID
+	ID       hegate.JobID
+	TenantID hegate.TenantID
+	Model    hegate.ModelID
+	// ModelVersion is the version of the tenant's stored model (see
+	// Models) that the job runs, or 0 for a built-in model compiled into
+	// the binary, which has no row.
+	ModelVersion   int
 	KeySetID       hegate.KeySetID
 	Status         JobStatus
 	InputBlob      string // "" once the blobs expired
@@ -163,17 +167,21 @@ type KeySets interface {
 	// It does not touch the blob, which is content-addressed and may be
 	// shared with another tenant's key set; instead it reports, in the same
 	// transaction, whether anything still references it. unreferencedBlob
-	// is the record's BlobKey when no key set of any tenant and no job names
-	// that blob any more, and "" otherwise; the caller then deletes it from
-	// the Blobs store (see ExpireJobs for the caveat about a blob that is
-	// being uploaded again at that moment).
+	// is the record's BlobKey when no key set, no job and no model version
+	// (not deleted) of any tenant names that blob any more, and ""
+	// otherwise; the caller then deletes it from the Blobs store (see
+	// ExpireJobs for the caveat about a blob that is being uploaded again
+	// at that moment).
 	DeleteKeySet(ctx context.Context, tenant hegate.TenantID, id hegate.KeySetID) (unreferencedBlob string, err error)
 }
 
 // CreateJobParams are the inputs of Jobs.CreateJob.
 type CreateJobParams struct {
-	TenantID       hegate.TenantID
-	Model          hegate.ModelID
+	TenantID hegate.TenantID
+	Model    hegate.ModelID
+	// ModelVersion is a version of the tenant's stored model Model, which
+	// must be ready, or 0 for a built-in model (no check). Never < 0.
+	ModelVersion   int
 	KeySetID       hegate.KeySetID
 	InputBlob      string
 	InputBytes     int64
@@ -198,8 +206,9 @@ type ExpiredJobs struct {
 	// they finished. Fewer than the Limit means none was left to expire.
 	Jobs []hegate.JobID
 	// Blobs are the keys, sorted and without duplicates, of the blobs those
-	// jobs held that nothing references any more: no job and no key set of
-	// any tenant. The caller deletes them from the Blobs store.
+	// jobs held that nothing references any more: no job, no key set and no
+	// model version (not deleted) of any tenant. The caller deletes them
+	// from the Blobs store.
 	Blobs []string
 }
 
@@ -207,8 +216,19 @@ type ExpiredJobs struct {
 type Jobs interface {
 	// CreateJob inserts a queued job and enqueues its work item in the same
 	// transaction, so a job row exists if and only if a worker will see it.
-	// With an IdempotencyKey that the tenant already used, the existing job
-	// is returned with created == false and nothing is enqueued.
+	// Outcomes:
+	//
+	//   - the new job, created == true;
+	//   - with an IdempotencyKey that the tenant already used, the existing
+	//     job, created == false, and nothing is enqueued (whatever the other
+	//     params say, and even if its model has since been deleted);
+	//   - ErrNotFound if the tenant does not exist, or p.ModelVersion > 0
+	//     names no version of the tenant's model p.Model that is not deleted;
+	//   - ErrConflict if that version is not ready (compiling or failed);
+	//   - an error if p.ModelVersion < 0.
+	//
+	// A job created concurrently with Models.DeleteModel of its model either
+	// commits first, and the delete is refused, or sees the model deleted.
 	CreateJob(ctx context.Context, p CreateJobParams) (job Job, created bool, err error)
 	// GetJob returns the tenant's job or ErrNotFound.
 	GetJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
@@ -232,8 +252,9 @@ type Jobs interface {
 	// p.FinishedBefore and still hold their blobs, oldest first, across all
 	// tenants. In one transaction it clears their InputBlob and ResultBlob,
 	// sets BlobsExpiredAt, and finds which of their blobs are no longer
-	// referenced by any job or key set. Rows are kept (history, audit);
-	// queued and running jobs are never touched. Outcomes:
+	// referenced by any job, key set or model version that is not deleted.
+	// Rows are kept (history, audit); queued and running jobs are never
+	// touched. Outcomes:
 	//
 	//   - the expired job ids and the unreferenced blob keys, which the
 	//     caller must delete from the Blobs store: the database no longer
@@ -259,10 +280,188 @@ type Jobs interface {
 	ExpireJobs(ctx context.Context, p ExpireJobsParams) (ExpiredJobs, error)
 }
 
+// ModelStatus is where a model version is in its life: compiling, then
+// ready or failed, for good.
+type ModelStatus string
+
+// Model statuses.
+const (
+	ModelCompiling ModelStatus = "compiling"
+	ModelReady     ModelStatus = "ready"
+	ModelFailed    ModelStatus = "failed"
+)
+
+// Source formats of an uploaded model (ModelVersion.SourceFormat).
+const (
+	ModelFormatONNX   = "onnx"
+	ModelFormatIRJSON = "ir-json"
+)
+
+// Limits on a model version's opaque JSON; larger ones are ErrTooLarge.
+const (
+	MaxModelOptionsBytes  = 64 << 10 // ModelVersion.Options
+	MaxModelManifestBytes = 4 << 20  // ModelVersion.Manifest
+)
+
+// MaxModelChanges is the largest limit of Models.ModelsChangedSince.
+const MaxModelChanges = 1000
+
+// ModelVersion is one uploaded version of a tenant's model. The uploaded
+// source and the imported graph are blobs; the row holds their keys.
+type ModelVersion struct {
+	TenantID     hegate.TenantID
+	Name         hegate.ModelID
+	Version      int // 1, 2, ... per (tenant, name), assigned by the store, never reused
+	Status       ModelStatus
+	SourceBlob   string // blob key of the uploaded file; "" once deleted
+	SourceBytes  int64
+	SourceFormat string // ModelFormatONNX or ModelFormatIRJSON
+	Options      []byte // compile options as JSON, opaque to storage; nil when empty
+	// GraphBlob is the blob key of the imported graph, set by
+	// MarkModelReady; "" before that and once deleted.
+	GraphBlob string
+	// Manifest is the JSON manifest of the compiled model, set by
+	// MarkModelReady, opaque to storage; nil before that.
+	Manifest       []byte
+	Error          string // client-safe reason when Status is ModelFailed
+	IdempotencyKey string // optional, unique per tenant among model uploads
+	CreatedAt      time.Time
+	// UpdatedAt is the time of the version's last change: created,
+	// readied, failed or deleted. See Models.ModelsChangedSince.
+	UpdatedAt time.Time
+	// DeletedAt is when DeleteModel deleted the version; nil while it
+	// exists. A deleted version keeps its Status, but not its blob keys.
+	DeletedAt *time.Time
+}
+
+// Deleted reports whether the version was deleted.
+func (v ModelVersion) Deleted() bool { return v.DeletedAt != nil }
+
+// CreateModelVersionParams are the inputs of Models.CreateModelVersion.
+type CreateModelVersionParams struct {
+	TenantID       hegate.TenantID // required
+	Name           hegate.ModelID  // required
+	SourceBlob     string          // required: the uploaded file, already in the Blobs store
+	SourceBytes    int64           // >= 0
+	SourceFormat   string          // ModelFormatONNX or ModelFormatIRJSON
+	Options        []byte          // at most MaxModelOptionsBytes
+	IdempotencyKey string          // optional
+}
+
+// Models stores the tenants' uploaded models, one row per version, and
+// enqueues their compilation. Every gateway and worker process learns of
+// new, readied, failed and deleted versions by polling ModelsChangedSince.
+//
+// Every method is tenant-scoped except ModelsChangedSince: another
+// tenant's model is ErrNotFound, exactly as if it did not exist. Deleted
+// versions are invisible to every method except ModelsChangedSince (and
+// an idempotent replay of CreateModelVersion).
+type Models interface {
+	// CreateModelVersion inserts the next version of the tenant's model
+	// p.Name, compiling, and enqueues its compile job (args: tenant, name,
+	// version) in the same transaction, so a compiling version exists if
+	// and only if a compile worker will see it. Outcomes:
+	//
+	//   - the new version, created == true. Versions count 1, 2, ... per
+	//     tenant and name and are never reused: after DeleteModel the next
+	//     upload of the same name continues the numbering. Concurrent
+	//     calls get distinct versions, never an error;
+	//   - with an IdempotencyKey that the tenant already used for a model
+	//     upload (of any name), the version that upload created, created ==
+	//     false, even if it has since been deleted (DeletedAt set); nothing
+	//     is enqueued;
+	//   - ErrNotFound if the tenant does not exist;
+	//   - ErrTooLarge (wrapped) if p.Options exceeds MaxModelOptionsBytes;
+	//   - an error if another field of p is invalid.
+	CreateModelVersion(ctx context.Context, p CreateModelVersionParams) (v ModelVersion, created bool, err error)
+	// GetModelVersion returns one version of the tenant's model; version 0
+	// means the latest (highest) version that is ready. ErrNotFound if
+	// there is no such version (never ready, for 0), it was deleted, or it
+	// is another tenant's.
+	GetModelVersion(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (ModelVersion, error)
+	// ListModelVersions returns the versions of the tenant's model, newest
+	// (highest) first, of any status; an empty list if there are none.
+	ListModelVersions(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) ([]ModelVersion, error)
+	// ListModels returns the latest (highest) version of each of the
+	// tenant's models, of any status, by name; an empty list if there are
+	// none.
+	ListModels(ctx context.Context, tenant hegate.TenantID) ([]ModelVersion, error)
+	// MarkModelReady records a compiling version's graph blob and
+	// manifest and makes it ready. Outcomes:
+	//
+	//   - the ready version;
+	//   - the version unchanged if it is already ready with this very
+	//     graphBlob and manifest (a retried call is harmless);
+	//   - ErrConflict if it is ready with other values, or failed;
+	//   - ErrNotFound if the tenant has no such version or it was deleted;
+	//   - ErrTooLarge (wrapped) if manifest exceeds MaxModelManifestBytes,
+	//     an error if graphBlob is "".
+	MarkModelReady(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int, graphBlob string, manifest []byte) (ModelVersion, error)
+	// MarkModelFailed marks a compiling version failed with a client-safe
+	// reason. Outcomes as for MarkModelReady: the failed version; the
+	// version unchanged if it already failed with this very reason;
+	// ErrConflict if it is ready or failed with another reason;
+	// ErrNotFound if there is no such version or it was deleted; an error
+	// if reason is "". The source blob stays until DeleteModel.
+	MarkModelFailed(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int, reason string) (ModelVersion, error)
+	// ModelsChangedSince returns, across all tenants, the current state of
+	// every version whose UpdatedAt is at or after since (the zero time:
+	// all), deleted versions included, oldest change first: at most limit,
+	// which must be 1 to MaxModelChanges (an error otherwise). It is for
+	// the processes that keep a registry of the stored models; never
+	// answer a tenant with it, as it names every tenant's models.
+	//
+	// Every change (create, ready, failed, delete) gets an UpdatedAt that
+	// is strictly later than that of every change committed before it,
+	// and unique: the store serialises model changes and stamps each one
+	// with its clock or, should the clock be behind, one microsecond after
+	// the last change (DeleteModel stamps the versions it deletes one
+	// microsecond apart). So a poller misses nothing and sees nothing
+	// twice if it pages and polls from the last UpdatedAt it saw plus a
+	// microsecond:
+	//
+	//	for {
+	//		page, err := store.ModelsChangedSince(ctx, since, storage.MaxModelChanges)
+	//		// apply page (a version seen again has only moved forward)
+	//		if len(page) > 0 {
+	//			since = page[len(page)-1].UpdatedAt.Add(time.Microsecond)
+	//		}
+	//		if len(page) < storage.MaxModelChanges {
+	//			break // caught up: poll again later from since
+	//		}
+	//	}
+	//
+	// A version that changed several times since is returned once, as it
+	// is now.
+	ModelsChangedSince(ctx context.Context, since time.Time, limit int) ([]ModelVersion, error)
+	// DeleteModel deletes every version of the tenant's model (soft: the
+	// rows stay, with DeletedAt set and their blob keys cleared, so that
+	// ModelsChangedSince reports them) and returns, sorted and without
+	// duplicates, the keys of those versions' source and graph blobs that
+	// nothing references any more (no job, key set or model version that
+	// is not deleted, of any tenant); the caller deletes them from the
+	// Blobs store, with the caveat of Jobs.ExpireJobs. Outcomes:
+	//
+	//   - the unreferenced blob keys (possibly none);
+	//   - ErrNotFound if the tenant has no such model (never uploaded,
+	//     already deleted, or another tenant's);
+	//   - ErrConflict, with nothing changed, while a version is compiling
+	//     (its compile job is queued or running; it ends, ready or failed,
+	//     once a compile worker has worked it, after at most
+	//     WorkerConfig.MaxAttempts attempts) or while any job of the tenant
+	//     whose Model is name, of any ModelVersion, is queued or running.
+	//
+	// The check and the delete are one transaction, and CreateJob and
+	// CreateModelVersion cannot slip a job or a version in between. A
+	// later CreateModelVersion of the same name continues the numbering.
+	DeleteModel(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) (unreferencedBlobs []string, err error)
+}
+
 // BlobReferences tells which blobs the database still names.
 type BlobReferences interface {
 	// UnreferencedBlobs returns the keys among keys, sorted and without
-	// duplicates or "", that no job and no key set of any tenant names. A
+	// duplicates or "", that no job, no key set and no model version that
+	// is not deleted (its SourceBlob or GraphBlob) of any tenant names. A
 	// caller that wrote a blob and then recorded no row for it (a replayed
 	// request whose job already existed, a result another attempt
 	// recorded first) uses it to decide whether to delete that blob. It
@@ -275,18 +474,43 @@ type BlobReferences interface {
 // error, up to a configured number of attempts.
 type JobHandler func(ctx context.Context, id hegate.JobID) error
 
-// WorkerConfig configures the job workers of a Store.
+// CompileHandler imports and compiles one model version, which is
+// compiling when it is called, and records the outcome with
+// Models.MarkModelReady or, for a source that can never compile (the
+// client's fault), Models.MarkModelFailed with a client-safe reason; it
+// then returns nil. An error means "try again": the queue retries it up to
+// WorkerConfig.MaxAttempts attempts and then marks the version failed
+// with a generic reason. It is not called for a version that is no longer
+// compiling or was deleted.
+type CompileHandler func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) error
+
+// WorkerConfig configures the job workers of a Store. Inference jobs and
+// compile jobs wait in separate queues, and a process works only those
+// whose handler it sets (at least one is required): inference workers and
+// compile workers may run in different processes, and jobs of a kind that
+// no process works wait.
+//
+// River rescues (retries) a job still running an hour plus the larger of
+// JobTimeout and CompileTimeout after it started, as counted by whichever
+// worker process leads the queue's maintenance: give every process the
+// same timeouts.
 type WorkerConfig struct {
-	Concurrency int           // jobs at once in this process; >= 1
-	MaxAttempts int           // attempts before a job is given up; >= 1
-	JobTimeout  time.Duration // per attempt; 0 means no limit
-	Handler     JobHandler
+	Concurrency int           // inference jobs at once in this process; >= 1 when Handler is set
+	MaxAttempts int           // attempts before a job (of either kind) is given up; >= 1
+	JobTimeout  time.Duration // per inference attempt; 0 means no limit
+	Handler     JobHandler    // nil: this process works no inference jobs
+
+	CompileConcurrency int            // compile jobs at once in this process; 0 means 1
+	CompileTimeout     time.Duration  // per compile attempt; 0 means no limit
+	CompileHandler     CompileHandler // nil: this process works no compile jobs
 }
 
 // Workers runs queued jobs. On PostgreSQL any number of processes on any
 // number of machines may run workers against the same database.
 type Workers interface {
-	// StartWorkers starts working jobs until StopWorkers or ctx ends.
+	// StartWorkers starts working jobs until StopWorkers or ctx ends. An
+	// error if cfg is invalid (the message names the field) or workers are
+	// already running.
 	StartWorkers(ctx context.Context, cfg WorkerConfig) error
 	// StopWorkers waits for running jobs to finish, then stops. Safe to call
 	// twice or without StartWorkers.
@@ -299,6 +523,7 @@ type Store interface {
 	APIKeys
 	KeySets
 	Jobs
+	Models
 	BlobReferences
 	Workers
 	// Migrate applies pending migrations (ours and the job queue's).

@@ -19,7 +19,7 @@ import (
 // maxListJobs caps ListJobs' limit.
 const maxListJobs = 1000
 
-const jobColumns = `id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
+const jobColumns = `id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
 	blobs_expired_at`
 
@@ -28,7 +28,7 @@ func scanJob(row pgx.Row) (storage.Job, error) {
 		j   storage.Job
 		key *string
 	)
-	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
+	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
 		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
 		&j.BlobsExpiredAt)
 	if err != nil {
@@ -44,25 +44,58 @@ func scanJob(row pgx.Row) (storage.Job, error) {
 	return j, nil
 }
 
-// CreateJob inserts a queued job and its River job in one transaction. With
-// an IdempotencyKey the tenant already used, the existing job is returned
-// with created == false and nothing is enqueued. ErrNotFound if the tenant
-// does not exist.
+// CreateJob inserts a queued job and its River job in one transaction; see
+// storage.Jobs. With an IdempotencyKey the tenant already used, the
+// existing job is returned with created == false and nothing is enqueued.
+// ErrNotFound if the tenant does not exist or p.ModelVersion names no
+// version of the model that is not deleted, ErrConflict if that version is
+// not ready.
+//
+// It holds the models row of (tenant, p.Model), if there is one, FOR KEY
+// SHARE until it commits: DeleteModel locks that row FOR UPDATE before it
+// looks for unfinished jobs, so it either waits for this job and sees it,
+// or has committed the delete before this transaction checks the version.
+// Concurrent CreateJobs, and CreateModelVersion's upsert of the row, do
+// not wait for each other.
 func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
+	if err := validate.CreateJob(p); err != nil {
+		return storage.Job{}, false, fmt.Errorf("creating job: %w", err)
+	}
 	var key *string
 	if p.IdempotencyKey != "" {
 		key = &p.IdempotencyKey
 	}
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		created = false
+		var one int
+		err := tx.QueryRow(ctx,
+			`SELECT 1 FROM models WHERE tenant_id = $1 AND name = $2 FOR KEY SHARE`,
+			p.TenantID, p.Model).Scan(&one)
+		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+			return translate(err) // no row: no stored model of that name, nothing to hold
+		}
+		if key != nil {
+			job, err = scanJob(tx.QueryRow(ctx,
+				`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
+				p.TenantID, p.IdempotencyKey))
+			if !errors.Is(err, errNoRows) {
+				return err // the replayed job, or a failure
+			}
+		}
+		if p.ModelVersion > 0 {
+			if err := readyVersion(ctx, tx, p.TenantID, p.Model, p.ModelVersion); err != nil {
+				return err
+			}
+		}
 		// ON CONFLICT waits for a concurrent insert of the same key and,
 		// if that one commits, inserts nothing; the SELECT below then sees it.
 		job, err = scanJob(tx.QueryRow(ctx,
-			`INSERT INTO jobs (id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
+			`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 			                   idempotency_key, created_at)
-			 VALUES ($1, $2, $3, $4, 'queued', $5, $6, $7, $8)
+			 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)
 			 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 			 RETURNING `+jobColumns,
-			ids.New(ids.Job), p.TenantID, p.Model, p.KeySetID, p.InputBlob, p.InputBytes, key, s.now()))
+			ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, s.now()))
 		switch {
 		case err == nil:
 			created = true
@@ -80,6 +113,26 @@ func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job s
 		return storage.Job{}, false, fmt.Errorf("creating job for tenant %s: %w", p.TenantID, translate(err))
 	}
 	return job, created, nil
+}
+
+// readyVersion returns nil if the tenant's model has the version, not
+// deleted and ready; ErrNotFound if it has no such version, ErrConflict if
+// it is not ready.
+func readyVersion(ctx context.Context, tx pgx.Tx, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+	var status storage.ModelStatus
+	err := tx.QueryRow(ctx,
+		`SELECT status FROM model_versions
+		 WHERE tenant_id = $1 AND name = $2 AND version = $3 AND deleted_at IS NULL`,
+		tenant, name, version).Scan(&status)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("%w: model %s has no version %d", storage.ErrNotFound, name, version)
+	case err != nil:
+		return translate(err)
+	case status != storage.ModelReady:
+		return fmt.Errorf("%w: model %s version %d is %s", storage.ErrConflict, name, version, status)
+	}
+	return nil
 }
 
 // GetJob returns the tenant's job or ErrNotFound.
@@ -241,8 +294,8 @@ func (s *Store) ExpireJobs(ctx context.Context, p storage.ExpireJobsParams) (sto
 	return out, nil
 }
 
-// UnreferencedBlobs returns the keys among keys that no job and no key set
-// names; see storage.BlobReferences. It reads in one statement and takes
+// UnreferencedBlobs returns the keys among keys that no job, key set or
+// model version names; see storage.BlobReferences. It reads in one statement and takes
 // no lock: it removes no reference, so it cannot hide one from ExpireJobs.
 func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string, error) {
 	free, err := unreferencedBlobs(ctx, s.pool, keys)
@@ -253,7 +306,8 @@ func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string,
 }
 
 // unreferencedBlobs returns the keys among candidates, sorted and without
-// duplicates or "", that no job and no key set references. Run it in the
+// duplicates or "", that no job, no key set and no model version that is
+// not deleted (deleted ones hold empty keys) references. Run it in the
 // transaction that removed the references, after removing them and under
 // lockBlobReferences.
 func unreferencedBlobs(ctx context.Context, q querier, candidates []string) ([]string, error) {
@@ -270,6 +324,8 @@ func unreferencedBlobs(ctx context.Context, q querier, candidates []string) ([]s
 		 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE input_blob = k AND input_blob <> '')
 		   AND NOT EXISTS (SELECT 1 FROM jobs WHERE result_blob = k AND result_blob <> '')
 		   AND NOT EXISTS (SELECT 1 FROM key_sets WHERE blob_key = k)
+		   AND NOT EXISTS (SELECT 1 FROM model_versions WHERE source_blob = k AND source_blob <> '')
+		   AND NOT EXISTS (SELECT 1 FROM model_versions WHERE graph_blob = k AND graph_blob <> '')
 		 ORDER BY k COLLATE "C"`, keys)
 	if err != nil {
 		return nil, translate(err)

@@ -220,9 +220,26 @@ func (s *Store) lockBlobReferences(ctx context.Context, tx pgx.Tx) error {
 	return nil
 }
 
+// lockModelChanges takes the transaction-scoped advisory lock that
+// serialises, across processes, every transaction that changes a model
+// version (CreateModelVersion, MarkModelReady, MarkModelFailed,
+// DeleteModel). Holding it, a change reads the last UpdatedAt and stamps
+// itself strictly later (modelStamp), so UpdatedAt order is commit order,
+// which is what makes ModelsChangedSince safe to poll. Model changes are
+// rare (uploads, compilations, deletes); inference jobs never take it.
+// Take it first, before any row lock.
+func (s *Store) lockModelChanges(ctx context.Context, tx pgx.Tx) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.advisoryLockID("model changes")); err != nil {
+		return fmt.Errorf("taking the model-changes lock: %w", err)
+	}
+	return nil
+}
+
 // StartWorkers starts River workers in this process; see storage.Workers.
 func (s *Store) StartWorkers(ctx context.Context, cfg storage.WorkerConfig) error {
-	return s.queue.Start(ctx, cfg, jobqueue.StoreHooks(s.jobStatus, s.FailJob))
+	return s.queue.Start(ctx, cfg,
+		jobqueue.StoreHooks(s.jobStatus, s.FailJob),
+		jobqueue.ModelHooks(s.modelStatus, s.MarkModelFailed))
 }
 
 // StopWorkers stops the workers started by StartWorkers; see storage.Workers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"sync"
@@ -132,6 +133,7 @@ func TestSeparateWorkerProcess(t *testing.T) {
 	}
 
 	done := make(chan string, 1)
+	compiled := make(chan string, 1)
 	err = worker.StartWorkers(ctx, storage.WorkerConfig{
 		Concurrency: 1, MaxAttempts: 1,
 		Handler: func(ctx context.Context, id hegate.JobID) error {
@@ -140,6 +142,11 @@ func TestSeparateWorkerProcess(t *testing.T) {
 			}
 			_, err := worker.CompleteJob(ctx, id, "r", 1)
 			done <- string(id)
+			return err
+		},
+		CompileHandler: func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+			_, err := worker.MarkModelReady(ctx, tenant, name, version, "g", nil)
+			compiled <- fmt.Sprintf("%s/%d", name, version)
 			return err
 		},
 	})
@@ -163,6 +170,25 @@ func TestSeparateWorkerProcess(t *testing.T) {
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("the worker process did not run the job within 30s")
+	}
+
+	v, _, err := serve.CreateModelVersion(ctx, storage.CreateModelVersionParams{
+		TenantID: tn.ID, Name: "uploaded", SourceBlob: "src", SourceFormat: storage.ModelFormatONNX,
+	})
+	if err != nil {
+		t.Fatalf("CreateModelVersion: %v", err)
+	}
+	select {
+	case got := <-compiled:
+		if want := fmt.Sprintf("uploaded/%d", v.Version); got != want {
+			t.Fatalf("worker compiled %s, want %s", got, want)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the worker process did not compile the model within 30s")
+	}
+	ready, err := serve.GetModelVersion(ctx, tn.ID, "uploaded", 0)
+	if err != nil || ready.Version != v.Version {
+		t.Fatalf("GetModelVersion(0) after the worker compiled: %+v, %v", ready, err)
 	}
 }
 

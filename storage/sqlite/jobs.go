@@ -17,7 +17,7 @@ import (
 // maxListJobs caps ListJobs' limit.
 const maxListJobs = 1000
 
-const jobColumns = `id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
+const jobColumns = `id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
 	blobs_expired_at`
 
@@ -28,7 +28,7 @@ func scanJob(row scanner) (storage.Job, error) {
 		created, started, finished nullTime
 		expired                    nullTime
 	)
-	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
+	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
 		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &created, &started, &finished,
 		&expired)
 	if err != nil {
@@ -42,39 +42,71 @@ func scanJob(row scanner) (storage.Job, error) {
 	return j, nil
 }
 
-// CreateJob inserts a queued job and its River job in one transaction. With
-// an IdempotencyKey the tenant already used, the existing job is returned
-// with created == false and nothing is enqueued. ErrNotFound if the tenant
-// does not exist.
+// CreateJob inserts a queued job and its River job in one transaction; see
+// storage.Jobs. With an IdempotencyKey the tenant already used, the
+// existing job is returned with created == false and nothing is enqueued.
+// ErrNotFound if the tenant does not exist or p.ModelVersion names no
+// version of the model that is not deleted, ErrConflict if that version is
+// not ready. The version check and the insert are one IMMEDIATE
+// transaction, so DeleteModel cannot run between them.
 func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
+	if err := validate.CreateJob(p); err != nil {
+		return storage.Job{}, false, fmt.Errorf("creating job: %w", err)
+	}
 	key := sql.NullString{String: p.IdempotencyKey, Valid: p.IdempotencyKey != ""}
 	err = s.inTx(ctx, func(tx *sql.Tx) error {
+		created = false
 		// Writers are serialised (one connection, BEGIN IMMEDIATE), so
-		// between the INSERT and the SELECT nobody else writes.
-		job, err = scanJob(tx.QueryRowContext(ctx,
-			`INSERT INTO jobs (id, tenant_id, model, key_set_id, status, input_blob, input_bytes,
-			                   idempotency_key, created_at)
-			 VALUES (?1, ?2, ?3, ?4, 'queued', ?5, ?6, ?7, ?8)
-			 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-			 RETURNING `+jobColumns,
-			ids.New(ids.Job), p.TenantID, p.Model, p.KeySetID, p.InputBlob, p.InputBytes, key, dbTime(s.now())))
-		switch {
-		case err == nil:
-			created = true
-			return s.queue.Enqueue(ctx, tx, job.ID)
-		case errors.Is(err, errNoRows):
+		// nobody else writes during this transaction.
+		if key.Valid {
 			job, err = scanJob(tx.QueryRowContext(ctx,
 				`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = ?1 AND idempotency_key = ?2`,
 				p.TenantID, p.IdempotencyKey))
-			return err
-		default:
+			if !errors.Is(err, errNoRows) {
+				return err // the replayed job, or a failure
+			}
+		}
+		if p.ModelVersion > 0 {
+			if err := readyVersion(ctx, tx, p.TenantID, p.Model, p.ModelVersion); err != nil {
+				return err
+			}
+		}
+		job, err = scanJob(tx.QueryRowContext(ctx,
+			`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
+			                   idempotency_key, created_at)
+			 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9)
+			 RETURNING `+jobColumns,
+			ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, dbTime(s.now())))
+		if err != nil {
 			return err
 		}
+		created = true
+		return s.queue.Enqueue(ctx, tx, job.ID)
 	})
 	if err != nil {
 		return storage.Job{}, false, fmt.Errorf("creating job for tenant %s: %w", p.TenantID, translate(err))
 	}
 	return job, created, nil
+}
+
+// readyVersion returns nil if the tenant's model has the version, not
+// deleted and ready; ErrNotFound if it has no such version, ErrConflict if
+// it is not ready.
+func readyVersion(ctx context.Context, tx *sql.Tx, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+	var status storage.ModelStatus
+	err := tx.QueryRowContext(ctx,
+		`SELECT status FROM model_versions
+		 WHERE tenant_id = ?1 AND name = ?2 AND version = ?3 AND deleted_at IS NULL`,
+		tenant, name, version).Scan(&status)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return fmt.Errorf("%w: model %s has no version %d", storage.ErrNotFound, name, version)
+	case err != nil:
+		return translate(err)
+	case status != storage.ModelReady:
+		return fmt.Errorf("%w: model %s version %d is %s", storage.ErrConflict, name, version, status)
+	}
+	return nil
 }
 
 // GetJob returns the tenant's job or ErrNotFound.
@@ -221,8 +253,8 @@ func (s *Store) ExpireJobs(ctx context.Context, p storage.ExpireJobsParams) (sto
 	return out, nil
 }
 
-// UnreferencedBlobs returns the keys among keys that no job and no key set
-// names; see storage.BlobReferences.
+// UnreferencedBlobs returns the keys among keys that no job, key set or
+// model version names; see storage.BlobReferences.
 func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string, error) {
 	free, err := unreferencedBlobs(ctx, s.db, keys)
 	if err != nil {
@@ -232,7 +264,8 @@ func (s *Store) UnreferencedBlobs(ctx context.Context, keys []string) ([]string,
 }
 
 // unreferencedBlobs returns the keys among candidates, sorted and without
-// duplicates or "", that no job and no key set references. Run it in the
+// duplicates or "", that no job, no key set and no model version that is
+// not deleted (deleted ones hold empty keys) references. Run it in the
 // transaction that removed the references, after removing them.
 func unreferencedBlobs(ctx context.Context, q querier, candidates []string) ([]string, error) {
 	keys := slices.DeleteFunc(slices.Clone(candidates), func(k string) bool { return k == "" })
@@ -251,6 +284,8 @@ func unreferencedBlobs(ctx context.Context, q querier, candidates []string) ([]s
 		 WHERE NOT EXISTS (SELECT 1 FROM jobs WHERE input_blob = c.value AND input_blob <> '')
 		   AND NOT EXISTS (SELECT 1 FROM jobs WHERE result_blob = c.value AND result_blob <> '')
 		   AND NOT EXISTS (SELECT 1 FROM key_sets WHERE blob_key = c.value)
+		   AND NOT EXISTS (SELECT 1 FROM model_versions WHERE source_blob = c.value AND source_blob <> '')
+		   AND NOT EXISTS (SELECT 1 FROM model_versions WHERE graph_blob = c.value AND graph_blob <> '')
 		 ORDER BY c.value`, string(list))
 	if err != nil {
 		return nil, translate(err)

@@ -161,7 +161,9 @@ func (s *Store) Migrate(ctx context.Context) error {
 
 // StartWorkers starts River workers in this process; see storage.Workers.
 func (s *Store) StartWorkers(ctx context.Context, cfg storage.WorkerConfig) error {
-	return s.queue.Start(ctx, cfg, jobqueue.StoreHooks(s.jobStatus, s.FailJob))
+	return s.queue.Start(ctx, cfg,
+		jobqueue.StoreHooks(s.jobStatus, s.FailJob),
+		jobqueue.ModelHooks(s.modelStatus, s.MarkModelFailed))
 }
 
 // StopWorkers stops the workers started by StartWorkers; see storage.Workers.

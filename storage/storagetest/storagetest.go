@@ -67,7 +67,9 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, jobTests...)
 	tests = append(tests, retentionTests...)
 	tests = append(tests, blobReferenceTests...)
+	tests = append(tests, modelTests...)
 	tests = append(tests, workerTests...)
+	tests = append(tests, compileWorkerTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

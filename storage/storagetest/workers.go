@@ -3,6 +3,9 @@ package storagetest
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -185,10 +188,12 @@ var workerTests = []test{
 	{"fail/workers/bad-config", func(t *testing.T, b bundle) {
 		h := func(context.Context, hegate.JobID) error { return nil }
 		for name, cfg := range map[string]storage.WorkerConfig{
-			"zero concurrency":     {Concurrency: 0, MaxAttempts: 1, Handler: h},
-			"zero max attempts":    {Concurrency: 1, MaxAttempts: 0, Handler: h},
-			"negative job timeout": {Concurrency: 1, MaxAttempts: 1, JobTimeout: -time.Second, Handler: h},
-			"no handler":           {Concurrency: 1, MaxAttempts: 1},
+			"zero concurrency":             {Concurrency: 0, MaxAttempts: 1, Handler: h},
+			"zero max attempts":            {Concurrency: 1, MaxAttempts: 0, Handler: h},
+			"negative job timeout":         {Concurrency: 1, MaxAttempts: 1, JobTimeout: -time.Second, Handler: h},
+			"no handler":                   {Concurrency: 1, MaxAttempts: 1},
+			"negative compile timeout":     {MaxAttempts: 1, CompileTimeout: -time.Second, CompileHandler: func(context.Context, hegate.TenantID, hegate.ModelID, int) error { return nil }},
+			"negative compile concurrency": {MaxAttempts: 1, CompileConcurrency: -1, CompileHandler: func(context.Context, hegate.TenantID, hegate.ModelID, int) error { return nil }},
 		} {
 			if err := b.store.StartWorkers(b.ctx, cfg); err == nil {
 				t.Errorf("StartWorkers with %s succeeded", name)
@@ -201,6 +206,156 @@ var workerTests = []test{
 		noErr(t, "StartWorkers", b.store.StartWorkers(b.ctx, cfg))
 		if err := b.store.StartWorkers(b.ctx, cfg); err == nil {
 			t.Fatal("second StartWorkers succeeded")
+		}
+	}},
+}
+
+// compileCall is one call of a CompileHandler.
+type compileCall struct {
+	tenant      hegate.TenantID
+	name        hegate.ModelID
+	version     int
+	hasDeadline bool
+}
+
+// compileLog records a CompileHandler's calls.
+type compileLog struct {
+	mu    sync.Mutex
+	calls []compileCall
+}
+
+func (l *compileLog) add(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	_, hasDeadline := ctx.Deadline()
+	l.calls = append(l.calls, compileCall{tenant, name, version, hasDeadline})
+	n := 0
+	for _, c := range l.calls {
+		if c.tenant == tenant && c.name == name && c.version == version {
+			n++
+		}
+	}
+	return n
+}
+
+func (l *compileLog) get() []compileCall {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.calls)
+}
+
+// readyHandler records each call and makes the version ready.
+func readyHandler(s storage.Store, l *compileLog) storage.CompileHandler {
+	return func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+		l.add(ctx, tenant, name, version)
+		_, err := s.MarkModelReady(ctx, tenant, name, version, fmt.Sprintf("graph-%s-%d", name, version), []byte(`{}`))
+		return err
+	}
+}
+
+// modelStatus returns the version's status, or "" if reading it failed.
+func modelStatus(b bundle, v storage.ModelVersion) storage.ModelStatus {
+	got, err := b.store.GetModelVersion(b.ctx, v.TenantID, v.Name, v.Version)
+	if err != nil {
+		return ""
+	}
+	return got.Status
+}
+
+var compileWorkerTests = []test{
+	{"ok/workers/compile", func(t *testing.T, b bundle) {
+		l := &compileLog{}
+		// A process that compiles and does not infer.
+		noErr(t, "StartWorkers", b.store.StartWorkers(b.ctx, storage.WorkerConfig{
+			MaxAttempts: 1, CompileTimeout: time.Minute, CompileHandler: readyHandler(b.store, l),
+		}))
+		j := mustJob(t, b, b.a.ID)
+		v := mustModel(t, b, b.a.ID, "m")
+		eventually(t, "the version to be ready", func() bool { return modelStatus(b, v) == storage.ModelReady })
+		equal(t, "compile calls", l.get(), []compileCall{{b.a.ID, "m", 1, true}})
+		got, err := b.store.GetModelVersion(b.ctx, b.a.ID, "m", 0)
+		noErr(t, "GetModelVersion(0)", err)
+		if got.Version != 1 || got.GraphBlob != "graph-m-1" {
+			t.Fatalf("compiled version: %+v", got)
+		}
+		if s := status(b, b.a.ID, j.ID); s != storage.JobQueued {
+			t.Fatalf("inference job in a compile-only process is %s, want queued", s)
+		}
+	}},
+	{"ok/workers/compile-queue-separate", func(t *testing.T, b bundle) {
+		s := b.store
+		l := &compileLog{}
+		// Inference only: the compile job waits.
+		noErr(t, "StartWorkers", s.StartWorkers(b.ctx, storage.WorkerConfig{
+			Concurrency: 1, MaxAttempts: 1, Handler: succeedHandler(s, newCounter()),
+		}))
+		skipped := mustModel(t, b, b.a.ID, "skipped")
+		v := mustModel(t, b, b.b.ID, "m")
+		j := mustJob(t, b, b.a.ID)
+		eventually(t, "the inference job to succeed", func() bool { return status(b, b.a.ID, j.ID) == storage.JobSucceeded })
+		if st := modelStatus(b, v); st != storage.ModelCompiling {
+			t.Fatalf("version in an inference-only process is %s, want compiling", st)
+		}
+		noErr(t, "StopWorkers", s.StopWorkers(b.ctx))
+
+		// A version that failed meanwhile is not compiled.
+		_, err := s.MarkModelFailed(b.ctx, b.a.ID, "skipped", skipped.Version, "cancelled")
+		noErr(t, "MarkModelFailed", err)
+		noErr(t, "StartWorkers with both", s.StartWorkers(b.ctx, storage.WorkerConfig{
+			Concurrency: 1, MaxAttempts: 1, Handler: succeedHandler(s, newCounter()),
+			CompileHandler: readyHandler(s, l),
+		}))
+		eventually(t, "the version to be ready", func() bool { return modelStatus(b, v) == storage.ModelReady })
+		equal(t, "compile calls", l.get(), []compileCall{{b.b.ID, "m", 1, false}})
+		if st := modelStatus(b, skipped); st != storage.ModelFailed {
+			t.Fatalf("skipped version is %s", st)
+		}
+	}},
+	{"fail/workers/compile-give-up", func(t *testing.T, b bundle) {
+		s := b.store
+		l := &compileLog{}
+		noErr(t, "StartWorkers", s.StartWorkers(b.ctx, storage.WorkerConfig{
+			MaxAttempts: 2, CompileConcurrency: 2,
+			CompileHandler: func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+				l.add(ctx, tenant, name, version)
+				if name == "bad" {
+					// The client's fault: recorded, not retried.
+					_, err := s.MarkModelFailed(ctx, tenant, name, version, "op Foo is not supported")
+					return err
+				}
+				return errTransient
+			},
+		}))
+		flaky := mustModel(t, b, b.a.ID, "flaky")
+		bad := mustModel(t, b, b.a.ID, "bad")
+		eventually(t, "the versions to fail", func() bool {
+			return modelStatus(b, flaky) == storage.ModelFailed && modelStatus(b, bad) == storage.ModelFailed
+		})
+		got, err := s.GetModelVersion(b.ctx, b.a.ID, "flaky", 1)
+		noErr(t, "GetModelVersion", err)
+		if got.Error != "compilation failed after 2 attempts" {
+			t.Fatalf("given-up version: %+v", got)
+		}
+		got, err = s.GetModelVersion(b.ctx, b.a.ID, "bad", 1)
+		noErr(t, "GetModelVersion", err)
+		if got.Error != "op Foo is not supported" {
+			t.Fatalf("rejected version: %+v", got)
+		}
+		noErr(t, "StopWorkers", s.StopWorkers(b.ctx))
+		var flakyCalls, badCalls int
+		for _, c := range l.get() {
+			switch c.name {
+			case "flaky":
+				flakyCalls++
+			case "bad":
+				badCalls++
+			}
+			if c.hasDeadline {
+				t.Errorf("compile attempt without a CompileTimeout had a deadline")
+			}
+		}
+		if flakyCalls != 2 || badCalls != 1 {
+			t.Fatalf("handler calls: flaky %d, bad %d; want 2, 1", flakyCalls, badCalls)
 		}
 	}},
 }

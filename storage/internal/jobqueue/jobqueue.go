@@ -1,14 +1,21 @@
 // Package jobqueue is the River glue that storage/postgres and storage/sqlite
-// share: the job args, the worker that calls a storage.JobHandler, the
-// insert-only client that enqueues inside a store transaction, the worker
+// share: the job args of each kind, the worker that calls a storage handler,
+// the insert-only client that enqueues inside a store transaction, the worker
 // client's life cycle, and River's own migrations.
 //
 // It is generic over the River driver's transaction type (pgx.Tx for
 // riverpgxv5, *sql.Tx for riversqlite), so both engines use the same code.
 //
-// Every hegate job is one River job of kind Kind in queue QueueName whose
-// args carry only the hegate job id; the jobs table is the source of truth
-// for the job's state and River only decides who works it and when.
+// There are two kinds of River job, each in its own queue so that a process
+// fetches only the kinds it has a handler for:
+//
+//   - an inference job, kind Kind in queue QueueName, whose args carry only
+//     the hegate job id;
+//   - a compile job, kind CompileKind in queue CompileQueueName, whose args
+//     carry only the tenant, model name and version.
+//
+// The store's rows (jobs, model_versions) are the source of truth for the
+// work's state; River only decides who works it and when.
 package jobqueue
 
 import (
@@ -33,11 +40,17 @@ const (
 	Kind = "hegate_inference"
 	// QueueName is the River queue that inference jobs go to.
 	QueueName = "hegate"
+	// CompileKind is the River job kind of a model compile job.
+	CompileKind = "hegate_compile_model"
+	// CompileQueueName is the River queue that compile jobs go to.
+	CompileQueueName = "hegate_compile"
 	// MaxAttemptsLimit is the River max_attempts stored with every job and
 	// so the largest WorkerConfig.MaxAttempts a worker may use. The worker
-	// enforces its own, smaller, MaxAttempts (see Worker.Work); this limit
+	// enforces its own, smaller, MaxAttempts (see worker.Work); this limit
 	// only matters when a worker process dies mid-job again and again.
 	MaxAttemptsLimit = 100
+	// maxConcurrency bounds WorkerConfig.Concurrency and CompileConcurrency.
+	maxConcurrency = 10_000
 
 	// retryBase and retryMax bound the exponential retry backoff:
 	// 1s, 2s, 4s, ... at most 5 minutes.
@@ -46,6 +59,10 @@ const (
 
 	// giveUpTimeout bounds the store update that records a job's final failure.
 	giveUpTimeout = 10 * time.Second
+
+	// rescueMargin is how much longer than its timeout a job may run
+	// before River's rescuer considers it stuck (River's default).
+	rescueMargin = time.Hour
 )
 
 // InferenceArgs are the args of an inference job: an id, never a blob.
@@ -59,6 +76,27 @@ func (InferenceArgs) Kind() string { return Kind }
 // InsertOpts puts inference jobs in QueueName with MaxAttemptsLimit.
 func (InferenceArgs) InsertOpts() river.InsertOpts {
 	return river.InsertOpts{Queue: QueueName, MaxAttempts: MaxAttemptsLimit}
+}
+
+// CompileArgs are the args of a compile job: the model version's key,
+// never a blob.
+type CompileArgs struct {
+	TenantID hegate.TenantID `json:"tenant_id"`
+	Model    hegate.ModelID  `json:"model"`
+	Version  int             `json:"version"`
+}
+
+// Kind returns the River job kind.
+func (CompileArgs) Kind() string { return CompileKind }
+
+// InsertOpts puts compile jobs in CompileQueueName with MaxAttemptsLimit.
+func (CompileArgs) InsertOpts() river.InsertOpts {
+	return river.InsertOpts{Queue: CompileQueueName, MaxAttempts: MaxAttemptsLimit}
+}
+
+// String names the version in errors and logs.
+func (a CompileArgs) String() string {
+	return fmt.Sprintf("model %s/%s version %d", a.TenantID, a.Model, a.Version)
 }
 
 // Config configures a Queue.
@@ -82,38 +120,40 @@ func (c Config) validate() error {
 	return nil
 }
 
-// Hooks are what the worker needs from the store around the handler.
-type Hooks struct {
-	// Runnable reports whether the job still wants work: false when it is
-	// terminal (for example cancelled while queued) or gone. The handler
-	// is not called then and the River job completes.
-	Runnable func(ctx context.Context, id hegate.JobID) (bool, error)
-	// GiveUp records the final failure of a job whose last attempt failed,
-	// with a client-safe reason. An already terminal job is not an error.
-	GiveUp func(ctx context.Context, id hegate.JobID, reason string) error
+// Hooks are what the worker of jobs with args A needs from the store
+// around the handler.
+type Hooks[A any] struct {
+	// Runnable reports whether the work is still wanted: false when it is
+	// terminal (for example a job cancelled while queued) or gone. The
+	// handler is not called then and the River job completes.
+	Runnable func(ctx context.Context, args A) (bool, error)
+	// GiveUp records the final failure of work whose last attempt failed,
+	// with a client-safe reason. Work already terminal is not an error.
+	GiveUp func(ctx context.Context, args A, reason string) error
 }
 
-// StoreHooks returns the Hooks of a store from two of its operations:
-// status, which returns a job's status whoever owns it or ErrNotFound, and
-// fail, the store's Jobs.FailJob. A job is runnable unless it is terminal or
-// gone; giving up fails it unless it is already terminal or gone.
+// StoreHooks returns the Hooks of inference jobs from two of a store's
+// operations: status, which returns a job's status whoever owns it or
+// ErrNotFound, and fail, the store's Jobs.FailJob. A job is runnable unless
+// it is terminal or gone; giving up fails it unless it is already terminal
+// or gone.
 func StoreHooks(
 	status func(ctx context.Context, id hegate.JobID) (storage.JobStatus, error),
 	fail func(ctx context.Context, id hegate.JobID, reason string) (storage.Job, error),
-) Hooks {
-	return Hooks{
-		Runnable: func(ctx context.Context, id hegate.JobID) (bool, error) {
-			s, err := status(ctx, id)
+) Hooks[InferenceArgs] {
+	return Hooks[InferenceArgs]{
+		Runnable: func(ctx context.Context, a InferenceArgs) (bool, error) {
+			s, err := status(ctx, a.JobID)
 			switch {
 			case errors.Is(err, storage.ErrNotFound):
 				return false, nil
 			case err != nil:
-				return false, fmt.Errorf("checking job %s: %w", id, err)
+				return false, fmt.Errorf("checking job %s: %w", a.JobID, err)
 			}
 			return !s.Terminal(), nil
 		},
-		GiveUp: func(ctx context.Context, id hegate.JobID, reason string) error {
-			_, err := fail(ctx, id, reason)
+		GiveUp: func(ctx context.Context, a InferenceArgs, reason string) error {
+			_, err := fail(ctx, a.JobID, reason)
 			if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
 				return nil
 			}
@@ -122,14 +162,44 @@ func StoreHooks(
 	}
 }
 
-func (h Hooks) validate() error {
+// ModelHooks returns the Hooks of compile jobs from two of a store's
+// operations: status, which returns the status of a version that is not
+// deleted or ErrNotFound, and fail, the store's Models.MarkModelFailed. A
+// version is runnable while it is compiling; giving up fails it unless it
+// is no longer compiling or gone.
+func ModelHooks(
+	status func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (storage.ModelStatus, error),
+	fail func(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int, reason string) (storage.ModelVersion, error),
+) Hooks[CompileArgs] {
+	return Hooks[CompileArgs]{
+		Runnable: func(ctx context.Context, a CompileArgs) (bool, error) {
+			s, err := status(ctx, a.TenantID, a.Model, a.Version)
+			switch {
+			case errors.Is(err, storage.ErrNotFound):
+				return false, nil
+			case err != nil:
+				return false, fmt.Errorf("checking %s: %w", a, err)
+			}
+			return s == storage.ModelCompiling, nil
+		},
+		GiveUp: func(ctx context.Context, a CompileArgs, reason string) error {
+			_, err := fail(ctx, a.TenantID, a.Model, a.Version, reason)
+			if errors.Is(err, storage.ErrConflict) || errors.Is(err, storage.ErrNotFound) {
+				return nil
+			}
+			return err
+		},
+	}
+}
+
+func (h Hooks[A]) validate() error {
 	if h.Runnable == nil || h.GiveUp == nil {
 		return errors.New("jobqueue: Hooks.Runnable and Hooks.GiveUp are required")
 	}
 	return nil
 }
 
-// Queue enqueues inference jobs and runs workers for them.
+// Queue enqueues jobs of both kinds and runs workers for them.
 type Queue[TTx any] struct {
 	driver   riverdriver.Driver[TTx]
 	cfg      Config
@@ -137,6 +207,7 @@ type Queue[TTx any] struct {
 
 	mu      sync.Mutex
 	workers *river.Client[TTx] // non-nil between Start and Stop
+	works   map[string]bool    // the kinds workers has a worker for
 }
 
 // New returns a Queue over driver. It does not touch the database; inserts
@@ -158,48 +229,79 @@ func New[TTx any](driver riverdriver.Driver[TTx], cfg Config) (*Queue[TTx], erro
 // fetchCooldown is the least time between two fetches of new jobs.
 const fetchCooldown = 5 * time.Millisecond
 
-// Enqueue inserts the River job for id inside tx, the transaction that
+// Enqueue inserts the inference job for id inside tx, the transaction that
 // inserts the job row, so both commit or neither does.
 func (q *Queue[TTx]) Enqueue(ctx context.Context, tx TTx, id hegate.JobID) error {
-	client := q.inserter
-	q.mu.Lock()
-	if q.workers != nil {
-		// Inserting through the working client wakes its producer at once
-		// instead of at its next poll.
-		client = q.workers
-	}
-	q.mu.Unlock()
-	if _, err := client.InsertTx(ctx, tx, InferenceArgs{JobID: id}, nil); err != nil {
+	if err := q.insert(ctx, tx, InferenceArgs{JobID: id}); err != nil {
 		return fmt.Errorf("enqueueing job %s: %w", id, err)
 	}
 	return nil
 }
 
-// ValidateWorkerConfig checks cfg and names the offending field.
-func ValidateWorkerConfig(cfg storage.WorkerConfig) error {
-	switch {
-	case cfg.Concurrency < 1:
-		return fmt.Errorf("WorkerConfig.Concurrency is %d, must be >= 1", cfg.Concurrency)
-	case cfg.Concurrency > 10_000:
-		return fmt.Errorf("WorkerConfig.Concurrency is %d, must be <= 10000", cfg.Concurrency)
-	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > MaxAttemptsLimit:
-		return fmt.Errorf("WorkerConfig.MaxAttempts is %d, must be between 1 and %d", cfg.MaxAttempts, MaxAttemptsLimit)
-	case cfg.JobTimeout < 0:
-		return fmt.Errorf("WorkerConfig.JobTimeout is %v, must be >= 0", cfg.JobTimeout)
-	case cfg.Handler == nil:
-		return errors.New("WorkerConfig.Handler is required")
+// EnqueueCompile inserts the compile job of a model version inside tx, the
+// transaction that inserts the version's row, so both commit or neither
+// does.
+func (q *Queue[TTx]) EnqueueCompile(ctx context.Context, tx TTx, args CompileArgs) error {
+	if err := q.insert(ctx, tx, args); err != nil {
+		return fmt.Errorf("enqueueing compilation of %s: %w", args, err)
 	}
 	return nil
 }
 
-// Start starts a River client that works QueueName with cfg.Concurrency
-// workers until Stop or ctx ends. It fails if workers are already running.
-func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, hooks Hooks) error {
+func (q *Queue[TTx]) insert(ctx context.Context, tx TTx, args river.JobArgs) error {
+	client := q.inserter
+	q.mu.Lock()
+	if q.workers != nil && q.works[args.Kind()] {
+		// Inserting through the working client wakes its producer at once
+		// instead of at its next poll. (A client that has no worker for
+		// the kind refuses to insert it.)
+		client = q.workers
+	}
+	q.mu.Unlock()
+	_, err := client.InsertTx(ctx, tx, args, nil)
+	return err
+}
+
+// ValidateWorkerConfig checks cfg and names the offending field.
+func ValidateWorkerConfig(cfg storage.WorkerConfig) error {
+	switch {
+	case cfg.Handler == nil && cfg.CompileHandler == nil:
+		return errors.New("WorkerConfig.Handler or WorkerConfig.CompileHandler is required")
+	case cfg.Concurrency < 0 || (cfg.Handler != nil && cfg.Concurrency < 1):
+		return fmt.Errorf("WorkerConfig.Concurrency is %d, must be >= 1", cfg.Concurrency)
+	case cfg.Concurrency > maxConcurrency:
+		return fmt.Errorf("WorkerConfig.Concurrency is %d, must be <= %d", cfg.Concurrency, maxConcurrency)
+	case cfg.MaxAttempts < 1 || cfg.MaxAttempts > MaxAttemptsLimit:
+		return fmt.Errorf("WorkerConfig.MaxAttempts is %d, must be between 1 and %d", cfg.MaxAttempts, MaxAttemptsLimit)
+	case cfg.JobTimeout < 0:
+		return fmt.Errorf("WorkerConfig.JobTimeout is %v, must be >= 0", cfg.JobTimeout)
+	case cfg.CompileConcurrency < 0 || cfg.CompileConcurrency > maxConcurrency:
+		return fmt.Errorf("WorkerConfig.CompileConcurrency is %d, must be between 0 (one) and %d", cfg.CompileConcurrency, maxConcurrency)
+	case cfg.CompileTimeout < 0:
+		return fmt.Errorf("WorkerConfig.CompileTimeout is %v, must be >= 0", cfg.CompileTimeout)
+	}
+	return nil
+}
+
+// Start starts a River client that works, until Stop or ctx ends,
+// QueueName with cfg.Concurrency workers if cfg.Handler is set and
+// CompileQueueName with cfg.CompileConcurrency workers if
+// cfg.CompileHandler is set; a queue without a handler is not fetched from.
+// The hooks of a kind without a handler may be zero. It fails if workers
+// are already running.
+func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, inference Hooks[InferenceArgs], compile Hooks[CompileArgs]) error {
 	if err := ValidateWorkerConfig(cfg); err != nil {
 		return fmt.Errorf("starting workers: %w", err)
 	}
-	if err := hooks.validate(); err != nil {
-		return fmt.Errorf("starting workers: %w", err)
+	if cfg.Handler != nil {
+		if err := inference.validate(); err != nil {
+			return fmt.Errorf("starting workers: inference %w", err)
+		}
+	}
+	if cfg.CompileHandler != nil {
+		if err := compile.validate(); err != nil {
+			return fmt.Errorf("starting workers: compile %w", err)
+		}
 	}
 
 	q.mu.Lock()
@@ -214,25 +316,58 @@ func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, hooks 
 	}
 
 	workers := river.NewWorkers()
-	w := &Worker{cfg: cfg, hooks: hooks, now: q.cfg.Now, logger: q.cfg.Logger}
-	if err := river.AddWorkerSafely(workers, w); err != nil {
-		return fmt.Errorf("starting workers: registering worker: %w", err)
+	queues := map[string]river.QueueConfig{}
+	works := map[string]bool{}
+	if cfg.Handler != nil {
+		w := &worker[InferenceArgs]{
+			what:     func(a InferenceArgs) string { return "job " + string(a.JobID) },
+			failure:  "the job",
+			handle:   func(ctx context.Context, a InferenceArgs) error { return cfg.Handler(ctx, a.JobID) },
+			hooks:    inference,
+			attempts: cfg.MaxAttempts,
+			timeout:  cfg.JobTimeout,
+			now:      q.cfg.Now,
+			logger:   q.cfg.Logger,
+		}
+		if err := river.AddWorkerSafely(workers, w); err != nil {
+			return fmt.Errorf("starting workers: registering inference worker: %w", err)
+		}
+		queues[QueueName] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
+		works[Kind] = true
 	}
-	timeout := cfg.JobTimeout
-	if timeout == 0 {
-		timeout = -1 // River: never cancel the job's context
+	if cfg.CompileHandler != nil {
+		w := &worker[CompileArgs]{
+			what:    CompileArgs.String,
+			failure: "compilation",
+			handle: func(ctx context.Context, a CompileArgs) error {
+				return cfg.CompileHandler(ctx, a.TenantID, a.Model, a.Version)
+			},
+			hooks:    compile,
+			attempts: cfg.MaxAttempts,
+			timeout:  cfg.CompileTimeout,
+			now:      q.cfg.Now,
+			logger:   q.cfg.Logger,
+		}
+		if err := river.AddWorkerSafely(workers, w); err != nil {
+			return fmt.Errorf("starting workers: registering compile worker: %w", err)
+		}
+		queues[CompileQueueName] = river.QueueConfig{MaxWorkers: max(cfg.CompileConcurrency, 1)}
+		works[CompileKind] = true
 	}
 	client, err := river.NewClient(q.driver, &river.Config{
 		// An inference takes hundreds of milliseconds; River's default
 		// 100 ms between fetches would add up to that much to each one's
 		// latency when jobs arrive one after another.
 		FetchCooldown: fetchCooldown,
-		JobTimeout:    timeout,
-		Logger:        q.cfg.Logger,
-		MaxAttempts:   MaxAttemptsLimit,
-		Queues:        map[string]river.QueueConfig{QueueName: {MaxWorkers: cfg.Concurrency}},
-		Schema:        q.cfg.Schema,
-		Workers:       workers,
+		// Each worker sets its kind's timeout (worker.Timeout); the
+		// rescuer must not take a job that is still within it.
+		JobTimeout:           -1,
+		RescueStuckJobsAfter: rescueMargin + max(cfg.JobTimeout, cfg.CompileTimeout),
+		Logger:               q.cfg.Logger,
+		MaxAttempts:          MaxAttemptsLimit,
+		Queues:               queues,
+		Schema:               q.cfg.Schema,
+		Workers:              workers,
 	})
 	if err != nil {
 		return fmt.Errorf("starting workers: creating client: %w", err)
@@ -240,7 +375,7 @@ func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, hooks 
 	if err := client.Start(ctx); err != nil {
 		return fmt.Errorf("starting workers: %w", err)
 	}
-	q.workers = client
+	q.workers, q.works = client, works
 	return nil
 }
 
@@ -259,7 +394,7 @@ func (q *Queue[TTx]) Stop(ctx context.Context) error {
 	}
 	q.mu.Lock()
 	if q.workers == client {
-		q.workers = nil
+		q.workers, q.works = nil, nil
 	}
 	q.mu.Unlock()
 	return nil
@@ -280,65 +415,76 @@ func Migrate[TTx any](ctx context.Context, driver riverdriver.Driver[TTx], cfg C
 	return nil
 }
 
-// Worker works InferenceArgs jobs by calling the configured handler.
-type Worker struct {
-	river.WorkerDefaults[InferenceArgs]
+// worker works the jobs with args A by calling their handler.
+type worker[A river.JobArgs] struct {
+	river.WorkerDefaults[A]
 
-	cfg    storage.WorkerConfig
-	hooks  Hooks
-	now    func() time.Time
-	logger *slog.Logger
+	what     func(A) string // names the work in errors and logs: "job job_x"
+	failure  string         // what failed, in the client-safe reason: "the job"
+	handle   func(ctx context.Context, args A) error
+	hooks    Hooks[A]
+	attempts int           // WorkerConfig.MaxAttempts
+	timeout  time.Duration // per attempt; 0 means none
+	now      func() time.Time
+	logger   *slog.Logger
 }
 
-// Work skips jobs that are no longer runnable, calls the handler, and turns
-// a failure of the last allowed attempt (cfg.MaxAttempts) into a failed job
-// row and a cancelled River job, so River does not retry it further.
-func (w *Worker) Work(ctx context.Context, job *river.Job[InferenceArgs]) error {
-	id := job.Args.JobID
-	err := w.work(ctx, id)
+// Work skips work that is no longer runnable, calls the handler, and turns
+// a failure of the last allowed attempt (WorkerConfig.MaxAttempts) into a
+// failed row and a cancelled River job, so River does not retry it further.
+func (w *worker[A]) Work(ctx context.Context, job *river.Job[A]) error {
+	err := w.work(ctx, job.Args)
 	if err == nil || errors.Is(err, errNotRunnable) {
 		return nil
 	}
-	if job.Attempt < w.cfg.MaxAttempts {
+	if job.Attempt < w.attempts {
 		return err // River retries after NextRetry
 	}
 
-	// Last attempt: the job is given up. The attempt's context may be spent
-	// (timeout), so record the failure on a context of its own.
+	// Last attempt: the work is given up. The attempt's context may be
+	// spent (timeout), so record the failure on a context of its own.
 	giveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
 	defer cancel()
-	reason := fmt.Sprintf("the job failed after %d attempts", job.Attempt)
-	if gerr := w.hooks.GiveUp(giveCtx, id, reason); gerr != nil {
-		w.logger.ErrorContext(ctx, "jobqueue: recording failed job", "job_id", id, "error", gerr)
+	reason := fmt.Sprintf("%s failed after %d attempts", w.failure, job.Attempt)
+	if gerr := w.hooks.GiveUp(giveCtx, job.Args, reason); gerr != nil {
+		w.logger.ErrorContext(ctx, "jobqueue: recording failure", "work", w.what(job.Args), "error", gerr)
 	}
-	return river.JobCancel(fmt.Errorf("job %s: giving up after attempt %d: %w", id, job.Attempt, err))
+	return river.JobCancel(fmt.Errorf("%s: giving up after attempt %d: %w", w.what(job.Args), job.Attempt, err))
 }
 
-var errNotRunnable = errors.New("job is not runnable")
+var errNotRunnable = errors.New("work is not runnable")
 
-func (w *Worker) work(ctx context.Context, id hegate.JobID) (err error) {
-	runnable, err := w.hooks.Runnable(ctx, id)
+func (w *worker[A]) work(ctx context.Context, args A) (err error) {
+	runnable, err := w.hooks.Runnable(ctx, args)
 	if err != nil {
-		return fmt.Errorf("job %s: checking state: %w", id, err)
+		return fmt.Errorf("%s: checking state: %w", w.what(args), err)
 	}
 	if !runnable {
 		return errNotRunnable
 	}
 	defer func() {
 		if r := recover(); r != nil {
-			w.logger.ErrorContext(ctx, "jobqueue: handler panicked", "job_id", id, "panic", r, "stack", string(debug.Stack()))
-			err = fmt.Errorf("job %s: handler panicked: %v", id, r)
+			w.logger.ErrorContext(ctx, "jobqueue: handler panicked", "work", w.what(args), "panic", r, "stack", string(debug.Stack()))
+			err = fmt.Errorf("%s: handler panicked: %v", w.what(args), r)
 		}
 	}()
-	if err := w.cfg.Handler(ctx, id); err != nil {
-		return fmt.Errorf("job %s: %w", id, err)
+	if err := w.handle(ctx, args); err != nil {
+		return fmt.Errorf("%s: %w", w.what(args), err)
 	}
 	return nil
 }
 
+// Timeout is the kind's timeout per attempt; -1 (River: never) for none.
+func (w *worker[A]) Timeout(*river.Job[A]) time.Duration {
+	if w.timeout == 0 {
+		return -1
+	}
+	return w.timeout
+}
+
 // NextRetry backs off exponentially: 1s after the first attempt, then 2s,
 // 4s, ... at most 5 minutes.
-func (w *Worker) NextRetry(job *river.Job[InferenceArgs]) time.Time {
+func (w *worker[A]) NextRetry(job *river.Job[A]) time.Time {
 	return w.now().Add(backoff(job.Attempt))
 }
 

@@ -59,3 +59,61 @@ func ExpireJobs(p storage.ExpireJobsParams) error {
 	}
 	return nil
 }
+
+// CreateJob checks the params of Jobs.CreateJob: ModelVersion is never
+// negative.
+func CreateJob(p storage.CreateJobParams) error {
+	if p.ModelVersion < 0 {
+		return fmt.Errorf("ModelVersion is %d, want 0 (built-in) or a stored version >= 1", p.ModelVersion)
+	}
+	return nil
+}
+
+// CreateModelVersion checks the params of Models.CreateModelVersion:
+// TenantID, Name and SourceBlob are required, SourceBytes is not negative,
+// SourceFormat is a known format, and Options is at most
+// storage.MaxModelOptionsBytes (storage.ErrTooLarge otherwise).
+func CreateModelVersion(p storage.CreateModelVersionParams) error {
+	switch {
+	case p.TenantID == "" || p.Name == "" || p.SourceBlob == "":
+		return errors.New("TenantID, Name and SourceBlob are required")
+	case p.SourceBytes < 0:
+		return fmt.Errorf("SourceBytes is %d, want >= 0", p.SourceBytes)
+	case p.SourceFormat != storage.ModelFormatONNX && p.SourceFormat != storage.ModelFormatIRJSON:
+		return fmt.Errorf("SourceFormat is %q, want %q or %q", p.SourceFormat, storage.ModelFormatONNX, storage.ModelFormatIRJSON)
+	case len(p.Options) > storage.MaxModelOptionsBytes:
+		return fmt.Errorf("%w: Options is %d bytes, at most %d", storage.ErrTooLarge, len(p.Options), storage.MaxModelOptionsBytes)
+	}
+	return nil
+}
+
+// MarkModelReady checks the inputs of Models.MarkModelReady: a graph blob
+// is required and the manifest is at most storage.MaxModelManifestBytes
+// (storage.ErrTooLarge otherwise).
+func MarkModelReady(graphBlob string, manifest []byte) error {
+	switch {
+	case graphBlob == "":
+		return errors.New("graph blob is required")
+	case len(manifest) > storage.MaxModelManifestBytes:
+		return fmt.Errorf("%w: manifest is %d bytes, at most %d", storage.ErrTooLarge, len(manifest), storage.MaxModelManifestBytes)
+	}
+	return nil
+}
+
+// MarkModelFailed checks the reason given to Models.MarkModelFailed: it is
+// required.
+func MarkModelFailed(reason string) error {
+	if reason == "" {
+		return errors.New("reason is required")
+	}
+	return nil
+}
+
+// ModelsChangedSince checks the limit of Models.ModelsChangedSince: 1 to
+// storage.MaxModelChanges.
+func ModelsChangedSince(limit int) error {
+	if limit < 1 || limit > storage.MaxModelChanges {
+		return fmt.Errorf("limit is %d, want 1 to %d", limit, storage.MaxModelChanges)
+	}
+	return nil
+}
