@@ -34,7 +34,7 @@ type keyed struct {
 	ks *KeySet
 }
 
-func withKeys(t *testing.T, m *Model) keyed {
+func withKeys(t testing.TB, m *Model) keyed {
 	t.Helper()
 	sk, err := m.GenerateSecretKey()
 	if err != nil {
