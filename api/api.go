@@ -42,6 +42,10 @@ const (
 	QueryModel = "model"
 	// QueryLimit bounds a list.
 	QueryLimit = "limit"
+	// QueryVersion names the version of a tenant's model (key-set upload).
+	QueryVersion = "version"
+	// QueryName names an uploaded model.
+	QueryName = "name"
 )
 
 // OIP tensor and request parameter names.
@@ -80,4 +84,12 @@ const (
 	PathJobs = "/v1/jobs"
 	// PathKeys is the collection of the tenant's key sets.
 	PathKeys = "/v1/keys"
+	// PathModels is the collection of the tenant's uploaded models.
+	PathModels = "/v1/models"
+)
+
+// Media types of model uploads.
+const (
+	ContentTypeONNX   = "application/onnx"
+	ContentTypeIRJSON = "application/vnd.hegate.graph+json"
 )

@@ -1,6 +1,10 @@
 package api
 
-import "time"
+import (
+	"time"
+
+	"github.com/hegate/hegate/he"
+)
 
 // KeySet is the JSON view of an uploaded evaluation-key set.
 type KeySet struct {
@@ -56,4 +60,37 @@ type Job struct {
 // JobList answers GET /v1/jobs.
 type JobList struct {
 	Jobs []Job `json:"jobs"`
+}
+
+// ModelStatus is where an uploaded model version is in its life.
+type ModelStatus string
+
+// Model version statuses.
+const (
+	ModelStatusCompiling ModelStatus = "compiling"
+	ModelStatusReady     ModelStatus = "ready"
+	ModelStatusFailed    ModelStatus = "failed"
+)
+
+// ModelVersion is the JSON view of one version of a model (a built-in model
+// has the one version 1 and no owner).
+type ModelVersion struct {
+	Name     string       `json:"name"`
+	Version  int          `json:"version"`
+	BuiltIn  bool         `json:"built_in,omitempty"`
+	Status   ModelStatus  `json:"status"`
+	Error    string       `json:"error,omitempty"` // why compiling failed
+	Options  any          `json:"options,omitempty"`
+	Manifest *he.Manifest `json:"manifest,omitempty"` // set when ready
+	// KeyModel is what a key set for this version is uploaded and listed
+	// as ("name" for a built-in, "name@vN" for an uploaded version).
+	KeyModel  string     `json:"key_model"`
+	CreatedAt *time.Time `json:"created_at,omitempty"`
+	UpdatedAt *time.Time `json:"updated_at,omitempty"`
+	Self      string     `json:"self"`
+}
+
+// ModelVersionList answers GET /v1/models and GET /v1/models/{name}.
+type ModelVersionList struct {
+	Models []ModelVersion `json:"models"`
 }

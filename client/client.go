@@ -223,10 +223,123 @@ func (c *Client) Models(ctx context.Context) ([]api.ModelMetadata, error) {
 	return v.Models, c.getJSON(ctx, "/v2/models", &v)
 }
 
-// ModelMetadata returns a model's OIP metadata, with its manifest.
+// ModelMetadata returns a model's OIP metadata, with its manifest. model
+// is a name (a built-in model, or the latest ready version of an uploaded
+// one) or "name@vN" (version N).
 func (c *Client) ModelMetadata(ctx context.Context, model string) (api.ModelMetadata, error) {
 	var v api.ModelMetadata
-	return v, c.getJSON(ctx, "/v2/models/"+url.PathEscape(model), &v)
+	return v, c.getJSON(ctx, modelPath(model), &v)
+}
+
+// SplitModelRef splits "name@vN" into name and N; a plain name has version 0.
+func SplitModelRef(model string) (string, int) {
+	name, v, ok := strings.Cut(model, "@v")
+	if !ok {
+		return model, 0
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 {
+		return model, 0
+	}
+	return name, n
+}
+
+// modelPath is the OIP path of a model reference.
+func modelPath(model string) string {
+	name, v := SplitModelRef(model)
+	if v == 0 {
+		return "/v2/models/" + url.PathEscape(name)
+	}
+	return "/v2/models/" + url.PathEscape(name) + "/versions/" + strconv.Itoa(v)
+}
+
+// ModelUpload says how UploadModel sends a model.
+type ModelUpload struct {
+	Name        string
+	ContentType string // api.ContentTypeONNX (default) or api.ContentTypeIRJSON
+	// Options are sent as query parameters (preset, relu_degree,
+	// abs_degree, margin, split_after, scale, mean, std, layout).
+	Options        url.Values
+	IdempotencyKey string
+}
+
+// UploadModel uploads a model file; it compiles in a job (poll
+// ModelVersion, or WaitModel).
+func (c *Client) UploadModel(ctx context.Context, up ModelUpload, r io.Reader, size int64) (api.ModelVersion, error) {
+	q := url.Values{}
+	for k, v := range up.Options {
+		q[k] = v
+	}
+	q.Set(api.QueryName, up.Name)
+	req, err := c.request(ctx, http.MethodPost, api.PathModels+"?"+q.Encode(), io.NopCloser(r))
+	if err != nil {
+		return api.ModelVersion{}, err
+	}
+	req.ContentLength = size
+	ct := up.ContentType
+	if ct == "" {
+		ct = api.ContentTypeONNX
+	}
+	req.Header.Set("Content-Type", ct)
+	if up.IdempotencyKey != "" {
+		req.Header.Set(api.HeaderIdempotencyKey, up.IdempotencyKey)
+	}
+	resp, err := c.do(req, http.StatusAccepted, http.StatusOK)
+	if err != nil {
+		return api.ModelVersion{}, err
+	}
+	defer resp.Body.Close()
+	var v api.ModelVersion
+	return v, decodeJSON(resp, &v)
+}
+
+// ModelVersion returns one version of a model, any status.
+func (c *Client) ModelVersion(ctx context.Context, name string, version int) (api.ModelVersion, error) {
+	var v api.ModelVersion
+	return v, c.getJSON(ctx, api.PathModels+"/"+url.PathEscape(name)+"/versions/"+strconv.Itoa(version), &v)
+}
+
+// ModelVersions lists the versions of a model, newest first.
+func (c *Client) ModelVersions(ctx context.Context, name string) ([]api.ModelVersion, error) {
+	var v api.ModelVersionList
+	return v.Models, c.getJSON(ctx, api.PathModels+"/"+url.PathEscape(name), &v)
+}
+
+// TenantModels lists the built-in models and the latest version of each of
+// the caller's models.
+func (c *Client) TenantModels(ctx context.Context) ([]api.ModelVersion, error) {
+	var v api.ModelVersionList
+	return v.Models, c.getJSON(ctx, api.PathModels, &v)
+}
+
+// DeleteModel deletes every version of one of the caller's models.
+func (c *Client) DeleteModel(ctx context.Context, name string) error {
+	req, err := c.request(ctx, http.MethodDelete, api.PathModels+"/"+url.PathEscape(name), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.do(req, http.StatusNoContent)
+	if err != nil {
+		return err
+	}
+	return resp.Body.Close()
+}
+
+// WaitModel polls a version until it is ready or failed.
+func (c *Client) WaitModel(ctx context.Context, name string, version int) (api.ModelVersion, error) {
+	delay := c.pollMin
+	for {
+		v, err := c.ModelVersion(ctx, name, version)
+		if err != nil || v.Status != api.ModelStatusCompiling {
+			return v, err
+		}
+		select {
+		case <-ctx.Done():
+			return v, ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(delay*2, c.pollMax)
+	}
 }
 
 // Model returns a model's manifest as the gateway serves it: what a device
@@ -261,7 +374,12 @@ func (c *Client) Device(ctx context.Context, model string, allowInsecure bool) (
 // the model while storing it. Uploading the same key set again returns the
 // existing record.
 func (c *Client) UploadKeySet(ctx context.Context, model string, r io.Reader, size int64) (api.KeySet, error) {
-	path := api.PathKeys + "?" + url.Values{api.QueryModel: {model}}.Encode()
+	name, version := SplitModelRef(model)
+	q := url.Values{api.QueryModel: {name}}
+	if version > 0 {
+		q.Set(api.QueryVersion, strconv.Itoa(version))
+	}
+	path := api.PathKeys + "?" + q.Encode()
 	req, err := c.request(ctx, http.MethodPost, path, io.NopCloser(r))
 	if err != nil {
 		return api.KeySet{}, err

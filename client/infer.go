@@ -9,7 +9,6 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"net/url"
 	"strconv"
 
 	"github.com/hegate/hegate/api"
@@ -56,7 +55,7 @@ func (c *Client) Infer(ctx context.Context, model, keySetID string, ciphertext [
 	}
 	prefix := api.BytesElementPrefix(len(ciphertext))
 	body := io.MultiReader(bytes.NewReader(hdr), bytes.NewReader(prefix[:]), bytes.NewReader(ciphertext))
-	req, err := c.request(ctx, http.MethodPost, "/v2/models/"+url.PathEscape(model)+"/infer", body)
+	req, err := c.request(ctx, http.MethodPost, modelPath(model)+"/infer", body)
 	if err != nil {
 		return nil, "", err
 	}

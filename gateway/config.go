@@ -8,6 +8,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
 )
@@ -34,9 +35,15 @@ type Config struct {
 	Store storage.Store
 	// Blobs holds key sets and ciphertexts. Required.
 	Blobs storage.Blobs
-	// Models are the compiled models the gateway serves, by their IDs.
-	// At least one; IDs must be unique.
+	// Models are the built-in compiled models the gateway serves, by their
+	// IDs (unique). At least one unless Catalog is set.
 	Models []*he.Model
+	// Catalog resolves built-in and uploaded models; nil makes one over
+	// Models with uploads stored in Store and Blobs (shared by the Runner
+	// of the same process).
+	Catalog *catalog.Catalog
+	// MaxModelBytes bounds a model upload; 0 means the Catalog's limit.
+	MaxModelBytes int64
 	// Logger receives the access log and errors. Nil discards them.
 	// Use a slog.JSONHandler in production.
 	Logger *slog.Logger
@@ -135,8 +142,11 @@ func (c Config) Validate() error {
 	case c.Retention < 0:
 		return bad("Retention is negative (%s)", c.Retention)
 	}
-	if err := validateModels(c.Models, "Models"); err != nil {
+	if err := validateModels(c.Models, "Models", c.Catalog != nil); err != nil {
 		return bad("%v", err)
+	}
+	if c.MaxModelBytes < 0 {
+		return bad("MaxModelBytes is negative (%d)", c.MaxModelBytes)
 	}
 	for i, m := range c.Models {
 		man := m.Manifest()
@@ -150,10 +160,10 @@ func (c Config) Validate() error {
 	return nil
 }
 
-// validateModels checks a model list: at least one, none nil, IDs unique.
-// The error names the field.
-func validateModels(models []*he.Model, field string) error {
-	if len(models) == 0 {
+// validateModels checks a model list: at least one (unless empty is
+// allowed), none nil, IDs unique. The error names the field.
+func validateModels(models []*he.Model, field string, emptyOK bool) error {
+	if len(models) == 0 && !emptyOK {
 		return fmt.Errorf("%s is empty", field)
 	}
 	seen := make(map[hegate.ModelID]int, len(models))

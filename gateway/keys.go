@@ -47,7 +47,7 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "name the model with ?%s= or the %s header", api.QueryModel, api.HeaderModel))
 		return
 	}
-	m, err := s.model(op, name)
+	m, err := s.model(r, op, name, r.URL.Query().Get(api.QueryVersion))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -73,7 +73,7 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	info, blob, err := storeKeySet(ctx, s.cfg.Blobs, m, r.Body, limit)
+	info, blob, err := storeKeySet(ctx, s.cfg.Blobs, m.Model, r.Body, limit)
 	if err != nil {
 		s.fail(w, r, wrap(err, "uploading key set for model %s", m.ID()))
 		return
@@ -81,7 +81,7 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 	ks, created, err := s.cfg.Store.PutKeySet(ctx, storage.KeySet{
 		ID:        hegate.KeySetID(blob.Key),
 		TenantID:  p.Tenant,
-		Model:     m.ID(),
+		Model:     m.KeyID(),
 		ParamsID:  info.ParamsID,
 		SizeBytes: blob.Size,
 		BlobKey:   blob.Key,
@@ -91,7 +91,7 @@ func (s *Server) uploadKeySet(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("recording key set %s: %w", blob.Key, err), ""))
 		return
 	}
-	if ks.Model != m.ID() {
+	if ks.Model != m.KeyID() {
 		s.fail(w, r, hegate.E(op, hegate.KindConflict, nil, "key set %s is already registered for model %s", ks.ID, ks.Model))
 		return
 	}

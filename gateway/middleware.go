@@ -314,6 +314,20 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	})
 }
 
+// optionalAuthenticate authenticates a request that carries an
+// Authorization header (and refuses a bad one, as authenticate does); a
+// request without one goes on anonymously.
+func (s *Server) optionalAuthenticate(next http.Handler) http.Handler {
+	auth := s.authenticate(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Authorization") == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		auth.ServeHTTP(w, r)
+	})
+}
+
 // principal returns the caller of an authenticated route.
 func principal(r *http.Request) (Principal, error) {
 	p, ok := PrincipalFromContext(r.Context())

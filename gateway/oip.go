@@ -15,7 +15,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
-	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -53,13 +53,18 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // metadata describes a model in OIP terms, with its manifest.
-func metadata(m *he.Model) api.ModelMetadata {
+func metadata(m catalog.Model) api.ModelMetadata {
 	man := m.Manifest()
 	bytesTensor := func(name string) []api.TensorMetadata {
 		return []api.TensorMetadata{{Name: name, Datatype: api.DatatypeBytes, Shape: []int64{1}}}
 	}
+	version := 1
+	if !m.Builtin() {
+		version = m.Version
+	}
 	return api.ModelMetadata{
-		Name:     string(m.ID()),
+		Name:     string(m.Name),
+		Versions: []string{strconv.Itoa(version)},
 		Platform: api.Platform,
 		Inputs:   bytesTensor(api.InputName),
 		Outputs:  bytesTensor(api.OutputName),
@@ -70,16 +75,35 @@ func metadata(m *he.Model) api.ModelMetadata {
 	}
 }
 
+// listModels lists the built-in models and, for an authenticated caller,
+// the latest ready version of each of its uploaded models.
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
-	list := api.ModelList{Models: make([]api.ModelMetadata, 0, len(s.order))}
-	for _, id := range s.order {
-		list.Models = append(list.Models, metadata(s.models[id]))
+	list := api.ModelList{Models: []api.ModelMetadata{}}
+	for _, m := range s.catalog.Builtins() {
+		list.Models = append(list.Models, metadata(catalog.Model{Ref: catalog.Ref{Name: m.ID()}, Model: m}))
+	}
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		entries, err := s.catalog.List(r.Context(), p.Tenant)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		for _, e := range entries {
+			if e.Builtin() || e.Status != storage.ModelReady {
+				continue
+			}
+			m, err := s.catalog.Lookup(r.Context(), p.Tenant, e.Name, 0)
+			if err != nil {
+				continue // deleted or replaced meanwhile
+			}
+			list.Models = append(list.Models, metadata(m))
+		}
 	}
 	writeJSON(w, http.StatusOK, list)
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model("oip.model", chi.URLParam(r, "model"))
+	m, err := s.model(r, "oip.model", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -88,12 +112,12 @@ func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model("oip.model.ready", chi.URLParam(r, "model"))
+	m, err := s.model(r, "oip.model.ready", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, api.ModelReady{Name: string(m.ID()), Ready: true})
+	writeJSON(w, http.StatusOK, api.ModelReady{Name: string(m.Name), Ready: true})
 }
 
 // maxIdempotencyKey bounds the Idempotency-Key header.
@@ -124,7 +148,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	m, err := s.model(op, chi.URLParam(r, "model"))
+	m, err := s.model(r, op, chi.URLParam(r, "model"), chi.URLParam(r, "version"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -159,7 +183,8 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	job, created, err := s.cfg.Store.CreateJob(ctx, storage.CreateJobParams{
 		TenantID:       p.Tenant,
-		Model:          m.ID(),
+		Model:          m.Name,
+		ModelVersion:   m.Version,
 		KeySetID:       in.keySetID,
 		InputBlob:      blob.Key,
 		InputBytes:     blob.Size,
@@ -177,7 +202,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	// An expired job's input can no longer be compared: its model and key
 	// set must match, and the replay then learns that the result expired.
-	if !created && (job.Model != m.ID() || job.KeySetID != in.keySetID || (!job.Expired() && job.InputBlob != blob.Key)) {
+	if !created && (job.Model != m.Name || job.ModelVersion != m.Version || job.KeySetID != in.keySetID || (!job.Expired() && job.InputBlob != blob.Key)) {
 		s.fail(w, r, hegate.E(op, hegate.KindConflict, nil, "%s %q was already used for a different request (job %s)", api.HeaderIdempotencyKey, idem, job.ID))
 		return
 	}
@@ -199,7 +224,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 				s.fail(w, r, err)
 				return
 			}
-			if err := writeInferResponse(w, m.ID(), in, job.ID, result, in.binaryOutput); err != nil {
+			if err := writeInferResponse(w, m.Name, in, job.ID, result, in.binaryOutput); err != nil {
 				s.log.WarnContext(ctx, "writing inference response", "request_id", RequestIDFromContext(ctx), "error", err.Error())
 			}
 			return
@@ -211,8 +236,9 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 }
 
 // keySetFor returns the caller's key set id if it was validated for m.
-// Another tenant's key set, or one for another model, is not found.
-func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantID, m *he.Model, id hegate.KeySetID) (storage.KeySet, error) {
+// Another tenant's key set, or one for another model or version, is not
+// found.
+func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantID, m catalog.Model, id hegate.KeySetID) (storage.KeySet, error) {
 	ks, err := s.cfg.Store.GetKeySet(ctx, tenant, id)
 	if errors.Is(err, storage.ErrNotFound) {
 		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, err, "key set %s not found", id)
@@ -220,8 +246,8 @@ func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantI
 	if err != nil {
 		return storage.KeySet{}, fmt.Errorf("loading key set %s: %w", id, err)
 	}
-	if ks.Model != m.ID() {
-		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was not uploaded for model %s", id, m.ID())
+	if ks.Model != m.KeyID() {
+		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was not uploaded for model %s", id, m.KeyID())
 	}
 	if fp := m.Manifest().Params.Fingerprint; ks.ParamsID != "" && fp != "" && ks.ParamsID != fp {
 		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was made for other parameters than model %s now uses; upload a new one", id, m.ID())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/gateway/internal/keycache"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
@@ -24,8 +25,12 @@ type RunnerConfig struct {
 	Store storage.Store
 	// Blobs holds key sets, inputs and results. Required.
 	Blobs storage.Blobs
-	// Models are the compiled models this worker can evaluate. At least one.
+	// Models are the built-in compiled models this worker can evaluate. At
+	// least one unless Catalog is set.
 	Models []*he.Model
+	// Catalog resolves the jobs' models, built-in and uploaded; nil makes
+	// one over Models.
+	Catalog *catalog.Catalog
 	// KeySetCacheBytes bounds the memory (he.KeySet.MemoryBytes) of parsed
 	// key sets kept between jobs; 0 means DefaultKeySetCacheBytes.
 	KeySetCacheBytes int64
@@ -62,7 +67,7 @@ func (c RunnerConfig) Validate() error {
 	case c.MaxAttempts < 0:
 		return bad("MaxAttempts is negative (%d)", c.MaxAttempts)
 	}
-	if err := validateModels(c.Models, "Models"); err != nil {
+	if err := validateModels(c.Models, "Models", c.Catalog != nil); err != nil {
 		return bad("%v", err)
 	}
 	return nil
@@ -74,7 +79,7 @@ func (c RunnerConfig) Validate() error {
 type Runner struct {
 	store       storage.Store
 	blobs       storage.Blobs
-	models      map[hegate.ModelID]*he.Model
+	catalog     *catalog.Catalog
 	maxAttempts int
 	log         *slog.Logger
 	metrics     *Metrics
@@ -94,7 +99,7 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	r := &Runner{
 		store:       cfg.Store,
 		blobs:       cfg.Blobs,
-		models:      make(map[hegate.ModelID]*he.Model, len(cfg.Models)),
+		catalog:     cfg.Catalog,
 		maxAttempts: cfg.MaxAttempts,
 		log:         cfg.Logger,
 		metrics:     cfg.Metrics,
@@ -110,8 +115,12 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 	if r.now == nil {
 		r.now = time.Now
 	}
-	for _, m := range cfg.Models {
-		r.models[m.ID()] = m
+	if r.catalog == nil {
+		cat, err := catalog.New(catalog.Config{Store: cfg.Store, Blobs: cfg.Blobs, Builtin: cfg.Models, Logger: cfg.Logger})
+		if err != nil {
+			return nil, err
+		}
+		r.catalog = cat
 	}
 	m := r.metrics
 	r.cache = keycache.New(cfg.KeySetCacheBytes, (*he.KeySet).MemoryBytes, keycache.Hooks{
@@ -267,12 +276,14 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, job storage.Job, st
 // evaluate loads what the job needs and runs the model.
 func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stats, bool, error) {
 	const op = "runner.evaluate"
-	m, ok := r.models[job.Model]
-	if !ok {
-		// Another worker may have the model: an infrastructure problem.
-		return nil, he.Stats{}, false, hegate.E(op, hegate.KindInternal, nil, "model %s is not loaded in this worker", job.Model)
+	cm, err := r.catalog.Lookup(ctx, job.TenantID, job.Model, job.ModelVersion)
+	if err != nil {
+		// Deleted since the job was accepted, or another worker's built-in
+		// model: not the client's fault.
+		return nil, he.Stats{}, false, hegate.E(op, hegate.KindInternal, err, "")
 	}
-	ks, hit, err := r.keySet(ctx, m, job)
+	m := cm.Model
+	ks, hit, err := r.keySet(ctx, m, cm.KeyID(), job)
 	if err != nil {
 		return nil, he.Stats{}, false, err
 	}
@@ -296,7 +307,7 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 // keySet returns the parsed key set of the job, through the cache. The
 // record is read first, scoped by the job's tenant: a key set deleted since
 // the job was accepted fails the job.
-func (r *Runner) keySet(ctx context.Context, m *he.Model, job storage.Job) (*he.KeySet, bool, error) {
+func (r *Runner) keySet(ctx context.Context, m *he.Model, keyModel hegate.ModelID, job storage.Job) (*he.KeySet, bool, error) {
 	const op = "runner.keySet"
 	rec, err := r.store.GetKeySet(ctx, job.TenantID, job.KeySetID)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -305,9 +316,13 @@ func (r *Runner) keySet(ctx context.Context, m *he.Model, job storage.Job) (*he.
 	if err != nil {
 		return nil, false, fmt.Errorf("loading key set record %s: %w", job.KeySetID, err)
 	}
+	if rec.Model != keyModel {
+		return nil, false, hegate.E(op, hegate.KindNotFound, nil, "key set %s was uploaded for model %s, not %s", rec.ID, rec.Model, keyModel)
+	}
 	// Parsed key sets depend on the bytes (the id is their hash) and on the
-	// model's parameters, not on the tenant.
-	key := string(m.ID()) + "/" + string(rec.ID)
+	// model version they were validated for (its key requirements); the
+	// tenant is part of the key because uploaded models are per tenant.
+	key := string(job.TenantID) + "/" + string(rec.Model) + "/" + string(rec.ID)
 	return r.cache.Get(ctx, key, func(ctx context.Context) (*he.KeySet, error) {
 		rc, err := r.blobs.Open(ctx, rec.BlobKey)
 		if err != nil {

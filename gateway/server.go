@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"fmt"
+	"strconv"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -9,7 +10,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/hegate/hegate"
-	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/catalog"
 )
 
 // Limits on small request parts.
@@ -25,8 +26,7 @@ type Server struct {
 	cfg     Config
 	log     *slog.Logger
 	metrics *Metrics
-	models  map[hegate.ModelID]*he.Model
-	order   []hegate.ModelID // as configured, for listings
+	catalog *catalog.Catalog
 	router  chi.Router
 }
 
@@ -40,14 +40,17 @@ func New(cfg Config) (*Server, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		metrics: cfg.Metrics,
-		models:  make(map[hegate.ModelID]*he.Model, len(cfg.Models)),
+		catalog: cfg.Catalog,
 	}
 	if s.metrics == nil {
 		s.metrics = NewMetrics()
 	}
-	for _, m := range cfg.Models {
-		s.models[m.ID()] = m
-		s.order = append(s.order, m.ID())
+	if s.catalog == nil {
+		cat, err := catalog.New(catalog.Config{Store: cfg.Store, Blobs: cfg.Blobs, Builtin: cfg.Models, MaxSourceBytes: cfg.MaxModelBytes})
+		if err != nil {
+			return nil, err
+		}
+		s.catalog = cat
 	}
 	s.router = s.routes()
 	return s, nil
@@ -82,12 +85,21 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v2", s.serverMetadata)
 		r.Get("/v2/health/live", s.live)
 		r.Get("/v2/health/ready", s.ready)
+	})
+	// Model metadata: built-in models for anyone; with an API key, the
+	// caller's own uploaded models too.
+	r.Group(func(r chi.Router) {
+		r.Use(s.optionalAuthenticate, small)
 		r.Get("/v2/models", s.listModels)
 		r.Get("/v2/models/{model}", s.modelMetadata)
 		r.Get("/v2/models/{model}/ready", s.modelReady)
+		r.Get("/v2/models/{model}/versions/{version}", s.modelMetadata)
+		r.Get("/v2/models/{model}/versions/{version}/ready", s.modelReady)
 	})
 	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/infer", s.infer)
+	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/versions/{version}/infer", s.infer)
 	r.With(s.authenticate, s.limitBody(s.cfg.MaxKeySetBytes)).Post("/v1/keys", s.uploadKeySet)
+	r.With(s.authenticate, s.limitBody(s.catalog.MaxSourceBytes()+1)).Post("/v1/models", s.uploadModel)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, small)
 		r.Get("/v1/keys", s.listKeySets)
@@ -97,6 +109,10 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/jobs/{id}", s.getJob)
 		r.Get("/v1/jobs/{id}/result", s.jobResult)
 		r.Post("/v1/jobs/{id}/cancel", s.cancelJob)
+		r.Get("/v1/models", s.listTenantModels)
+		r.Get("/v1/models/{model}", s.modelVersions)
+		r.Delete("/v1/models/{model}", s.deleteModel)
+		r.Get("/v1/models/{model}/versions/{version}", s.modelVersion)
 	})
 	return r
 }
@@ -118,11 +134,25 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, s.log, err)
 }
 
-// model returns the named model or a not-found error.
-func (s *Server) model(op, name string) (*he.Model, error) {
-	m, ok := s.models[hegate.ModelID(name)]
-	if !ok {
-		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(name, 80))
+// model resolves the model a request names: {model} and, on versioned
+// paths, {version} (or the ?version= of a key-set upload), as the caller
+// (if authenticated) sees it.
+func (s *Server) model(r *http.Request, op, name, version string) (catalog.Model, error) {
+	v := 0
+	if version != "" {
+		n, err := strconv.Atoi(version)
+		if err != nil || n < 1 || n > 1<<30 {
+			return catalog.Model{}, hegate.E(op, hegate.KindInvalid, nil, "version %q is not a positive integer", truncate(version, 20))
+		}
+		v = n
+	}
+	var tenant hegate.TenantID
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		tenant = p.Tenant
+	}
+	m, err := s.catalog.Lookup(r.Context(), tenant, hegate.ModelID(name), v)
+	if err != nil {
+		return catalog.Model{}, wrap(err, "%s", op)
 	}
 	return m, nil
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
@@ -115,7 +116,12 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	m := compile(t, g)
 	metrics := NewMetrics()
 	events := NewJobEvents()
+	cat, err := catalog.New(catalog.Config{Store: store, Blobs: blobs, Builtin: []*he.Model{m}, AllowInsecure: true, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg := Config{
+		Catalog:            cat,
 		JobEvents:          events,
 		Store:              store,
 		Blobs:              blobs,
@@ -137,6 +143,7 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 		Store:            store,
 		Blobs:            blobs,
 		Models:           []*he.Model{m},
+		Catalog:          cat,
 		KeySetCacheBytes: 64 << 20,
 		MaxAttempts:      2,
 		Logger:           log,
@@ -149,7 +156,7 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	if o.workers {
-		if err := store.StartWorkers(ctx, storage.WorkerConfig{Concurrency: 1, MaxAttempts: 2, Handler: runner.Handle}); err != nil {
+		if err := store.StartWorkers(ctx, storage.WorkerConfig{Concurrency: 1, MaxAttempts: 2, Handler: runner.Handle, CompileHandler: cat.Compile}); err != nil {
 			t.Fatal(err)
 		}
 		// Registered after ts.Close and store.Close, so it runs before them.

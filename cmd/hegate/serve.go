@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
@@ -21,6 +22,7 @@ type workerFlags struct {
 	Concurrency      int
 	MaxAttempts      int
 	JobTimeout       time.Duration
+	CompileTimeout   time.Duration
 	KeySetCacheBytes int64
 }
 
@@ -32,6 +34,7 @@ func (w *workerFlags) register(fs interface {
 	fs.IntVar(&w.Concurrency, "workers", defConcurrency, "jobs evaluated at once by this process (0: none)")
 	fs.IntVar(&w.MaxAttempts, "max-attempts", 3, "attempts before a job is failed")
 	fs.DurationVar(&w.JobTimeout, "job-timeout", 10*time.Minute, "time limit of one attempt")
+	fs.DurationVar(&w.CompileTimeout, "compile-timeout", 30*time.Minute, "time limit of one attempt to compile an uploaded model")
 	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", gateway.DefaultKeySetCacheBytes, "memory for parsed key sets kept between jobs")
 }
 
@@ -82,6 +85,7 @@ type backend struct {
 	store     storage.Store
 	blobs     storage.Blobs
 	models    []*he.Model
+	catalog   *catalog.Catalog // built-in and uploaded models, shared by the server and the workers
 	logger    *slog.Logger
 	metrics   *gateway.Metrics
 	retention time.Duration // 0: no sweeper, and the gateway does not quote one
@@ -114,7 +118,14 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 	if err != nil {
 		return nil, err
 	}
-	return &backend{store: store, blobs: blobs, models: models, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}, nil
+	cat, err := catalog.New(catalog.Config{
+		Store: store, Blobs: blobs, Builtin: models, Calibration: calibrationFor, Logger: logger,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	return &backend{store: store, blobs: blobs, models: models, catalog: cat, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}, nil
 }
 
 // startWorkers runs the store's workers with a Runner over b's models.
@@ -123,7 +134,7 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 		return nil
 	}
 	runner, err := gateway.NewRunner(gateway.RunnerConfig{
-		Store: b.store, Blobs: b.blobs, Models: b.models, KeySetCacheBytes: wf.KeySetCacheBytes,
+		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, KeySetCacheBytes: wf.KeySetCacheBytes,
 		MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics, JobEvents: b.events,
 	})
 	if err != nil {
@@ -133,6 +144,7 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 	// abruptly. close() stops the workers gracefully instead.
 	return b.store.StartWorkers(context.WithoutCancel(ctx), storage.WorkerConfig{
 		Concurrency: wf.Concurrency, MaxAttempts: wf.MaxAttempts, JobTimeout: wf.JobTimeout, Handler: runner.Handle,
+		CompileHandler: b.catalog.Compile, CompileTimeout: wf.CompileTimeout,
 	})
 }
 
@@ -161,10 +173,20 @@ func (b *backend) startSweeper(ctx context.Context) error {
 // server builds the HTTP gateway over b.
 func (b *backend) server() (*gateway.Server, error) {
 	return gateway.New(gateway.Config{
-		Store: b.store, Blobs: b.blobs, Models: b.models, Logger: b.logger, Metrics: b.metrics,
+		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, Logger: b.logger, Metrics: b.metrics,
 		Retention: b.retention, JobEvents: b.events,
+		// Uploaded models have their own, larger, exact sizes.
+		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
 	})
 }
+
+// Upper bounds of key-set and ciphertext uploads for any model (each model
+// bounds its own uploads to its exact sizes): a logN 15 leveled key set
+// with many rotations is hundreds of MB, a ciphertext a few MB.
+const (
+	maxUploadedKeySetBytes     = 4 << 30
+	maxUploadedCiphertextBytes = 64 << 20
+)
 
 // close stops the sweeper and the workers and closes the store.
 func (b *backend) close() {

@@ -1,0 +1,726 @@
+// Package catalog is the set of models a gateway serves: the built-in ones
+// compiled into the binary, and the versioned models tenants upload at run
+// time (ONNX or hegate's IR JSON). It holds the rules both the JSON API and
+// the console apply: who may see which model, what an upload must be, how a
+// compile job turns a source file into a ready version, when a model may be
+// deleted.
+//
+// Every process (gateways and workers) reads model versions from the
+// database when it needs them, so a version compiled by any worker is
+// served by every gateway without a restart. A compiled version is cached
+// in memory: a ready version never changes (a new upload is a new version),
+// and a version deleted since is not found again on the next lookup.
+package catalog
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/he/onnx"
+	"github.com/hegate/hegate/storage"
+)
+
+// Config is what a Catalog needs.
+type Config struct {
+	// Store holds model versions. Required.
+	Store storage.Store
+	// Blobs holds model sources and imported graphs. Required.
+	Blobs storage.Blobs
+	// Builtin are the models compiled into the binary, visible to every
+	// tenant under their names (no versions). Their names cannot be taken
+	// by an upload.
+	Builtin []*he.Model
+	// Calibration returns sample inputs on which an uploaded graph's
+	// approximated activations (ReLU, max pooling) are calibrated; nil
+	// means such graphs are refused.
+	Calibration func(g *ir.Graph) ([][]float64, error)
+	// MaxSourceBytes bounds an upload; 0 means onnx.MaxModelBytes.
+	MaxSourceBytes int64
+	// MaxCompiled bounds the tenant models kept compiled in memory; 0
+	// means 16.
+	MaxCompiled int
+	// AllowInsecure lets uploads name presets below 128-bit security
+	// (tests only).
+	AllowInsecure bool
+	// Logger receives one line per compile; nil discards.
+	Logger *slog.Logger
+}
+
+// Validate reports the first problem with the configuration.
+func (c Config) Validate() error {
+	bad := func(format string, args ...any) error {
+		return hegate.E("catalog.Config.Validate", hegate.KindInvalid, nil, "catalog: Config."+format, args...)
+	}
+	switch {
+	case c.Store == nil:
+		return bad("Store is nil")
+	case c.Blobs == nil:
+		return bad("Blobs is nil")
+	case c.MaxSourceBytes < 0:
+		return bad("MaxSourceBytes is negative")
+	case c.MaxCompiled < 0:
+		return bad("MaxCompiled is negative")
+	}
+	seen := map[hegate.ModelID]bool{}
+	for i, m := range c.Builtin {
+		if m == nil {
+			return bad("Builtin[%d] is nil", i)
+		}
+		if seen[m.ID()] {
+			return bad("Builtin has two models named %q", m.ID())
+		}
+		seen[m.ID()] = true
+	}
+	return nil
+}
+
+// Catalog resolves, uploads, compiles and deletes models. It is safe for
+// concurrent use.
+type Catalog struct {
+	cfg     Config
+	builtin map[hegate.ModelID]*he.Model
+	order   []hegate.ModelID
+	log     *slog.Logger
+
+	mu       sync.Mutex
+	compiled map[versionKey]*compiledEntry
+	use      uint64 // clock for LRU eviction
+}
+
+type versionKey struct {
+	tenant  hegate.TenantID
+	name    hegate.ModelID
+	version int
+}
+
+type compiledEntry struct {
+	done    chan struct{} // closed when model or err is set
+	model   *he.Model
+	err     error
+	lastUse uint64
+}
+
+// New validates cfg and builds a Catalog.
+func New(cfg Config) (*Catalog, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxSourceBytes == 0 {
+		cfg.MaxSourceBytes = onnx.MaxModelBytes
+	}
+	if cfg.MaxCompiled == 0 {
+		cfg.MaxCompiled = 16
+	}
+	c := &Catalog{cfg: cfg, builtin: map[hegate.ModelID]*he.Model{}, compiled: map[versionKey]*compiledEntry{}, log: cfg.Logger}
+	if c.log == nil {
+		c.log = slog.New(slog.DiscardHandler)
+	}
+	for _, m := range cfg.Builtin {
+		c.builtin[m.ID()] = m
+		c.order = append(c.order, m.ID())
+	}
+	return c, nil
+}
+
+// MaxSourceBytes is the largest upload Upload accepts.
+func (c *Catalog) MaxSourceBytes() int64 { return c.cfg.MaxSourceBytes }
+
+// Builtins returns the built-in models, in configured order.
+func (c *Catalog) Builtins() []*he.Model {
+	out := make([]*he.Model, 0, len(c.order))
+	for _, id := range c.order {
+		out = append(out, c.builtin[id])
+	}
+	return out
+}
+
+// Ref names one servable model: a built-in (Tenant "" and Version 0) or a
+// version of a tenant's model.
+type Ref struct {
+	Tenant  hegate.TenantID
+	Name    hegate.ModelID
+	Version int
+}
+
+// Builtin reports whether the ref is a built-in model.
+func (r Ref) Builtin() bool { return r.Version == 0 }
+
+// KeyID is the model a key set is validated against: the name of a
+// built-in, "name@vN" for a tenant's version (each version has its own key
+// requirements).
+func (r Ref) KeyID() hegate.ModelID {
+	if r.Builtin() {
+		return r.Name
+	}
+	return hegate.ModelID(string(r.Name) + "@v" + strconv.Itoa(r.Version))
+}
+
+// Model is a compiled model and what names it.
+type Model struct {
+	Ref
+	*he.Model
+}
+
+// Lookup returns the model name visible to tenant: a built-in, or the
+// tenant's model at version (0: its latest ready version), compiling it on
+// first use. Outcomes: the model; KindNotFound if there is no such model
+// or version for this tenant (another tenant's models are not found,
+// exactly like missing ones), or the version is not ready yet (the detail
+// says which); an internal error if the store or the compile fails.
+func (c *Catalog) Lookup(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Model, error) {
+	const op = "catalog.Lookup"
+	if m, ok := c.builtin[name]; ok {
+		if version != 0 && version != 1 {
+			return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
+		}
+		return Model{Ref: Ref{Name: name}, Model: m}, nil
+	}
+	if tenant == "" {
+		return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.forget(tenant, name, version)
+		if version == 0 {
+			return Model{}, hegate.E(op, hegate.KindNotFound, err, "model %q not found (or no version of it is ready yet)", truncate(string(name), 80))
+		}
+		return Model{}, hegate.E(op, hegate.KindNotFound, err, "model %q has no version %d", truncate(string(name), 80), version)
+	}
+	if err != nil {
+		return Model{}, fmt.Errorf("%s: loading model %s: %w", op, name, err)
+	}
+	if v.Status != storage.ModelReady {
+		return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q version %d is %s, not ready", name, v.Version, v.Status)
+	}
+	m, err := c.compiledVersion(ctx, v)
+	if err != nil {
+		return Model{}, err
+	}
+	return Model{Ref: Ref{Tenant: tenant, Name: name, Version: v.Version}, Model: m}, nil
+}
+
+// forget drops cached versions of a model that the store no longer has.
+func (c *Catalog) forget(tenant hegate.TenantID, name hegate.ModelID, version int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.compiled {
+		if k.tenant == tenant && k.name == name && (version == 0 || k.version == version) {
+			delete(c.compiled, k)
+		}
+	}
+}
+
+// compiledVersion compiles a ready version from its stored graph and
+// options, once per process (concurrent callers wait for the first).
+func (c *Catalog) compiledVersion(ctx context.Context, v storage.ModelVersion) (*he.Model, error) {
+	key := versionKey{v.TenantID, v.Name, v.Version}
+	c.mu.Lock()
+	c.use++
+	e, ok := c.compiled[key]
+	if ok {
+		e.lastUse = c.use
+		c.mu.Unlock()
+		select {
+		case <-e.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return e.model, e.err
+	}
+	e = &compiledEntry{done: make(chan struct{}), lastUse: c.use}
+	c.compiled[key] = e
+	c.evictLocked()
+	c.mu.Unlock()
+
+	e.model, e.err = c.loadVersion(context.WithoutCancel(ctx), v)
+	close(e.done)
+	if e.err != nil {
+		c.mu.Lock()
+		delete(c.compiled, key)
+		c.mu.Unlock()
+	}
+	return e.model, e.err
+}
+
+// evictLocked drops the least recently used compiled versions above the bound.
+func (c *Catalog) evictLocked() {
+	for len(c.compiled) > c.cfg.MaxCompiled {
+		var oldest versionKey
+		first := true
+		for k, e := range c.compiled {
+			if first || e.lastUse < c.compiled[oldest].lastUse {
+				oldest, first = k, false
+			}
+		}
+		delete(c.compiled, oldest)
+	}
+}
+
+// compiledSource is what a compile job stores as a version's graph blob:
+// the imported graph and the ranges it was calibrated on, so that every
+// process compiles the very same circuit without the calibration data.
+type compiledSource struct {
+	Graph  *ir.Graph  `json:"graph"`
+	Ranges *he.Ranges `json:"ranges"`
+}
+
+// loadVersion compiles a stored, ready version.
+func (c *Catalog) loadVersion(ctx context.Context, v storage.ModelVersion) (*he.Model, error) {
+	cs, err := c.readCompiled(ctx, v.GraphBlob)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: model %s v%d: %w", v.Name, v.Version, err)
+	}
+	opts, err := decodeOptions(v.Options)
+	if err != nil {
+		return nil, fmt.Errorf("catalog: model %s v%d: %w", v.Name, v.Version, err)
+	}
+	opts.Ranges = cs.Ranges
+	m, err := he.Compile(ctx, cs.Graph, opts.compileOptions(c.cfg.AllowInsecure))
+	if err != nil {
+		return nil, fmt.Errorf("catalog: compiling stored model %s v%d: %w", v.Name, v.Version, err)
+	}
+	return m, nil
+}
+
+func (c *Catalog) readCompiled(ctx context.Context, key string) (*compiledSource, error) {
+	rc, err := c.cfg.Blobs.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("opening graph %s: %w", key, err)
+	}
+	defer rc.Close()
+	var cs compiledSource
+	if err := json.NewDecoder(io.LimitReader(rc, ir.MaxGraphBytes)).Decode(&cs); err != nil {
+		return nil, fmt.Errorf("decoding graph %s: %w", key, err)
+	}
+	if cs.Graph == nil {
+		return nil, fmt.Errorf("graph %s holds no graph", key)
+	}
+	if err := cs.Graph.Validate(); err != nil {
+		return nil, fmt.Errorf("graph %s: %w", key, err)
+	}
+	return &cs, nil
+}
+
+// Options are how an upload is imported and compiled. They are stored with
+// the version (as JSON), so every process compiles it the same way.
+type Options struct {
+	// Preprocess is the input preprocessing the client applies (stored in
+	// the graph's input).
+	Preprocess *ir.Preprocess `json:"preprocess,omitempty"`
+	// Preset names the CKKS parameters; "" picks the smallest 128-bit
+	// preset the model fits.
+	Preset string `json:"preset,omitempty"`
+	// ReluDegree, AbsDegree and Margin choose the approximations (0: the
+	// defaults of package he).
+	ReluDegree int     `json:"relu_degree,omitempty"`
+	AbsDegree  int     `json:"abs_degree,omitempty"`
+	Margin     float64 `json:"margin,omitempty"`
+	// SplitAfter cuts the model for split inference (see he.CompileOptions).
+	SplitAfter string `json:"split_after,omitempty"`
+	// Ranges are the calibrated ranges: not chosen by the uploader, but
+	// recorded by the compile job with the graph (see compiledSource).
+	Ranges *he.Ranges `json:"-"`
+}
+
+// Validate checks the options an uploader chose.
+func (o Options) Validate() error {
+	bad := func(format string, args ...any) error {
+		return hegate.E("catalog.Options", hegate.KindInvalid, nil, format, args...)
+	}
+	switch {
+	case o.ReluDegree < 0 || o.ReluDegree > 63:
+		return bad("relu_degree %d out of range 1..63", o.ReluDegree)
+	case o.AbsDegree < 0 || o.AbsDegree > 63:
+		return bad("abs_degree %d out of range 1..63", o.AbsDegree)
+	case o.Margin != 0 && (o.Margin < 1 || o.Margin > 16):
+		return bad("margin %g out of range 1..16", o.Margin)
+	case len(o.SplitAfter) > 256:
+		return bad("split_after is too long")
+	}
+	if o.Preset != "" {
+		known := false
+		for _, p := range he.Presets() {
+			known = known || p == o.Preset
+		}
+		if !known {
+			return bad("unknown preset %q (known: %s)", o.Preset, strings.Join(he.Presets(), ", "))
+		}
+	}
+	if p := o.Preprocess; p != nil {
+		if p.Std == 0 || p.Scale == 0 {
+			return bad("preprocessing scale and std must be non-zero")
+		}
+	}
+	return nil
+}
+
+func (o Options) compileOptions(allowInsecure bool) he.CompileOptions {
+	return he.CompileOptions{
+		Params:        o.Preset,
+		AllowInsecure: allowInsecure,
+		Ranges:        o.Ranges,
+		Approx:        he.ApproxOptions{ReluDegree: o.ReluDegree, AbsDegree: o.AbsDegree, Margin: o.Margin},
+		SplitAfter:    o.SplitAfter,
+	}
+}
+
+func decodeOptions(b []byte) (Options, error) {
+	var o Options
+	if len(b) == 0 {
+		return o, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&o); err != nil {
+		return o, fmt.Errorf("decoding stored options: %w", err)
+	}
+	return o, nil
+}
+
+// Entry describes a model for listings: a built-in, or one version of a
+// tenant's model.
+type Entry struct {
+	Ref
+	Status    storage.ModelStatus
+	Manifest  json.RawMessage // set when ready
+	Error     string          // why compiling failed
+	Options   Options
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// List returns the built-in models and the latest version of each of
+// tenant's models, built-ins first.
+func (c *Catalog) List(ctx context.Context, tenant hegate.TenantID) ([]Entry, error) {
+	var out []Entry
+	for _, id := range c.order {
+		out = append(out, c.builtinEntry(id))
+	}
+	if tenant == "" {
+		return out, nil
+	}
+	vs, err := c.cfg.Store.ListModels(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("catalog.List: %w", err)
+	}
+	for _, v := range vs {
+		out = append(out, entryOf(v))
+	}
+	return out, nil
+}
+
+// Versions lists the versions of one of tenant's models, newest first;
+// KindNotFound if it has none.
+func (c *Catalog) Versions(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) ([]Entry, error) {
+	const op = "catalog.Versions"
+	if _, ok := c.builtin[name]; ok {
+		return []Entry{c.builtinEntry(name)}, nil
+	}
+	if tenant == "" {
+		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	vs, err := c.cfg.Store.ListModelVersions(ctx, tenant, name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	var out []Entry
+	for _, v := range vs {
+		if !v.Deleted() {
+			out = append(out, entryOf(v))
+		}
+	}
+	if len(out) == 0 {
+		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	return out, nil
+}
+
+// Version describes one version of tenant's model (any status; 0 means the
+// latest ready one); KindNotFound if there is none.
+func (c *Catalog) Version(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Entry, error) {
+	const op = "catalog.Version"
+	if _, ok := c.builtin[name]; ok && (version == 0 || version == 1) {
+		return c.builtinEntry(name), nil
+	}
+	if tenant == "" {
+		return Entry{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Entry{}, hegate.E(op, hegate.KindNotFound, err, "model %q version %d not found", truncate(string(name), 80), version)
+	}
+	if err != nil {
+		return Entry{}, fmt.Errorf("%s: %w", op, err)
+	}
+	return entryOf(v), nil
+}
+
+func (c *Catalog) builtinEntry(id hegate.ModelID) Entry {
+	man, _ := json.Marshal(c.builtin[id].Manifest())
+	return Entry{Ref: Ref{Name: id}, Status: storage.ModelReady, Manifest: man}
+}
+
+func entryOf(v storage.ModelVersion) Entry {
+	o, _ := decodeOptions(v.Options)
+	return Entry{Ref: Ref{Tenant: v.TenantID, Name: v.Name, Version: v.Version}, Status: v.Status, Manifest: v.Manifest,
+		Error: v.Error, Options: o, CreatedAt: v.CreatedAt, UpdatedAt: v.UpdatedAt}
+}
+
+// namePattern is what a model name may look like: it appears in URL paths.
+var namePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]{0,62}$`)
+
+// Source formats of an upload.
+const (
+	FormatONNX   = storage.ModelFormatONNX
+	FormatIRJSON = storage.ModelFormatIRJSON
+)
+
+// UploadParams are the inputs of Upload.
+type UploadParams struct {
+	Tenant         hegate.TenantID
+	Name           hegate.ModelID
+	Format         string    // FormatONNX or FormatIRJSON
+	Source         io.Reader // read to its end, at most MaxSourceBytes
+	Options        Options
+	IdempotencyKey string
+}
+
+// Upload stores a model source and creates its next version, compiling:
+// the compile job is enqueued in the same transaction. The source is
+// imported once here, so a file the importer refuses is the caller's
+// error at once (KindInvalid, naming the operator or the problem), not a
+// failed version later. Outcomes: the new version (created true); the
+// version an earlier upload with the same idempotency key created
+// (created false); KindInvalid for a bad name, options or file;
+// KindTooLarge above MaxSourceBytes; KindConflict for the name of a
+// built-in model.
+func (c *Catalog) Upload(ctx context.Context, p UploadParams) (Entry, bool, error) {
+	const op = "catalog.Upload"
+	if !namePattern.MatchString(string(p.Name)) {
+		return Entry{}, false, hegate.E(op, hegate.KindInvalid, nil, "model name %q: use 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(string(p.Name), 80))
+	}
+	if _, ok := c.builtin[p.Name]; ok {
+		return Entry{}, false, hegate.E(op, hegate.KindConflict, nil, "model name %q is taken by a built-in model", p.Name)
+	}
+	if err := p.Options.Validate(); err != nil {
+		return Entry{}, false, err
+	}
+	if p.Format != FormatONNX && p.Format != FormatIRJSON {
+		return Entry{}, false, hegate.E(op, hegate.KindInvalid, nil, "format %q: want %s or %s", p.Format, FormatONNX, FormatIRJSON)
+	}
+	lr := &io.LimitedReader{R: p.Source, N: c.cfg.MaxSourceBytes + 1}
+	src, err := io.ReadAll(lr)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("%s: reading the upload: %w", op, err)
+	}
+	if int64(len(src)) > c.cfg.MaxSourceBytes {
+		return Entry{}, false, hegate.E(op, hegate.KindTooLarge, nil, "model file exceeds %d bytes", c.cfg.MaxSourceBytes)
+	}
+	g, err := c.importSource(p.Name, p.Format, src, p.Options)
+	if err != nil {
+		return Entry{}, false, err
+	}
+	if p.Options.SplitAfter != "" {
+		if _, _, err := ir.Split(g, p.Options.SplitAfter); err != nil {
+			return Entry{}, false, err
+		}
+	}
+	opts, err := json.Marshal(p.Options)
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	blob, err := c.cfg.Blobs.Put(ctx, bytes.NewReader(src), int64(len(src)))
+	if err != nil {
+		return Entry{}, false, fmt.Errorf("%s: storing the source: %w", op, err)
+	}
+	v, created, err := c.cfg.Store.CreateModelVersion(ctx, storage.CreateModelVersionParams{
+		TenantID: p.Tenant, Name: p.Name, SourceBlob: blob.Key, SourceBytes: blob.Size,
+		SourceFormat: p.Format, Options: opts, IdempotencyKey: p.IdempotencyKey,
+	})
+	if err != nil {
+		c.dropIfUnreferenced(ctx, blob.Key)
+		return Entry{}, false, fmt.Errorf("%s: %w", op, err)
+	}
+	if !created && v.SourceBlob != blob.Key {
+		c.dropIfUnreferenced(ctx, blob.Key)
+	}
+	return entryOf(v), created, nil
+}
+
+func (c *Catalog) dropIfUnreferenced(ctx context.Context, key string) {
+	un, err := c.cfg.Store.UnreferencedBlobs(ctx, []string{key})
+	if err != nil {
+		return
+	}
+	for _, k := range un {
+		_ = c.cfg.Blobs.Delete(ctx, k)
+	}
+}
+
+// importSource parses an upload into a graph named name.
+func (c *Catalog) importSource(name hegate.ModelID, format string, src []byte, o Options) (*ir.Graph, error) {
+	var g *ir.Graph
+	var err error
+	switch format {
+	case FormatONNX:
+		g, err = onnx.Import(bytes.NewReader(src), onnx.Options{Name: string(name), Preprocess: o.Preprocess, MaxBytes: c.cfg.MaxSourceBytes})
+	default:
+		g, err = ir.Read(bytes.NewReader(src))
+		if err == nil {
+			g.Name = string(name)
+			if o.Preprocess != nil {
+				g.Input.Preprocess = o.Preprocess
+			}
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return g, g.Validate()
+}
+
+// Compile is the compile job (a storage.CompileHandler): it imports the
+// version's source, calibrates and compiles it, stores the imported graph
+// and the manifest, and marks the version ready. A model the compiler
+// refuses (too deep for the preset, an unsupported construct, a value
+// range it cannot hold) marks the version failed with the reason and
+// returns nil: retrying would not help. Infrastructure errors are returned
+// for the queue to retry.
+func (c *Catalog) Compile(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) error {
+	const op = "catalog.Compile"
+	start := time.Now()
+	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
+	if errors.Is(err, storage.ErrNotFound) {
+		return nil // deleted meanwhile: nothing to do
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if v.Status != storage.ModelCompiling {
+		return nil // a retry after the version was settled
+	}
+	fail := func(err error) error {
+		reason := hegate.DetailOf(err)
+		if reason == "" {
+			reason = "the model could not be compiled"
+		}
+		c.log.InfoContext(ctx, "model compile refused", "tenant", tenant, "model", name, "version", version, "reason", reason)
+		if _, err := c.cfg.Store.MarkModelFailed(ctx, tenant, name, version, reason); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			return fmt.Errorf("%s: marking failed: %w", op, err)
+		}
+		return nil
+	}
+	src, err := c.readBlob(ctx, v.SourceBlob, v.SourceBytes)
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	opts, err := decodeOptions(v.Options)
+	if err != nil {
+		return fail(hegate.E(op, hegate.KindInvalid, err, "stored options do not decode"))
+	}
+	g, err := c.importSource(name, v.SourceFormat, src, opts)
+	if err != nil {
+		return fail(err)
+	}
+	co := opts.compileOptions(c.cfg.AllowInsecure)
+	if c.cfg.Calibration != nil {
+		cal, err := c.cfg.Calibration(g)
+		if err != nil {
+			return fail(hegate.E(op, hegate.KindInvalid, err, "%v", err))
+		}
+		co.Calibration = cal
+	}
+	m, err := he.Compile(ctx, g, co)
+	if err != nil {
+		if hegate.KindOf(err) == hegate.KindInvalid {
+			return fail(err)
+		}
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	rg := m.Ranges()
+	gb, err := json.Marshal(compiledSource{Graph: g, Ranges: &rg})
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	blob, err := c.cfg.Blobs.Put(ctx, bytes.NewReader(gb), int64(len(gb)))
+	if err != nil {
+		return fmt.Errorf("%s: storing the graph: %w", op, err)
+	}
+	man, err := json.Marshal(m.Manifest())
+	if err != nil {
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	if _, err := c.cfg.Store.MarkModelReady(ctx, tenant, name, version, blob.Key, man); err != nil {
+		if errors.Is(err, storage.ErrNotFound) {
+			c.dropIfUnreferenced(ctx, blob.Key)
+			return nil
+		}
+		return fmt.Errorf("%s: marking ready: %w", op, err)
+	}
+	c.log.InfoContext(ctx, "model compiled", "tenant", tenant, "model", name, "version", version,
+		"duration_ms", time.Since(start).Milliseconds(), "levels", m.Manifest().Levels, "key_set_bytes", m.Manifest().KeySetBytes)
+	return nil
+}
+
+func (c *Catalog) readBlob(ctx context.Context, key string, size int64) ([]byte, error) {
+	rc, err := c.cfg.Blobs.Open(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("opening blob %s: %w", key, err)
+	}
+	defer rc.Close()
+	b, err := io.ReadAll(io.LimitReader(rc, size+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading blob %s: %w", key, err)
+	}
+	if int64(len(b)) != size {
+		return nil, fmt.Errorf("blob %s has %d bytes, recorded %d", key, len(b), size)
+	}
+	return b, nil
+}
+
+// Delete removes all versions of tenant's model. Outcomes: nil;
+// KindNotFound if the tenant has no such model; KindConflict while a job
+// for it is queued or running, or a version is compiling, and for a
+// built-in model.
+func (c *Catalog) Delete(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) error {
+	const op = "catalog.Delete"
+	if _, ok := c.builtin[name]; ok {
+		return hegate.E(op, hegate.KindConflict, nil, "model %q is built in and cannot be deleted", name)
+	}
+	blobs, err := c.cfg.Store.DeleteModel(ctx, tenant, name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return hegate.E(op, hegate.KindNotFound, err, "model %q not found", truncate(string(name), 80))
+	case errors.Is(err, storage.ErrConflict):
+		return hegate.E(op, hegate.KindConflict, err, "model %q has jobs queued or running, or a version still compiling; cancel or wait for them, then delete", name)
+	case err != nil:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+	c.forget(tenant, name, 0)
+	for _, b := range blobs {
+		if err := c.cfg.Blobs.Delete(ctx, b); err != nil {
+			c.log.WarnContext(ctx, "deleting a model blob", "error", err.Error())
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}
