@@ -242,4 +242,3 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
-

@@ -188,9 +188,9 @@ func TestUploadRefused(t *testing.T) {
 	)
 	cases := []struct {
 		name, model, ct, query string
-		body               []byte
-		status             int
-		want               string
+		body                   []byte
+		status                 int
+		want                   string
 	}{
 		{"fail/garbage-onnx", "m1", api.ContentTypeONNX, "", []byte("not a protobuf at all"), 400, "not an ONNX model"},
 		{"fail/bad-json", "m2", api.ContentTypeIRJSON, "", []byte(`{"name":`), 400, "JSON"},

@@ -2,9 +2,9 @@ package gateway
 
 import (
 	"fmt"
-	"strconv"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/go-chi/chi/v5"

@@ -1,22 +1,29 @@
 package modelzoo
 
 import (
+	"context"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
 
-// Limits a CKKS evaluation of the MNIST model is set up for.
+// Limits every model of the zoo is held to: they are MNIST classifiers
+// served under leveled CKKS.
 const (
 	minAccuracy = 0.985
 	maxPreact   = 64  // |input of a polynomial activation|
 	maxLogit    = 200 // |output|
 )
 
-func TestAll(t *testing.T) {
+func all(t *testing.T) []*ir.Graph {
+	t.Helper()
 	gs, err := All()
 	if err != nil {
 		t.Fatal(err)
@@ -24,10 +31,32 @@ func TestAll(t *testing.T) {
 	if len(gs) == 0 {
 		t.Fatal("no embedded models")
 	}
+	return gs
+}
+
+func TestAll(t *testing.T) {
+	gs := all(t)
+	seen := map[string]bool{}
 	for _, g := range gs {
 		if err := g.Validate(); err != nil {
 			t.Errorf("%s: %v", g.Name, err)
 		}
+		if seen[g.Name] {
+			t.Errorf("two models named %s", g.Name)
+		}
+		seen[g.Name] = true
+		// Every model reads an MNIST image and gives 10 scores.
+		if g.InputSize() != mnist.Pixels || ir.Prod(g.OutputShape()) != mnist.Classes {
+			t.Errorf("%s: maps %v to %v, want %d values to %d", g.Name, g.Input.Shape, g.OutputShape(), mnist.Pixels, mnist.Classes)
+		}
+	}
+	if !seen[MNISTName] {
+		t.Errorf("no model named %s among %v", MNISTName, seen)
+	}
+	// A fresh copy on each call.
+	gs[0].Name = "changed"
+	if again := all(t); again[0].Name == "changed" {
+		t.Error("All returns shared graphs")
 	}
 }
 
@@ -40,23 +69,46 @@ func TestMNISTShape(t *testing.T) {
 		t.Errorf("name %q, want %q", g.Name, MNISTName)
 	}
 	var ops []string
-	for _, l := range g.Layers {
-		ops = append(ops, string(l.Op))
+	for _, n := range g.Nodes {
+		ops = append(ops, string(n.Op))
 	}
-	if got := strings.Join(ops, " "); got != "conv2d poly flatten dense poly dense" {
-		t.Fatalf("layers %s", got)
+	if got := strings.Join(ops, " "); got != "conv poly reshape dense poly dense" {
+		t.Fatalf("nodes %s", got)
 	}
-	shapes := g.Shapes()
-	if c := shapes[0]; len(c) != 3 || c[0]*c[1]*c[2] != 845 {
+	// A chain: each node reads the one before it; the last is the output.
+	prev := g.Input.Name
+	for _, n := range g.Nodes {
+		if !slices.Equal(n.Inputs, []string{prev}) {
+			t.Errorf("node %s reads %v, want [%s]", n.Name, n.Inputs, prev)
+		}
+		prev = n.Output
+	}
+	if g.Output != prev {
+		t.Errorf("output %q, want the last node's %q", g.Output, prev)
+	}
+	shapes, err := g.Shapes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s := g.Input.Shape; !slices.Equal(s, []int{1, 28, 28}) {
+		t.Errorf("input shape %v, want [1 28 28]", s)
+	}
+	if p := g.Input.Preprocess; p == nil || *p != (ir.Preprocess{Scale: 1 / 255.0, Mean: 0, Std: 1, Layout: "NCHW"}) {
+		t.Errorf("input preprocessing %+v, want pixels/255", p)
+	}
+	if c := shapes[g.Nodes[0].Output]; len(c) != 3 || ir.Prod(c) != 845 || !slices.Equal(c, []int{5, 13, 13}) {
 		t.Errorf("conv output %v, want [5 13 13] (845 ≤ 1024 slots)", c)
 	}
 	for _, i := range []int{1, 4} {
-		if n := len(g.Layers[i].Poly.Coeffs); n != 3 {
-			t.Errorf("layer %d: polynomial of degree %d, want 2", i, n-1)
+		if d := g.Nodes[i].Poly.Degree(); d != 2 || len(g.Nodes[i].Poly.Coeffs) != 3 {
+			t.Errorf("node %s: polynomial of degree %d (%d coefficients), want 2", g.Nodes[i].Name, d, len(g.Nodes[i].Poly.Coeffs))
 		}
 	}
-	if g.OutputSize() != 10 {
-		t.Errorf("%d outputs", g.OutputSize())
+	if out := shapes[g.Output]; !slices.Equal(out, []int{10}) {
+		t.Errorf("output shape %v, want [10]", out)
+	}
+	if !slices.Equal(g.Tail, []ir.TailOp{ir.TailArgMax}) {
+		t.Errorf("tail %v, want [argmax]", g.Tail)
 	}
 	for _, k := range []string{"epochs", "seed", "optimizer", "test_accuracy", "go_version", "max_abs_preactivation"} {
 		if _, ok := g.Training[k]; !ok {
@@ -64,88 +116,189 @@ func TestMNISTShape(t *testing.T) {
 		}
 	}
 	// Each call returns a fresh copy.
-	g.Layers[0].Conv.Weights[0] = 1e9
-	if h, _ := MNIST(); h.Layers[0].Conv.Weights[0] == 1e9 {
+	g.Nodes[0].Conv.Weights[0] = 1e9
+	if h, _ := MNIST(); h.Nodes[0].Conv.Weights[0] == 1e9 {
 		t.Error("MNIST returns shared weights")
 	}
 }
 
-func loadTest(t *testing.T) *mnist.Set {
+func loadSet(t *testing.T, which mnist.Split) *mnist.Set {
 	t.Helper()
 	dir, err := mnist.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := mnist.Load(dir, mnist.Test)
+	s, err := mnist.Load(dir, which)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return s
 }
 
-// The embedded model's plaintext accuracy on the 10,000 MNIST test images,
-// with he.Graph.Reference.
-func TestMNISTAccuracy(t *testing.T) {
-	g, err := MNIST()
+// evaluations caches mnisteval.Evaluate of each zoo model on the 10,000
+// test images, shared by the accuracy and magnitude tests.
+var evaluations struct {
+	sync.Mutex
+	test *mnist.Set
+	r    map[string]*mnisteval.Result
+}
+
+func evaluate(t *testing.T, g *ir.Graph) *mnisteval.Result {
+	t.Helper()
+	evaluations.Lock()
+	defer evaluations.Unlock()
+	if r, ok := evaluations.r[g.Name]; ok {
+		return r
+	}
+	if evaluations.test == nil {
+		evaluations.test = loadSet(t, mnist.Test)
+		evaluations.r = map[string]*mnisteval.Result{}
+	}
+	r, err := mnisteval.Evaluate(g, evaluations.test, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	r, err := mnisteval.Evaluate(g, loadTest(t), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Logf("%s: test accuracy %.4f (%d/%d)", g.Name, r.Acc, r.Correct, r.N)
 	if r.N != 10000 {
 		t.Fatalf("evaluated %d images", r.N)
 	}
-	if r.Acc < minAccuracy {
-		t.Errorf("test accuracy %.4f < %.3f", r.Acc, minAccuracy)
-	}
-	if rec, ok := g.Training["test_accuracy"].(float64); !ok || rec != r.Acc {
-		t.Errorf("training record says test accuracy %v, measured %v", g.Training["test_accuracy"], r.Acc)
+	evaluations.r[g.Name] = r
+	return r
+}
+
+// Each model's plaintext accuracy (ir.Graph.Run) on the 10,000 MNIST test
+// images, and what its training record says it is.
+func TestAccuracy(t *testing.T) {
+	for _, g := range all(t) {
+		t.Run(g.Name, func(t *testing.T) {
+			r := evaluate(t, g)
+			t.Logf("%s: test accuracy %.4f (%d/%d)", g.Name, r.Acc, r.Correct, r.N)
+			if r.Acc < minAccuracy {
+				t.Errorf("test accuracy %.4f < %.3f", r.Acc, minAccuracy)
+			}
+			rec, ok := g.Training["test_accuracy"]
+			if !ok {
+				t.Logf("training record has no test_accuracy")
+				return
+			}
+			if acc, ok := rec.(float64); !ok || acc != r.Acc {
+				t.Errorf("training record says test accuracy %v, measured %v", rec, r.Acc)
+			}
+		})
 	}
 }
 
-// On the first 1,000 test images, the inputs of the activations and the
-// logits stay in the range the CKKS evaluation is set up for.
-func TestMNISTMagnitudes(t *testing.T) {
-	g, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
-	}
-	r, err := mnisteval.Evaluate(g, loadTest(t), 1000)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if r.N != 1000 {
-		t.Fatalf("evaluated %d images", r.N)
-	}
-	for i, l := range g.Layers {
-		t.Logf("layer %d %s: max |output| %.3f", i, l.Op, r.MaxAbs[i])
-		if i+1 < len(g.Layers) && g.Layers[i+1].Op == he.OpPoly && r.MaxAbs[i] > maxPreact {
-			t.Errorf("layer %d (%s): max |pre-activation| %.3f > %d", i, l.Op, r.MaxAbs[i], maxPreact)
-		}
-	}
-	if logit := r.MaxAbs[len(r.MaxAbs)-1]; logit > maxLogit {
-		t.Errorf("max |logit| %.3f > %d", logit, maxLogit)
+// On the 10,000 test images, the inputs of every model's polynomial
+// activations and its logits stay in the range the CKKS evaluation is set
+// up for.
+func TestMagnitudes(t *testing.T) {
+	for _, g := range all(t) {
+		t.Run(g.Name, func(t *testing.T) {
+			r := evaluate(t, g)
+			polys := 0
+			for _, n := range g.Nodes {
+				v, ok := r.MaxAbs[n.Output]
+				if !ok {
+					t.Errorf("node %s: no magnitude recorded for %q", n.Name, n.Output)
+				}
+				if n.Op != ir.OpPoly {
+					continue
+				}
+				polys++
+				in := n.Inputs[0]
+				pre, ok := r.MaxAbs[in]
+				if !ok {
+					// The input of the graph: pixels after preprocessing.
+					t.Errorf("node %s: no magnitude recorded for its input %q", n.Name, in)
+				}
+				t.Logf("%s (%s of %s): max |input| %.3f, max |output| %.3f", n.Name, n.Op, in, pre, v)
+				if pre > maxPreact {
+					t.Errorf("node %s: max |input| (%s) %.3f > %d", n.Name, in, pre, maxPreact)
+				}
+			}
+			if polys == 0 {
+				t.Errorf("no polynomial activation")
+			}
+			logit, ok := r.MaxAbs[g.Output]
+			if !ok {
+				t.Fatalf("no magnitude recorded for the output %q", g.Output)
+			}
+			t.Logf("max |logit| %.3f", logit)
+			if logit > maxLogit {
+				t.Errorf("max |logit| %.3f > %d", logit, maxLogit)
+			}
+		})
 	}
 }
 
-// TestMNISTCalibration compiles the model for the default preset and checks,
-// on the first 1,000 test images, that every step of the encrypted circuit
-// stays well inside what its CKKS level can hold.
-func TestMNISTCalibration(t *testing.T) {
-	g, err := MNIST()
-	if err != nil {
-		t.Fatal(err)
+// Every model compiles for a 128-bit preset: the default one, or
+// n15-leveled when the default has too few levels. The manifest is sane,
+// and on test images every step of the encrypted circuit stays well inside
+// what its CKKS level can hold.
+func TestCompile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("compiles every zoo model")
 	}
-	m, err := he.Compile(g, he.CompileOptions{})
-	if err != nil {
-		t.Fatal(err)
+	train := loadSet(t, mnist.Train)
+	test := loadSet(t, mnist.Test)
+	for _, g := range all(t) {
+		t.Run(g.Name, func(t *testing.T) {
+			inputs := func(imgs [][]float64) [][]float64 {
+				out := make([][]float64, len(imgs))
+				for i, img := range imgs {
+					out[i] = mnisteval.Input(g, img)
+				}
+				return out
+			}
+			opts := he.CompileOptions{Calibration: inputs(train.Images[:256])}
+			m, err := he.Compile(context.Background(), g, opts)
+			if err != nil && hegate.Is(err, hegate.KindInvalid) && strings.Contains(err.Error(), "levels") {
+				t.Logf("default preset: %v", err)
+				opts.Params = "n15-leveled"
+				m, err = he.Compile(context.Background(), g, opts)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			man := m.Manifest()
+			t.Logf("%s: preset %s (log N %d, %d levels), uses %d levels, %d slots, %d steps, %d Galois keys, key set %d bytes, cost %+v",
+				g.Name, man.Params.Preset, man.Params.LogN, man.Params.MaxLevel, man.Levels, 1<<man.LogSlots,
+				len(man.Steps), len(man.GaloisElements), man.KeySetBytes, man.Cost)
+			if g.Name == MNISTName && man.Params.Preset != he.DefaultPreset {
+				t.Errorf("compiled for %s, want the default preset %s", man.Params.Preset, he.DefaultPreset)
+			}
+			if string(man.Name) != g.Name || !slices.Equal(man.Input, g.Input.Shape) || man.OutputSize != mnist.Classes {
+				t.Errorf("manifest %s maps %v to %d values, want %s, %v, %d", man.Name, man.Input, man.OutputSize, g.Name, g.Input.Shape, mnist.Classes)
+			}
+			if man.Params.SecurityBits != 128 || man.Params.Fingerprint == "" {
+				t.Errorf("params %+v, want a 128-bit preset", man.Params)
+			}
+			if man.Levels < 1 || man.Levels > man.Params.MaxLevel {
+				t.Errorf("uses %d levels of %d", man.Levels, man.Params.MaxLevel)
+			}
+			if man.LogSlots < 1 || man.LogSlots > man.Params.LogN-1 {
+				t.Errorf("log slots %d for log N %d", man.LogSlots, man.Params.LogN)
+			}
+			if len(man.Steps) == 0 {
+				t.Error("no steps")
+			}
+			for i, st := range man.Steps {
+				if st.Level > man.Levels || st.Depth < 0 || st.Level-st.Depth < 0 {
+					t.Errorf("step %d (%s %s): at level %d consumes %d levels, of %d", i, st.Kind, st.Name, st.Level, st.Depth, man.Levels)
+				}
+			}
+			if len(man.GaloisElements) != len(man.GaloisLevels) || len(man.GaloisElements) == 0 {
+				t.Errorf("%d Galois elements, %d levels", len(man.GaloisElements), len(man.GaloisLevels))
+			}
+			if man.KeySetBytes <= 0 || man.CiphertextBytes <= 0 || man.ResultBytes <= 0 {
+				t.Errorf("sizes: key set %d, ciphertext %d, result %d bytes", man.KeySetBytes, man.CiphertextBytes, man.ResultBytes)
+			}
+			cal, err := m.Calibrate(inputs(test.Images[:200]))
+			if err != nil {
+				t.Error(err)
+			}
+			if cal.Samples != 200 || len(cal.Steps) != len(man.Steps) {
+				t.Errorf("calibration of %d samples over %d steps, want 200 over %d", cal.Samples, len(cal.Steps), len(man.Steps))
+			}
+		})
 	}
-	cal, err := m.Calibrate(loadTest(t).Images[:1000])
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Log(cal)
 }

@@ -526,6 +526,26 @@ func TestImportOK(t *testing.T) {
 			ops:   []ir.OpType{ir.OpAffine, ir.OpRelu},
 		},
 		{
+			// Two layers with one weight tensor get their own copies.
+			name: "ok/shared-weights-not-aliased",
+			model: mdl{
+				inputs: []*onnxpb.ValueInfoProto{valueInfo(x, "N", 2)},
+				nodes: []*onnxpb.NodeProto{
+					nd("Gemm", "fc1", in(x, "B"), in("a"), aInt("transB", 1)),
+					nd("Gemm", "fc2", in("a", "B"), in("y"), aInt("transB", 1)),
+				},
+				inits:  []*onnxpb.TensorProto{floatT("B", dims(2, 2), 0, 1, 1, 0)},
+				output: "y",
+			},
+			input: []float64{1, 2},
+			want:  []float64{1, 2},
+			check: func(t *testing.T, g *ir.Graph) {
+				if &g.Nodes[0].Dense.Weights[0] == &g.Nodes[1].Dense.Weights[0] {
+					t.Error("the two dense layers share one weight slice")
+				}
+			},
+		},
+		{
 			name: "ok/name-from-graph",
 			model: mdl{
 				name:   "My Graph: v2!",

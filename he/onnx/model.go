@@ -29,8 +29,9 @@ type importer struct {
 	output   string                         // the canonical graph output
 	tail     []*node                        // trailing Softmax/LogSoftmax/ArgMax, in order
 
-	vals    map[string]*value // computed values by ONNX name
-	irNames map[string]bool   // IR value names in use
+	owned   map[*constant]bool // constants whose data an IR node holds
+	vals    map[string]*value  // computed values by ONNX name
+	irNames map[string]bool    // IR value names in use
 	irNodes []*ir.Node
 	layout  string // "NCHW" or "NHWC" for rank-4 inputs
 }
@@ -537,6 +538,7 @@ func (im *importer) constant(name string) (*constant, bool, error) {
 			return nil, false, invalid("initializer %s %v", short(name), err)
 		}
 		im.consts[name] = c
+		t.Reset() // release the encoded data; the name stays in inits
 		return c, true, nil
 	}
 	if p, ok := im.producer[name]; ok && p.op == "Constant" {
@@ -548,6 +550,19 @@ func (im *importer) constant(name string) (*constant, bool, error) {
 		return c, true, nil
 	}
 	return nil, false, nil
+}
+
+// own returns c's float data for an IR node to keep: the slice itself the
+// first time, a copy afterwards, so no two nodes share weights.
+func (im *importer) own(c *constant) []float64 {
+	if im.owned == nil {
+		im.owned = map[*constant]bool{}
+	}
+	if im.owned[c] {
+		return append([]float64(nil), c.f...)
+	}
+	im.owned[c] = true
+	return c.f
 }
 
 // convert converts the nodes in topological order.

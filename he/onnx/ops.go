@@ -125,7 +125,7 @@ func (im *importer) cnst(n *node, k int, what string) (*constant, error) {
 	return c, nil
 }
 
-// ints returns input k as a constant integer vector.
+// intsInput returns input k as a constant integer vector.
 func (im *importer) intsInput(n *node, k int, what string) ([]int64, error) {
 	c, err := im.cnst(n, k, what)
 	if err != nil {
@@ -355,7 +355,7 @@ func convConv(im *importer, n *node) error {
 		copy(bias, b.f)
 	}
 	cv := &ir.Conv{InChannels: c, OutChannels: m, Kernel: kernel, Stride: stride, Pads: pads,
-		Weights: append([]float64(nil), w.f...), Bias: bias}
+		Weights: im.own(w), Bias: bias}
 	oh, ow := cv.OutputHW(x.shape[1], x.shape[2])
 	return im.emit(n, ir.OpConv, []*value{x}, []int{m, oh, ow}, func(nd *ir.Node) { nd.Conv = cv })
 }
@@ -677,16 +677,21 @@ func convGemm(im *importer, n *node) error {
 	if kb != k {
 		return n.errf("B of shape %v (transB=%d) does not fit an input of %d values", b.dims, transB, k)
 	}
-	d := &ir.Dense{In: k, Out: out, Weights: make([]float64, k*out), Bias: make([]float64, out)}
-	for o := 0; o < out; o++ {
-		for i := 0; i < k; i++ {
-			var w float64
-			if transB == 1 {
-				w = b.f[o*k+i]
-			} else {
-				w = b.f[i*out+o]
+	d := &ir.Dense{In: k, Out: out, Bias: make([]float64, out)}
+	if transB == 1 && alpha == 1 {
+		d.Weights = im.own(b) // already [Out][In]
+	} else {
+		d.Weights = make([]float64, k*out)
+		for o := 0; o < out; o++ {
+			for i := 0; i < k; i++ {
+				var w float64
+				if transB == 1 {
+					w = b.f[o*k+i]
+				} else {
+					w = b.f[i*out+o]
+				}
+				d.Weights[o*k+i] = alpha * w
 			}
-			d.Weights[o*k+i] = alpha * w
 		}
 	}
 	if n.has(2) {

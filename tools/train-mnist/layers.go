@@ -14,12 +14,12 @@ package main
 
 // conv2D is a convolution over a C×H×W tensor with square kernels, zero
 // padding and a stride. Weights are [out][in][k][k] row-major and the output
-// is out×oh×ow row-major, exactly as in he.Conv2D and he.Graph.Reference.
+// is out×oh×ow row-major, exactly as in ir.Conv and ir.Graph.Run.
 //
 // It works on patches ("im2col"): cols holds, for each output position, the
 // in·k·k input values under the kernel (zero where the kernel hangs over the
 // padding), so forward and backward are plain dot products. Each output is
-// summed in the same order as he.Graph.Reference (padding adds exact zeros).
+// summed in the same order as ir.Graph.Run (padding adds exact zeros).
 type conv2D struct {
 	in, out, k, stride, pad int
 	h, w                    int     // input height and width
@@ -110,11 +110,11 @@ func (c *conv2D) backward(w, cols, dy, dw, db, dx []float64) {
 	}
 }
 
-// dense is y = W x + b with W stored [out][in] row-major, as in he.Dense.
+// dense is y = W x + b with W stored [out][in] row-major, as in ir.Dense.
 // It works on a batch of inputs at once (xs[j] is the j-th input), so each
 // row of W is read from memory once per batch rather than once per input:
 // for the 845×100 layer that is what bounds the speed of training. Each
-// output is summed in the same order as he.Graph.Reference.
+// output is summed in the same order as ir.Graph.Run.
 type dense struct {
 	in, out int
 }
@@ -188,7 +188,7 @@ func (d *dense) backward(w []float64, xs, dys [][]float64, dw, db []float64, dxs
 }
 
 // poly is the element-wise activation y = c[0] + c[1] x + ... + c[d] x^d,
-// with one coefficient vector c for the whole layer (he.Poly). n is the
+// with one coefficient vector c for the whole layer (ir.Poly). n is the
 // number of elements.
 type poly struct {
 	n      int
@@ -198,7 +198,7 @@ type poly struct {
 func (p *poly) forward(c, x, y []float64) {
 	for i, v := range x[:p.n] {
 		s := 0.0
-		for j := p.degree; j >= 0; j-- { // Horner, as he.Graph.Reference
+		for j := p.degree; j >= 0; j-- { // Horner, as ir.Poly.Eval
 			s = s*v + c[j]
 		}
 		y[i] = s

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"slices"
 	"testing"
+
+	"github.com/hegate/hegate/he/ir"
 )
 
 func randVec(rng *rand.Rand, n int) []float64 {
@@ -162,8 +164,8 @@ func TestNetworkGradient(t *testing.T) {
 	}
 }
 
-// The trainer's forward pass and he.Graph.Reference on the exported graph
-// agree, so what is trained is what is served.
+// The trainer's forward pass and ir.Graph.Run on the exported graph agree,
+// value by value, so what is trained is what is served.
 func TestGraphMatchesForward(t *testing.T) {
 	for _, a := range []arch{tiny, cryptoNets} {
 		rng := rand.New(rand.NewPCG(11, 12))
@@ -172,43 +174,57 @@ func TestGraphMatchesForward(t *testing.T) {
 		p := n.view(flat)
 		p.act1[0], p.act2[0] = 0.1, -0.2
 		g := n.graph(flat, 17) // 17 digits: exact
-		if err := g.Validate(); err != nil {
+		shapes, err := g.Shapes()
+		if err != nil {
 			t.Fatal(err)
 		}
-		if got := g.Shapes()[0]; a == cryptoNets && !slices.Equal(got, []int{5, 13, 13}) {
+		if got := shapes[nodeNames[0]]; a == cryptoNets && !slices.Equal(got, []int{5, 13, 13}) {
 			t.Fatalf("conv output shape %v, want [5 13 13]", got)
+		}
+		if got := shapes[g.Output]; !slices.Equal(got, []int{a.Classes}) {
+			t.Fatalf("output shape %v, want [%d]", got, a.Classes)
 		}
 		xs := randBatch(rng, 5, n.H*n.W)
 		ws := n.newWorkspace(len(xs))
 		n.forward(p, ws, xs)
 		for j, x := range xs {
-			want := ws.z3[j]
-			got, err := g.Reference(x)
+			// What the trainer computed for each node's output.
+			want := map[string][]float64{
+				"conv2d0": ws.z1[j], "poly1": ws.a1[j], "flatten2": ws.a1[j],
+				"dense3": ws.z2[j], "poly4": ws.a2[j], "dense5": ws.z3[j],
+			}
+			visited := 0
+			got, err := g.Trace(x, func(nd *ir.Node, out ir.Tensor) {
+				visited++
+				w, ok := want[nd.Output]
+				if !ok {
+					t.Fatalf("%+v: value %q of node %s is not one of the trainer's", a, nd.Output, nd.Name)
+				}
+				if len(out.Data) != len(w) {
+					t.Fatalf("%+v: %s: %d values, forward has %d", a, nd.Name, len(out.Data), len(w))
+				}
+				for i := range w {
+					if math.Abs(out.Data[i]-w[i]) > 1e-12*max(1, math.Abs(w[i])) {
+						t.Fatalf("%+v: %s[%d]: Run %v, forward %v", a, nd.Name, i, out.Data[i], w[i])
+					}
+				}
+			})
 			if err != nil {
 				t.Fatal(err)
 			}
-			for i := range want {
-				if math.Abs(got[i]-want[i]) > 1e-12*max(1, math.Abs(want[i])) {
-					t.Fatalf("%+v: logit %d: Reference %v, forward %v", a, i, got[i], want[i])
-				}
+			if visited != len(want) {
+				t.Fatalf("%+v: visited %d nodes, want %d", a, visited, len(want))
+			}
+			run, err := g.Run(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(run, got) {
+				t.Fatalf("%+v: Run %v and Trace %v differ", a, run, got)
 			}
 		}
 	}
 }
-
-func TestGraphRounding(t *testing.T) {
-	n := newNetwork(tiny)
-	flat := n.initial(rand.New(rand.NewPCG(1, 1)))
-	n.view(flat).convW[0] = 0.123456789123
-	g := n.graph(flat, 7)
-	if got := g.Layers[0].Conv.Weights[0]; got != 0.1234568 {
-		t.Fatalf("rounded weight %v, want 0.1234568", got)
-	}
-	if g.Name != modelName || len(g.Layers) != 6 {
-		t.Fatalf("graph %s with %d layers", g.Name, len(g.Layers))
-	}
-}
-
 func TestTranslate(t *testing.T) {
 	src := []float64{
 		1, 2, 3,

@@ -1,22 +1,25 @@
 // Command train-mnist trains hegate's MNIST model, a CryptoNets/LoLa-style
 // network with polynomial activations that hegate evaluates on
-// CKKS-encrypted images, in pure Go, and writes it as an he.Graph JSON file:
+// CKKS-encrypted images, in pure Go, and writes it as an ir.Graph JSON file
+// (package he/ir), a chain of six nodes:
 //
-//	input [1,28,28]
-//	conv2d 1→5 channels, kernel 5, stride 2, padding 1   → [5,13,13] = 845 values
-//	poly   c0 + c1 x + c2 x² (coefficients learned)
-//	flatten
-//	dense  845 → 100
-//	poly   c0 + c1 x + c2 x² (coefficients learned)
-//	dense  100 → 10 (logits; softmax only in the training loss)
+//	input    [1,28,28], pixels/255 (Preprocess scale 1/255)
+//	conv2d0  conv 1→5 channels, kernel 5, stride 2, padding 1 → [5,13,13] = 845 values
+//	poly1    c0 + c1 x + c2 x² (coefficients learned)
+//	flatten2 reshape to [845]
+//	dense3   dense 845 → 100
+//	poly4    c0 + c1 x + c2 x² (coefficients learned)
+//	dense5   dense 100 → 10 (logits; softmax only in the training loss;
+//	         the client takes the argmax, Tail ["argmax"])
 //
 // It trains on the 60,000 MNIST training images with minibatch Adam,
 // softmax cross-entropy, cosine learning-rate decay and random translations,
 // spreading each minibatch over goroutines. A soft penalty keeps
 // pre-activations and logits inside the ranges a CKKS evaluation is set up
 // for. It then rounds the weights to 7 significant digits, measures the
-// rounded graph with he.Graph.Reference on the training and test sets, records
-// the settings and measurements in Graph.Training, and writes the file.
+// rounded graph with ir.Graph.Run (through mnisteval) on the training and
+// test sets, records the settings and measurements in Graph.Training, writes
+// the file, and reads it back with ir.Read to measure it again.
 //
 // For a given -seed the weights are the same whatever GOMAXPROCS is (each
 // minibatch is cut into a fixed number of parts whose gradients are summed
@@ -32,6 +35,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -40,7 +44,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
@@ -144,11 +148,11 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	log.Printf("exported graph (weights rounded to %d digits), he.Graph.Reference: train acc %.4f, test acc %.4f (%d/%d)",
+	log.Printf("exported graph (weights rounded to %d digits), ir.Graph.Run: train acc %.4f, test acc %.4f (%d/%d)",
 		digits, rTrain.Acc, rTest.Acc, rTest.Correct, rTest.N)
-	log.Printf("max |output| per layer on the test set: %s", fmtMax(g, rTest.MaxAbs))
+	log.Printf("max |output| per node on the test set: %s", fmtMax(g, rTest.MaxAbs))
 	pre := preactivations(g, rTest.MaxAbs)
-	logits := rTest.MaxAbs[len(rTest.MaxAbs)-1]
+	logits := rTest.MaxAbs[g.Output]
 	for name, v := range pre {
 		if v > limitPreact {
 			log.Printf("WARNING: max |pre-activation| of %s is %.2f > %d", name, v, limitPreact)
@@ -175,8 +179,8 @@ func run(o options) error {
 		"test_accuracy":          round(rTest.Acc, 6),
 		"max_abs_preactivation":  pre,
 		"max_abs_logits":         round(logits, 4),
-		"max_abs_per_layer":      roundAll(rTest.MaxAbs, 4),
-		"magnitudes_measured_on": "the 10000 MNIST test images, with he.Graph.Reference",
+		"max_abs_per_layer":      perNode(g, rTest.MaxAbs),
+		"magnitudes_measured_on": fmt.Sprintf("the %d MNIST test images, with ir.Graph.Run", testSet.Len()),
 		"weights_precision":      fmt.Sprintf("%d significant digits", digits),
 		"train_seconds":          math.Round(took.Seconds()),
 		"gomaxprocs":             procs,
@@ -190,33 +194,49 @@ func run(o options) error {
 
 	// Read the file back and measure it again: what is committed is what
 	// was measured.
-	f, err := os.Open(o.out)
+	back, size, err := readGraph(o.out)
 	if err != nil {
 		return err
-	}
-	defer f.Close()
-	back, err := he.ReadGraph(f)
-	if err != nil {
-		return fmt.Errorf("reading back %s: %w", o.out, err)
 	}
 	rBack, err := mnisteval.Evaluate(back, testSet, 0)
 	if err != nil {
 		return err
 	}
-	if rBack.Correct != rTest.Correct {
-		return fmt.Errorf("%s: test accuracy %.4f after reading back, %.4f before writing", o.out, rBack.Acc, rTest.Acc)
+	if rBack.Correct != rTest.Correct || !maps.Equal(rBack.MaxAbs, rTest.MaxAbs) {
+		return fmt.Errorf("%s: after reading back, test accuracy %.4f and magnitudes %v; before writing, %.4f and %v",
+			o.out, rBack.Acc, rBack.MaxAbs, rTest.Acc, rTest.MaxAbs)
 	}
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	log.Printf("wrote %s (%d bytes); re-read test accuracy %.4f", o.out, fi.Size(), rBack.Acc)
+	log.Printf("wrote %s (%d bytes); re-read test accuracy %.4f", o.out, size, rBack.Acc)
 	return nil
 }
 
-// graph exports the network with parameters flat as an he.Graph, each
-// number rounded to the given significant digits.
-func (n *network) graph(flat []float64, digits int) *he.Graph {
+// readGraph reads and validates the graph file at path, and returns its size.
+func readGraph(path string) (*ir.Graph, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer f.Close()
+	g, err := ir.Read(f)
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading back %s: %w", path, err)
+	}
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, 0, err
+	}
+	return g, fi.Size(), nil
+}
+
+// Names of the nodes (and of the values they compute) of the exported
+// graph, in order: those of modelzoo/mnist-cryptonets.json.
+var nodeNames = [6]string{"conv2d0", "poly1", "flatten2", "dense3", "poly4", "dense5"}
+
+// graph exports the network with parameters flat as an ir.Graph, each
+// number rounded to the given significant digits. Its input is raw pixels
+// (0..255) scaled by 1/255, as the network was trained on, and the client
+// takes the argmax of the logits.
+func (n *network) graph(flat []float64, digits int) *ir.Graph {
 	p := n.view(flat)
 	r := func(v []float64) []float64 {
 		out := make([]float64, len(v))
@@ -226,35 +246,52 @@ func (n *network) graph(flat []float64, digits int) *he.Graph {
 		return out
 	}
 	c := n.conv
-	return &he.Graph{
-		Name:  modelName,
-		Input: []int{1, n.H, n.W},
-		Layers: []he.Layer{
-			{Op: he.OpConv2D, Conv: &he.Conv2D{InChannels: c.in, OutChannels: c.out, Kernel: c.k, Stride: c.stride, Padding: c.pad, Weights: r(p.convW), Bias: r(p.convB)}},
-			{Op: he.OpPoly, Poly: &he.Poly{Coeffs: r(p.act1)}},
-			{Op: he.OpFlatten},
-			{Op: he.OpDense, Dense: &he.Dense{In: n.fc1.in, Out: n.fc1.out, Weights: r(p.fc1W), Bias: r(p.fc1B)}},
-			{Op: he.OpPoly, Poly: &he.Poly{Coeffs: r(p.act2)}},
-			{Op: he.OpDense, Dense: &he.Dense{In: n.fc2.in, Out: n.fc2.out, Weights: r(p.fc2W), Bias: r(p.fc2B)}},
-		},
+	nodes := []*ir.Node{
+		{Op: ir.OpConv, Conv: &ir.Conv{
+			InChannels: c.in, OutChannels: c.out,
+			Kernel: [2]int{c.k, c.k}, Stride: [2]int{c.stride, c.stride}, Pads: [4]int{c.pad, c.pad, c.pad, c.pad},
+			Weights: r(p.convW), Bias: r(p.convB),
+		}},
+		{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: r(p.act1)}},
+		{Op: ir.OpReshape, Reshape: &ir.Reshape{Shape: []int{c.outSize()}}},
+		{Op: ir.OpDense, Dense: &ir.Dense{In: n.fc1.in, Out: n.fc1.out, Weights: r(p.fc1W), Bias: r(p.fc1B)}},
+		{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: r(p.act2)}},
+		{Op: ir.OpDense, Dense: &ir.Dense{In: n.fc2.in, Out: n.fc2.out, Weights: r(p.fc2W), Bias: r(p.fc2B)}},
 	}
+	for i, nd := range nodes {
+		nd.Name = nodeNames[i]
+	}
+	g := ir.Chain(modelName, []int{1, n.H, n.W}, nodes...)
+	g.Input.Preprocess = &ir.Preprocess{Scale: 1 / 255.0, Mean: 0, Std: 1, Layout: "NCHW"}
+	g.Tail = []ir.TailOp{ir.TailArgMax}
+	return g
 }
 
-// preactivations names the largest |input| of each polynomial activation.
-func preactivations(g *he.Graph, maxAbs []float64) map[string]float64 {
+// preactivations maps the input value of each polynomial activation to the
+// largest |value| it took.
+func preactivations(g *ir.Graph, maxAbs map[string]float64) map[string]float64 {
 	m := map[string]float64{}
-	for i, l := range g.Layers {
-		if l.Op == he.OpPoly && i > 0 {
-			m[fmt.Sprintf("layer%d_%s", i-1, g.Layers[i-1].Op)] = round(maxAbs[i-1], 4)
+	for _, nd := range g.Nodes {
+		if nd.Op == ir.OpPoly {
+			m[nd.Inputs[0]] = round(maxAbs[nd.Inputs[0]], 4)
 		}
 	}
 	return m
 }
 
-func fmtMax(g *he.Graph, maxAbs []float64) string {
+// perNode lists the largest |output| of each node, in node order.
+func perNode(g *ir.Graph, maxAbs map[string]float64) []float64 {
+	out := make([]float64, len(g.Nodes))
+	for i, nd := range g.Nodes {
+		out[i] = round(maxAbs[nd.Output], 4)
+	}
+	return out
+}
+
+func fmtMax(g *ir.Graph, maxAbs map[string]float64) string {
 	var parts []string
-	for i, l := range g.Layers {
-		parts = append(parts, fmt.Sprintf("%d %s %.2f", i, l.Op, maxAbs[i]))
+	for _, nd := range g.Nodes {
+		parts = append(parts, fmt.Sprintf("%s (%s) %.2f", nd.Name, nd.Op, maxAbs[nd.Output]))
 	}
 	return strings.Join(parts, ", ")
 }
@@ -264,22 +301,14 @@ func round(x float64, places int) float64 {
 	return math.Round(x*p) / p
 }
 
-func roundAll(v []float64, places int) []float64 {
-	out := make([]float64, len(v))
-	for i, x := range v {
-		out[i] = round(x, places)
-	}
-	return out
-}
-
 // writeGraph writes g to path through a temporary file in the same folder.
-func writeGraph(path string, g *he.Graph) error {
+func writeGraph(path string, g *ir.Graph) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), ".train-mnist-*.json")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name())
-	if err := he.WriteGraph(tmp, g); err != nil {
+	if err := ir.Write(tmp, g); err != nil {
 		tmp.Close()
 		return fmt.Errorf("writing %s: %w", path, err)
 	}

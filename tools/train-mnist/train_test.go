@@ -84,7 +84,7 @@ func TestTrainBadConfig(t *testing.T) {
 }
 
 // A short run on real MNIST reaches a sane accuracy (the committed model is
-// checked by the models package).
+// checked by the modelzoo package).
 func TestTrainMNIST(t *testing.T) {
 	if testing.Short() {
 		t.Skip("trains on MNIST")
