@@ -123,3 +123,41 @@ func depthOf(d int) int {
 	}
 	return depth
 }
+
+// signPreset is a composite minimax approximation of sign: stages p_0 … p_k
+// in the Chebyshev basis, each evaluated on the previous one's output. It
+// is within a small error of ±1 on [-1, -2^-logAlpha] ∪ [2^-logAlpha, 1]
+// (see tools/gen-sign). ReLU(x) = x·(1 + sign(x))/2 and |x| = x·sign(x)
+// then cost one more multiplication, and their error is relative to |x|
+// away from zero, which is what keeps deep networks accurate; a single
+// Chebyshev interpolant's error is absolute and largest near zero.
+type signPreset struct {
+	logAlpha int
+	stages   [][]float64
+}
+
+// DefaultSignPreset is the composite sign approximation used unless
+// ApproxOptions.Sign names another: distinguishes |x| ≥ R/64, depth 8.
+const DefaultSignPreset = "a6-15-15"
+
+// SignPresets lists the composite sign approximations by name.
+func SignPresets() []string {
+	return []string{"a4-7-7", "a6-15-15", "a7-7-15-15", "a8-15-15-15"}
+}
+
+// depth is the levels all stages take.
+func (p signPreset) depth() int {
+	d := 0
+	for _, s := range p.stages {
+		d += depthOf(len(s) - 1)
+	}
+	return d
+}
+
+// eval is the composite polynomial at u.
+func (p signPreset) eval(u float64) float64 {
+	for _, s := range p.stages {
+		u = (&cheb{coeffs: s}).eval(u)
+	}
+	return u
+}

@@ -72,7 +72,7 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 		vals[c.circ.input] = v
 		c.circ.run(v, func(k int, n *cnode, out []float64) {
 			vals[n.out] = out
-			if n.kind == kindPoly && n.cheb != nil {
+			if p := c.circ.producerNode(n.in[0]); n.kind == kindPoly && n.cheb != nil && (p == nil || p.kind != kindPoly) {
 				sb := &cal.Steps[k]
 				for _, u := range vals[n.in[0]] {
 					sb.MaxInput = math.Max(sb.MaxInput, math.Abs(u))

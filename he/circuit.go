@@ -37,10 +37,11 @@ const (
 	kindLinear nodeKind = iota
 	kindSquare
 	kindPoly
+	kindMul // y = a ⊙ b, two values of one shape
 )
 
 func (k nodeKind) String() string {
-	return [...]string{"linear", "square", "poly"}[k]
+	return [...]string{"linear", "square", "poly", "mul"}[k]
 }
 
 // term is W·x for one input x of a linear node (W: node size × input size).
@@ -67,6 +68,10 @@ type cnode struct {
 	// poly: Chebyshev on [-1,1] (cheb) or power basis (monomial)
 	cheb     *cheb
 	monomial []float64
+	// signStage is set on the stages of a composite sign approximation
+	// (cheb then holds the stage); cleanImag asks the evaluator to clear
+	// the imaginary part after it, which the composition would amplify.
+	signStage string
 }
 
 // degree is the degree of a poly node.
@@ -76,6 +81,9 @@ func (n *cnode) degree() int {
 	}
 	return len(n.monomial) - 1
 }
+
+// out2Level is the level of the node's output when its input enters at level.
+func (n *cnode) out2Level(level int) int { return level - n.depth() }
 
 // depth is the number of levels the node consumes.
 func (n *cnode) depth() int {
@@ -138,6 +146,14 @@ func (c *circuit) producer(v int) int {
 // ApproxOptions choose how activations without an exact CKKS form are
 // approximated.
 type ApproxOptions struct {
+	// Method is "composite" (the default: ReLU and |x| through a composite
+	// minimax approximation of sign, relative error away from zero) or
+	// "chebyshev" (one Chebyshev interpolant of the function itself: less
+	// depth, absolute error).
+	Method string
+	// Sign names the composite sign approximation (SignPresets);
+	// "" means DefaultSignPreset.
+	Sign string
 	// ReluDegree and AbsDegree are the degrees of the Chebyshev
 	// interpolants of ReLU and of the |x| inside max pooling. 0 means
 	// DefaultReluDegree and DefaultAbsDegree.
@@ -157,6 +173,12 @@ const (
 )
 
 func (o ApproxOptions) withDefaults() ApproxOptions {
+	if o.Method == "" {
+		o.Method = "composite"
+	}
+	if o.Sign == "" {
+		o.Sign = DefaultSignPreset
+	}
 	if o.ReluDegree == 0 {
 		o.ReluDegree = DefaultReluDegree
 	}
@@ -359,6 +381,21 @@ func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 				return nil, refuse(n, "ReLU needs a calibrated input range: compile with calibration samples")
 			}
 			lo, hi := widenRange(lr, ao.Margin)
+			if ao.Method == "composite" {
+				sp, ok := signPresets[ao.Sign]
+				if !ok {
+					return nil, refuse(n, "unknown sign approximation %q (known: %v)", ao.Sign, SignPresets())
+				}
+				// relu(x) = x/2 + x·sign(x)/2.
+				s := c.sign(n.Name, x, outShape, math.Max(math.Abs(lo), math.Abs(hi)), ao.Sign, sp)
+				m := c.newValue(outShape)
+				c.add(&cnode{kind: kindMul, name: n.Name, in: []int{x, s}, out: m})
+				out = c.newValue(outShape)
+				size := ir.Prod(outShape)
+				half := diagonal(constant(size, 0.5))
+				c.add(&cnode{kind: kindLinear, name: n.Name, in: []int{x, m}, out: out, terms: []term{{in: x, w: half}, {in: m, w: half}}, bias: make([]float64, size)})
+				break
+			}
 			ch, err := chebyshevInterpolant("relu", lo, hi, ao.ReluDegree)
 			if err != nil {
 				return nil, refuse(n, "approximating ReLU: %v", err)
@@ -456,6 +493,18 @@ func (c *circuit) lowerPoly(n *ir.Node, x int, shape []int) int {
 	}
 }
 
+// sign adds the composite approximation of sign(x) for |x| ≤ r: the
+// normalisation x/r, then the stages.
+func (c *circuit) sign(name string, x int, shape []int, r float64, preset string, sp signPreset) int {
+	u := c.affineNode(name, x, shape, 1/r, 0)
+	for _, st := range sp.stages {
+		out := c.newValue(shape)
+		c.add(&cnode{kind: kindPoly, name: name, in: []int{u}, out: out, cheb: &cheb{fn: "sign", lo: -r, hi: r, coeffs: st}, signStage: preset})
+		u = out
+	}
+	return u
+}
+
 // approx adds a Chebyshev approximation of ch.fn applied to x: the
 // normalisation to [-1, 1], then the polynomial.
 func (c *circuit) approx(name string, x int, shape []int, ch *cheb) int {
@@ -534,11 +583,24 @@ func (c *circuit) lowerMaxPool(n *ir.Node, x int, inShape []int, pr [][2]float64
 		d := linearOf(diffs)
 		lo, hi := widenRange(pr[r], ao.Margin)
 		m := math.Max(math.Abs(lo), math.Abs(hi))
-		ch, err := chebyshevInterpolant("abs", -m, m, ao.AbsDegree)
-		if err != nil {
-			return 0, fmt.Errorf("approximating |x| in round %d: %v", r+1, err)
+		var abs int
+		if ao.Method == "composite" {
+			sp, ok := signPresets[ao.Sign]
+			if !ok {
+				return 0, fmt.Errorf("unknown sign approximation %q (known: %v)", ao.Sign, SignPresets())
+			}
+			// |d| = d·sign(d); the normalised copy of d is its own linear
+			// node (so it costs no level of its own).
+			s := c.sign(n.Name, d, []int{len(diffs)}, m, ao.Sign, sp)
+			abs = c.newValue([]int{len(diffs)})
+			c.add(&cnode{kind: kindMul, name: n.Name, in: []int{d, s}, out: abs})
+		} else {
+			ch, err := chebyshevInterpolant("abs", -m, m, ao.AbsDegree)
+			if err != nil {
+				return 0, fmt.Errorf("approximating |x| in round %d: %v", r+1, err)
+			}
+			abs = c.approx(n.Name, d, []int{len(diffs)}, ch)
 		}
-		abs := c.approx(n.Name, d, []int{len(diffs)}, ch)
 		next := make([][]lin, len(cands))
 		k := 0
 		for i, cs := range cands {
@@ -585,6 +647,12 @@ func (c *circuit) run(x []float64, visit func(i int, n *cnode, out []float64)) [
 			y = make([]float64, len(xv))
 			for k, v := range xv {
 				y[k] = v * v
+			}
+		case kindMul:
+			a, b := vals[n.in[0]], vals[n.in[1]]
+			y = make([]float64, len(a))
+			for k := range a {
+				y[k] = a[k] * b[k]
 			}
 		case kindPoly:
 			xv := vals[n.in[0]]

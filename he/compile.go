@@ -49,6 +49,7 @@ func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, err
 	}
 	m.graph, m.head = g, head
 	m.split = &SplitInfo{After: opts.SplitAfter, HeadDigest: head.Digest(), HeadNodes: len(head.Nodes), HeadMACs: macs}
+	m.c.split, m.c.preprocess = m.split, g.Input.Preprocess
 	m.manifest = m.buildManifest()
 	return m, nil
 }
@@ -145,6 +146,7 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 		circ:        circ,
 		layouts:     layouts,
 		deviceSpec: &deviceSpec{
+			preprocess: g.Input.Preprocess, tail: g.Tail,
 			name: g.Name, params: params, inputShape: append([]int(nil), g.Input.Shape...), packing: packing,
 			n: slots, logN: log2(slots), inputLevel: lp.inputLevel, outputSize: circ.values[circ.output].size,
 		},
@@ -274,11 +276,11 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 			st.lin = ls
 			c.layouts[n.out].period = ls.period
 			scales[n.out] = delta
-		case kindSquare:
+		case kindSquare, kindMul:
 			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
 			c.relinLevel = max(c.relinLevel, level)
-			s := scales[n.in[0]]
-			scales[n.out] = s.Mul(s).Div(rlwe.NewScale(p.Q()[level]))
+			a, b := scales[n.in[0]], scales[n.in[len(n.in)-1]]
+			scales[n.out] = a.Mul(b).Div(rlwe.NewScale(p.Q()[level]))
 		case kindPoly:
 			var bp bignum.Polynomial
 			if n.cheb != nil {
@@ -292,6 +294,13 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 			st.cost = Cost{CipherMults: polyMults(d), Relins: polyMults(d), Rescales: n.depth()}
 			c.relinLevel = max(c.relinLevel, level)
 			scales[n.out] = delta
+			if n.signStage != "" {
+				// Clear the imaginary part after each stage (x + conj(x)):
+				// composing polynomials amplifies it.
+				st.cleanImag = true
+				use(p.GaloisElementOrderTwoOrthogonalSubgroup(), n.out2Level(level))
+				st.cost.Rotations++
+			}
 		}
 		c.cost.add(st.cost)
 		c.steps = append(c.steps, st)
@@ -351,13 +360,19 @@ type step struct {
 	outLevel int
 	lin      *linStep
 	poly     *polynomial.Polynomial
-	diags    int
+	// cleanImag: after the polynomial, replace the result by its real
+	// part (a conjugation, one key switch).
+	cleanImag bool
+	diags     int
 	cost     Cost
 }
 
 // deviceSpec is everything a device needs to make keys, encrypt and
 // decrypt for a model, and nothing about its weights.
 type deviceSpec struct {
+	preprocess *ir.Preprocess
+	tail       []ir.TailOp
+	split      *SplitInfo
 	name       string
 	params     *Params
 	inputShape []int

@@ -5,7 +5,9 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"math"
 	"math/bits"
+	"slices"
 
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
@@ -69,7 +71,13 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	if man.RelinLevel < 1 || man.RelinLevel > man.Levels {
 		return nil, bad("relin_level %d out of range", man.RelinLevel)
 	}
+	if p := man.Preprocess; p != nil && (p.Scale == 0 || p.Std == 0 || math.IsNaN(p.Scale+p.Mean+p.Std) || math.IsInf(p.Scale+p.Mean+p.Std, 0)) {
+		return nil, bad("preprocess %+v", *p)
+	}
 	s := &deviceSpec{
+		preprocess: man.Preprocess,
+		tail:       slices.Clone(man.Tail),
+		split:      man.Split,
 		name:       string(man.Name),
 		params:     params,
 		inputShape: append([]int(nil), man.Input...),
@@ -111,6 +119,32 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 
 // ID is the model's name.
 func (d *Device) ID() hegate.ModelID { return hegate.ModelID(d.s.name) }
+
+// Preprocess maps raw data (for images, pixels 0..255) to the model's
+// input as the model declares; raw as it is when it declares nothing.
+func (d *Device) Preprocess(raw []float64) []float64 {
+	if d.s.preprocess == nil {
+		return append([]float64(nil), raw...)
+	}
+	return d.s.preprocess.Apply(raw)
+}
+
+// Tail applies the ops the model leaves to the device (Softmax, ArgMax) to
+// decrypted outputs.
+func (d *Device) Tail(y []float64) []float64 {
+	g := ir.Graph{Tail: d.s.tail}
+	return g.ApplyTail(y)
+}
+
+// Split describes the head the device must run before encrypting, for a
+// split model; nil otherwise.
+func (d *Device) Split() *SplitInfo {
+	if d.s.split == nil {
+		return nil
+	}
+	s := *d.s.split
+	return &s
+}
 
 // InputSize is the number of values Encrypt takes.
 func (d *Device) InputSize() int { return ir.Prod(d.s.inputShape) }

@@ -137,14 +137,20 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckk
 					return nil, fmt.Errorf("step %d (%s, bias): %w", i, st.name, err)
 				}
 			}
-		case kindSquare:
+		case kindSquare, kindMul:
 			x, err := at(st.in[0], st.level)
 			if err != nil {
 				return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
 			}
+			y := x
+			if st.kind == kindMul {
+				if y, err = at(st.in[1], st.level); err != nil {
+					return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
+				}
+			}
 			out = ckks.NewCiphertext(c.params.ckks, 1, x.Level())
-			if err := eval.MulRelin(x, x, out); err != nil {
-				return nil, fmt.Errorf("step %d (%s, square): %w", i, st.name, err)
+			if err := eval.MulRelin(x, y, out); err != nil {
+				return nil, fmt.Errorf("step %d (%s, %s): %w", i, st.name, st.kind, err)
 			}
 			if err := eval.Rescale(out, out); err != nil {
 				return nil, fmt.Errorf("step %d (%s, rescale): %w", i, st.name, err)
@@ -155,8 +161,23 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckk
 				return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
 			}
 			pe := polynomial.NewEvaluator(c.params.ckks, eval)
-			if out, err = pe.Evaluate(x, *st.poly, c.params.ckks.DefaultScale()); err != nil {
+			target := c.params.ckks.DefaultScale()
+			if st.cleanImag {
+				target = target.Div(rlwe.NewScale(2))
+			}
+			if out, err = pe.Evaluate(x, *st.poly, target); err != nil {
 				return nil, fmt.Errorf("step %d (%s, polynomial): %w", i, st.name, err)
+			}
+			if st.cleanImag {
+				// (y + conj(y)) at scale Δ/2 is 2·Re(y) at Δ: the real part.
+				conj, err := eval.ConjugateNew(out)
+				if err != nil {
+					return nil, fmt.Errorf("step %d (%s, conjugate): %w", i, st.name, err)
+				}
+				if err := eval.Add(out, conj, out); err != nil {
+					return nil, fmt.Errorf("step %d (%s, real part): %w", i, st.name, err)
+				}
+				out.Scale = out.Scale.Mul(rlwe.NewScale(2))
 			}
 		}
 		switch {
@@ -271,6 +292,11 @@ func (m *Model) Manifest() Manifest {
 		s := *man.Split
 		man.Split = &s
 	}
+	if man.Preprocess != nil {
+		p := *man.Preprocess
+		man.Preprocess = &p
+	}
+	man.Tail = slices.Clone(man.Tail)
 	return man
 }
 
@@ -280,6 +306,8 @@ func (m *Model) buildManifest() Manifest {
 		Name:            m.ID(),
 		Input:           append([]int(nil), c.inputShape...),
 		Split:           m.split,
+		Preprocess:      m.graph.Input.Preprocess,
+		Tail:            slices.Clone(m.graph.Tail),
 		Packing:         c.packing.manifest(),
 		OutputSize:      c.outputSize,
 		Params:          c.params.Info(),

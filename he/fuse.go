@@ -42,7 +42,34 @@ func (c *circuit) fuse() {
 			break
 		}
 	}
+	c.absorbDiagonals()
 	c.prune()
+}
+
+// absorbDiagonals lets an element-wise linear node (the normalisation in
+// front of an approximation, say) whose input comes from a linear node
+// that other nodes also read compute that node again, fused with itself:
+// the work of one more transform buys a level.
+func (c *circuit) absorbDiagonals() {
+	for {
+		prod := map[int]*cnode{}
+		for _, n := range c.nodes {
+			prod[n.out] = n
+		}
+		changed := false
+		for _, n := range c.nodes {
+			if n.kind != kindLinear || !n.isDiagonal() {
+				continue
+			}
+			if p := prod[n.terms[0].in]; p != nil && p.kind == kindLinear {
+				n.substitute(p)
+				changed = true
+			}
+		}
+		if !changed {
+			return
+		}
+	}
 }
 
 // prune removes nodes whose outputs nothing reads.
@@ -201,10 +228,10 @@ func mergeTerms(ts []term) []term {
 	return out
 }
 
-// ensureLinearAround makes every square and poly read and feed only linear
-// nodes, and the output come from a linear node, inserting identities where
-// needed (the compiler corrects the scale of a square, and lays out every
-// value, in linear nodes).
+// ensureLinearAround makes the outputs of squares and products feed only
+// linear nodes, and the output come from a linear node, inserting
+// identities where needed (the compiler corrects the scale of a square or
+// a product in the linear step that reads it).
 func (c *circuit) ensureLinearAround() {
 	prod := map[int]*cnode{}
 	for _, n := range c.nodes {
@@ -214,17 +241,23 @@ func (c *circuit) ensureLinearAround() {
 	rewire := map[int]int{} // nonlinear output → identity output, for nonlinear readers
 	for _, n := range c.nodes {
 		if n.kind != kindLinear {
-			v := n.in[0]
-			if p := prod[v]; p == nil || p.kind != kindLinear {
-				if r, ok := rewire[v]; ok {
-					n.in[0] = r
-				} else {
-					id := c.newValue(c.values[v].shape)
-					out = append(out, &cnode{kind: kindLinear, name: "identity", in: []int{v}, out: id,
-						terms: []term{{in: v, w: identity(c.values[v].size)}}, bias: make([]float64, c.values[v].size)})
-					rewire[v] = id
-					n.in[0] = id
+			for k, v := range n.in {
+				// A square's or product's output has a scale other than
+				// the default: only a linear step can take it (and
+				// correct it). The graph input, linear and polynomial
+				// outputs have the default scale.
+				if p := prod[v]; p == nil || (p.kind != kindSquare && p.kind != kindMul) {
+					continue
 				}
+				if r, ok := rewire[v]; ok {
+					n.in[k] = r
+					continue
+				}
+				id := c.newValue(c.values[v].shape)
+				out = append(out, &cnode{kind: kindLinear, name: "identity", in: []int{v}, out: id,
+					terms: []term{{in: v, w: identity(c.values[v].size)}}, bias: make([]float64, c.values[v].size)})
+				rewire[v] = id
+				n.in[k] = id
 			}
 		}
 		out = append(out, n)

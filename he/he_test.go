@@ -204,10 +204,15 @@ func compileTest(t *testing.T, g *ir.Graph, opts CompileOptions) *Model {
 
 func TestEncryptedMatchesReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
-	for _, g := range []*ir.Graph{tinyDense(r), tinyCNN(r), tinyResNet(r), tinyReluCNN(r)} {
-		t.Run("ok/"+g.Name, func(t *testing.T) {
-			opts := testOpts
-			opts.Approx = ApproxOptions{ReluDegree: 3, AbsDegree: 3}
+	composite := CompileOptions{Params: "test-n12-deepest", AllowInsecure: true, Approx: ApproxOptions{Sign: "a4-7-7"}}
+	chebyshev := CompileOptions{Params: "test-n12-deep", AllowInsecure: true, Approx: ApproxOptions{Method: "chebyshev", ReluDegree: 3, AbsDegree: 3}}
+	for _, tc := range []struct {
+		g    *ir.Graph
+		opts CompileOptions
+	}{{tinyDense(r), testOpts}, {tinyCNN(r), testOpts}, {tinyResNet(r), testOpts}, {tinyReluCNN(r), chebyshev}, {tinyReluCNN(r), composite}} {
+		g := tc.g
+		t.Run("ok/"+g.Name+"/"+tc.opts.Approx.Method, func(t *testing.T) {
+			opts := tc.opts
 			m := compileTest(t, g, opts)
 			man := m.Manifest()
 			t.Logf("manifest: slots 2^%d levels %d galois %d cost %+v keyset %d bytes", man.LogSlots, man.Levels, len(man.GaloisElements), man.Cost, man.KeySetBytes)
@@ -276,11 +281,15 @@ func TestEncryptedMatchesReference(t *testing.T) {
 func TestApproximateIsReference(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	for _, tc := range []struct {
-		g   *ir.Graph
-		tol float64
-	}{{tinyDense(r), 1e-9}, {tinyCNN(r), 1e-9}, {tinyResNet(r), 1e-9}, {tinyReluCNN(r), 0.25}} {
-		t.Run("ok/"+tc.g.Name, func(t *testing.T) {
+		g      *ir.Graph
+		tol    float64
+		approx ApproxOptions
+	}{{tinyDense(r), 1e-9, ApproxOptions{}}, {tinyCNN(r), 1e-9, ApproxOptions{}}, {tinyResNet(r), 1e-9, ApproxOptions{}},
+		{tinyReluCNN(r), 0.25, ApproxOptions{Method: "chebyshev"}},
+		{tinyReluCNN(r), 0.05, ApproxOptions{}}} {
+		t.Run("ok/"+tc.g.Name+"/"+tc.approx.Method, func(t *testing.T) {
 			opts := testOpts
+			opts.Approx = tc.approx
 			opts.Calibration = calibrationSet(tc.g)
 			circ, err := Lower(context.Background(), tc.g, opts)
 			if err != nil {
@@ -523,7 +532,7 @@ func TestRangesReproduce(t *testing.T) {
 	r := rand.New(rand.NewPCG(19, 20))
 	g := tinyReluCNN(r)
 	opts := testOpts
-	opts.Approx = ApproxOptions{ReluDegree: 3, AbsDegree: 3}
+	opts.Approx = ApproxOptions{Method: "chebyshev", ReluDegree: 3, AbsDegree: 3}
 	first := compileTest(t, g, opts)
 	rg := first.Ranges()
 	if len(rg.Relu) != 1 || len(rg.Pool) != 1 {

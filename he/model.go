@@ -81,6 +81,11 @@ type Manifest struct {
 	// Split is set for split inference: Input is then the shape of the
 	// value the device computes and encrypts.
 	Split *SplitInfo `json:"split,omitempty"`
+	// Preprocess is how the device turns raw data into the model's input,
+	// and Tail what it applies to the decrypted output (a trailing Softmax
+	// or ArgMax of the original network runs on the device).
+	Preprocess *ir.Preprocess `json:"preprocess,omitempty"`
+	Tail       []ir.TailOp    `json:"tail,omitempty"`
 }
 
 // SplitInfo describes the head a device runs before encrypting.

@@ -64,6 +64,17 @@ func presets() []preset {
 			secure: false,
 		},
 		{
+			name: "test-n12-deepest",
+			doc:  "logN 12, 30 levels, INSECURE, for tests of composite approximations only",
+			literal: ckks.ParametersLiteral{
+				LogN:            12,
+				LogQ:            append([]int{55}, repeat(40, 30)...),
+				LogP:            []int{56, 56},
+				LogDefaultScale: 40,
+			},
+			secure: false,
+		},
+		{
 			name: "test-n12",
 			doc:  "logN 12, INSECURE, for tests only",
 			literal: ckks.ParametersLiteral{
@@ -153,4 +164,12 @@ func (p *Params) Info() ParamsInfo {
 		SecurityBits: sec,
 		Fingerprint:  p.fingerprint,
 	}
+}
+
+func repeat(v, n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = v
+	}
+	return out
 }

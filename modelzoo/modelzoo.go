@@ -21,6 +21,21 @@ var files embed.FS
 // ".json".
 const MNISTName = "mnist-cryptonets"
 
+// ResNetName is the name of the ResNet-style MNIST model.
+const ResNetName = "mnist-resnet"
+
+// ResNetSplitAfter is where the ResNet-style model is cut for split
+// inference in the shipped examples: after its first residual block.
+const ResNetSplitAfter = "block1.act2"
+
+// ResNet returns a fresh copy of the ResNet-style MNIST classifier (input
+// [1,28,28] pixels/255, output 10 logits): a stem convolution, two residual
+// blocks (the second with a strided 1×1 projection), global average
+// pooling and a linear head, with trained degree-2 activations.
+func ResNet() (*ir.Graph, error) {
+	return load(ResNetName + ".json")
+}
+
 // MNIST returns a fresh copy of the MNIST digit classifier (input [1,28,28]
 // pixels in [0,1], output 10 logits), a CryptoNets-style network with
 // polynomial activations.

@@ -127,10 +127,16 @@ func (n *Node) MACs(shapes map[string][]int) int64 {
 	return out
 }
 
-// Digest is the hex SHA-256 of the graph's JSON encoding: a device checks
-// that the head it runs is the one a split model was compiled with.
+// Digest is the hex SHA-256 of what the graph computes: the JSON encoding
+// of its input shape, nodes and output (not its name, preprocessing or
+// records). A device checks that the head it runs is the one a split model
+// was compiled with.
 func (g *Graph) Digest() string {
-	b, err := json.Marshal(g)
+	b, err := json.Marshal(struct {
+		Input  []int   `json:"input"`
+		Nodes  []*Node `json:"nodes"`
+		Output string  `json:"output"`
+	}{g.Input.Shape, g.Nodes, g.Output})
 	if err != nil {
 		return ""
 	}
