@@ -364,7 +364,7 @@ type step struct {
 	// part (a conjugation, one key switch).
 	cleanImag bool
 	diags     int
-	cost     Cost
+	cost      Cost
 }
 
 // deviceSpec is everything a device needs to make keys, encrypt and
