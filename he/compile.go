@@ -48,6 +48,10 @@ func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, err
 		macs += n.MACs(shapes)
 	}
 	m.graph, m.head = g, head
+	m.c.name = g.Name
+	if opts.Name != "" {
+		m.c.name = opts.Name
+	}
 	m.split = &SplitInfo{After: opts.SplitAfter, HeadDigest: head.Digest(), HeadNodes: len(head.Nodes), HeadMACs: macs}
 	m.c.split, m.c.preprocess = m.split, g.Input.Preprocess
 	m.manifest = m.buildManifest()
@@ -158,6 +162,9 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 	}
 	if err := c.build(ctx, lp, progress); err != nil {
 		return nil, err
+	}
+	if opts.Name != "" {
+		c.name = opts.Name
 	}
 	m := &Model{graph: g, c: c, ranges: rg}
 	m.manifest = m.buildManifest()

@@ -116,14 +116,10 @@ func planLinear(n *cnode, ls []*layout, out *layout, slots int) *linStep {
 		plain.terms = append(plain.terms, newLinTerm(t.in, plainDiagonals(t, ls[t.in], out, nEff), nEff))
 	}
 	best := plain
-	compact := true
-	for i, s := range out.slots {
-		compact = compact && s == i
-	}
-	if m := nextPow2(size); compact && m < nEff {
+	if m := nextPow2(max(out.span(), size)); m < nEff {
 		hyb := &linStep{period: m, method: "hybrid"}
 		for _, t := range n.terms {
-			hyb.terms = append(hyb.terms, newLinTerm(t.in, hybridDiagonals(t, ls[t.in], nEff, m), nEff))
+			hyb.terms = append(hyb.terms, newLinTerm(t.in, hybridDiagonals(t, ls[t.in], out, nEff, m), nEff))
 		}
 		for s := m; s < nEff; s *= 2 {
 			hyb.rotSum = append(hyb.rotSum, s)
@@ -184,17 +180,18 @@ func plainDiagonals(t term, in, out *layout, nEff int) map[int][]float64 {
 }
 
 // hybridDiagonals returns the m extended diagonals d_k[j] = W[j mod m][(j+k) mod nEff]
-// for a compact output.
-func hybridDiagonals(t term, in *layout, nEff, m int) map[int][]float64 {
+// in slot coordinates, for an output whose slots are all below m: after the
+// rotate-and-sum, slot s < m holds the sum over j ≡ s (mod m).
+func hybridDiagonals(t term, in, out *layout, nEff, m int) map[int][]float64 {
 	d := map[int][]float64{}
 	for _, e := range t.w {
-		col := in.slots[e.Col] % nEff
-		r := ((col-e.Row)%nEff + nEff) % nEff
+		col, row := in.slots[e.Col]%nEff, out.slots[e.Row]
+		r := ((col-row)%nEff + nEff) % nEff
 		tt, k := r/m, r%m
 		if d[k] == nil {
 			d[k] = make([]float64, nEff)
 		}
-		d[k][e.Row+tt*m] += e.W
+		d[k][row+tt*m] += e.W
 	}
 	return d
 }

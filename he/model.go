@@ -26,6 +26,9 @@ type CompileOptions struct {
 	// Progress, when set, is called as compilation advances (stage names:
 	// calibrate, lower, encode).
 	Progress func(stage string, done, total int)
+	// Name, when set, is the compiled model's ID instead of the graph's
+	// name (to serve one graph compiled two ways).
+	Name string
 	// SplitAfter, when set, names the value after which the graph is cut
 	// for split inference: the device computes the head (up to and
 	// including that value) in the clear and encrypts its output; the model
@@ -154,8 +157,8 @@ type Model struct {
 	c *compiled
 }
 
-// ID is the model's name.
-func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.graph.Name) }
+// ID is the model's name: CompileOptions.Name, or the graph's.
+func (m *Model) ID() hegate.ModelID { return hegate.ModelID(m.c.name) }
 
 // Graph returns the source graph, whole (do not modify it).
 func (m *Model) Graph() *ir.Graph { return m.graph }

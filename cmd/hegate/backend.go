@@ -144,35 +144,64 @@ func readGraphFile(path string) (*ir.Graph, error) {
 	return g, nil
 }
 
-// pickGraphs returns the graphs named in names, in that order.
-func pickGraphs(graphs []*ir.Graph, names []string) ([]*ir.Graph, error) {
-	var out []*ir.Graph
-	for _, name := range names {
-		i := slices.IndexFunc(graphs, func(g *ir.Graph) bool { return g.Name == name })
-		if i < 0 {
-			return nil, fmt.Errorf("no model named %q", name)
+// builtin is a model the binary serves: a graph and how it is compiled.
+type builtin struct {
+	name       string
+	graph      *ir.Graph
+	splitAfter string
+}
+
+// builtins returns the embedded models, their variants (modelzoo.Variants)
+// and the models in ModelsDir.
+func (c *backendConfig) builtins() ([]builtin, error) {
+	graphs, err := c.loadGraphs()
+	if err != nil {
+		return nil, err
+	}
+	var out []builtin
+	byName := map[string]*ir.Graph{}
+	for _, g := range graphs {
+		out = append(out, builtin{name: g.Name, graph: g})
+		byName[g.Name] = g
+	}
+	for _, v := range modelzoo.Variants() {
+		if g, ok := byName[v.Graph]; ok {
+			out = append(out, builtin{name: v.Name, graph: g, splitAfter: v.SplitAfter})
 		}
-		out = append(out, graphs[i])
 	}
 	return out, nil
 }
 
-// compileModels compiles every graph for the default preset.
-func compileModels(graphs []*ir.Graph) ([]*he.Model, error) {
+// pickBuiltins returns the built-in models named in names, in that order.
+func pickBuiltins(all []builtin, names []string) ([]builtin, error) {
+	var out []builtin
+	for _, name := range names {
+		i := slices.IndexFunc(all, func(b builtin) bool { return b.name == name })
+		if i < 0 {
+			return nil, fmt.Errorf("no model named %q", name)
+		}
+		out = append(out, all[i])
+	}
+	return out, nil
+}
+
+// compileModels compiles the built-in models, each for the smallest
+// 128-bit preset it fits.
+func compileModels(ctx context.Context, specs []builtin) ([]*he.Model, error) {
 	seen := map[string]bool{}
 	var out []*he.Model
-	for _, g := range graphs {
-		if seen[g.Name] {
-			return nil, fmt.Errorf("two models are named %q", g.Name)
+	for _, b := range specs {
+		if seen[b.name] {
+			return nil, fmt.Errorf("two models are named %q", b.name)
 		}
-		seen[g.Name] = true
-		cal, err := calibrationFor(g)
+		seen[b.name] = true
+		cal, err := calibrationFor(b.graph)
 		if err != nil {
-			return nil, fmt.Errorf("compiling model %s: %w", g.Name, err)
+			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}
-		m, err := he.Compile(context.Background(), g, he.CompileOptions{Calibration: cal})
+		m, err := he.Compile(ctx, b.graph, he.CompileOptions{Name: b.name, SplitAfter: b.splitAfter, Calibration: cal})
 		if err != nil {
-			return nil, fmt.Errorf("compiling model %s: %w", g.Name, err)
+			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}
 		out = append(out, m)
 	}

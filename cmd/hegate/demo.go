@@ -17,6 +17,7 @@ import (
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
+	"github.com/hegate/hegate/modelzoo"
 )
 
 // The demo runs the whole system in one process: an embedded gateway on a
@@ -32,7 +33,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs := newFlags("demo", stderr)
 	images := fs.Int("images", 20, "MNIST test images to classify")
 	offset := fs.Int("offset", 0, "index of the first test image")
-	modelName := fs.String("model", "mnist-cryptonets", "model to run")
+	modelName := fs.String("model", modelzoo.MNISTName, "model to run")
+	compareSplit := fs.Bool("compare-split", false, "run "+modelzoo.ResNetName+" whole and split after its first block, and compare upload bytes and latency")
 	keep := fs.Bool("keep", false, "keep the temporary data folder")
 	verbose := fs.Bool("v", false, "print the gateway's logs")
 	if err := fs.Parse(args); err != nil {
@@ -40,6 +42,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *images < 1 {
 		return errors.New("--images must be at least 1")
+	}
+	names := []string{*modelName}
+	if *compareSplit {
+		names = []string{modelzoo.ResNetName, modelzoo.ResNetName + "-split"}
 	}
 
 	dir, err := os.MkdirTemp("", "hegate-demo-")
@@ -60,13 +66,11 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 	// The gateway.
 	t0 := time.Now()
-	b, err := openBackend(ctx, cfg, logger, []string{*modelName})
+	b, err := openBackend(ctx, cfg, logger, names)
 	if err != nil {
 		return err
 	}
 	defer b.close()
-	model := b.models[0]
-	graph := model.Graph()
 	srv, err := b.server()
 	if err != nil {
 		return err
@@ -87,45 +91,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	man := model.Manifest()
 	fmt.Fprintf(stdout, "gateway   %s (SQLite in %s, tenant %s), ready in %s\n", base, dir, tenant.Name, time.Since(t0).Round(time.Millisecond))
-	fmt.Fprintf(stdout, "model     %s: input %v, %d outputs, preset %s (logN %d, %d-bit security), %d levels, %d Galois keys\n",
-		man.Name, man.Input, man.OutputSize, man.Params.Preset, man.Params.LogN, man.Params.SecurityBits, man.Levels, len(man.GaloisElements))
-	fmt.Fprintf(stdout, "          per inference: %d rotations, %d plaintext mults, %d ciphertext mults, %d rescales\n",
-		man.Cost.Rotations, man.Cost.PlainMults, man.Cost.CipherMults, man.Cost.Rescales)
-
-	// The device: it knows only the served manifest, never the weights.
-	counter := &countingTransport{next: http.DefaultTransport}
-	cl, err := client.New(base, apiKey, client.WithHTTPClient(&http.Client{Transport: counter}))
-	if err != nil {
-		return err
-	}
-	served, err := cl.Model(ctx, *modelName)
-	if err != nil {
-		return fmt.Errorf("fetching manifest: %w", err)
-	}
-	dev, err := he.NewDevice(served, false)
-	if err != nil {
-		return err
-	}
-	sk, err := dev.GenerateSecretKey()
-	if err != nil {
-		return err
-	}
-	t0 = time.Now()
-	pr, pw := io.Pipe()
-	go func() {
-		_, err := dev.WriteKeySet(pw, sk)
-		pw.CloseWithError(err)
-	}()
-	ks, err := cl.UploadKeySet(ctx, *modelName, pr, served.KeySetBytes)
-	pr.CloseWithError(errors.New("upload finished"))
-	if err != nil {
-		return fmt.Errorf("uploading key set: %w", err)
-	}
-	keyBytes := counter.sent.Load()
-	fmt.Fprintf(stdout, "device    generated and uploaded key set %.12s… (%.1f MB, streamed) in %s\n\n", ks.ID, float64(keyBytes)/1e6, time.Since(t0).Round(time.Millisecond))
-
 	set, err := mnist.LoadDefault(mnist.Test)
 	if err != nil {
 		return err
@@ -133,35 +99,127 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if *offset < 0 || *offset+*images > set.Len() {
 		return fmt.Errorf("--offset %d --images %d: the test set has %d images", *offset, *images, set.Len())
 	}
+	var results []demoResult
+	for i, m := range b.models {
+		if i > 0 {
+			fmt.Fprintln(stdout)
+		}
+		r, err := demoModel(ctx, base, apiKey, m, set, *offset, *images, stdout)
+		if err != nil {
+			return err
+		}
+		results = append(results, r)
+	}
+	if len(results) > 1 {
+		fmt.Fprintf(stdout, "\n%-20s  %9s  %9s  %9s  %10s  %s\n", "model", "keys", "up/image", "latency", "on device", "correct")
+		for _, r := range results {
+			fmt.Fprintf(stdout, "%-20s  %6.1f MB  %6.2f MB  %9s  %10s  %d/%d\n", r.name, float64(r.keyBytes)/1e6, float64(r.sentPerImage)/1e6,
+				r.latency.Round(time.Millisecond), r.head.Round(time.Millisecond), r.correct, r.n)
+		}
+	}
+	for _, r := range results {
+		if r.failures > 0 {
+			return fmt.Errorf("demo failed: %d of %d inferences of %s failed or disagreed with the plaintext reference", r.failures, r.n, r.name)
+		}
+	}
+	return nil
+}
+
+// demoResult is what one model's run measured.
+type demoResult struct {
+	name                   string
+	n, correct, failures   int
+	keyBytes, sentPerImage int64
+	latency, head          time.Duration // mean per image; head: the device's plaintext part
+}
+
+// demoModel runs a simulated device against the gateway at base: it
+// fetches the manifest (never the weights, except a split model's head,
+// which a device deploying that model has), makes and uploads its keys, and
+// classifies the images under encryption.
+func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *mnist.Set, offset, images int, stdout io.Writer) (demoResult, error) {
+	name := string(model.ID())
+	res := demoResult{name: name, n: images}
+	graph := model.Graph()
+	man := model.Manifest()
+	fmt.Fprintf(stdout, "model     %s: input %v, %d outputs, preset %s (logN %d, %d-bit security), %d levels, %d Galois keys\n",
+		man.Name, man.Input, man.OutputSize, man.Params.Preset, man.Params.LogN, man.Params.SecurityBits, man.Levels, len(man.GaloisElements))
+	if s := man.Split; s != nil {
+		fmt.Fprintf(stdout, "          split inference: the device runs %d nodes up to %q in the clear, then encrypts\n", s.HeadNodes, s.After)
+	}
+	fmt.Fprintf(stdout, "          per inference: %d rotations, %d plaintext mults, %d ciphertext mults, %d rescales\n",
+		man.Cost.Rotations, man.Cost.PlainMults, man.Cost.CipherMults, man.Cost.Rescales)
+
+	counter := &countingTransport{next: http.DefaultTransport}
+	cl, err := client.New(base, apiKey, client.WithHTTPClient(&http.Client{Transport: counter}))
+	if err != nil {
+		return res, err
+	}
+	served, err := cl.Model(ctx, name)
+	if err != nil {
+		return res, fmt.Errorf("fetching manifest: %w", err)
+	}
+	dev, err := he.NewDevice(served, false)
+	if err != nil {
+		return res, err
+	}
+	head := model.Head()
+	if s := dev.Split(); s != nil && (head == nil || head.Digest() != s.HeadDigest) {
+		return res, fmt.Errorf("model %s: the device's head does not match the served model's", name)
+	}
+	sk, err := dev.GenerateSecretKey()
+	if err != nil {
+		return res, err
+	}
+	t0 := time.Now()
+	pr, pw := io.Pipe()
+	go func() {
+		_, err := dev.WriteKeySet(pw, sk)
+		pw.CloseWithError(err)
+	}()
+	ks, err := cl.UploadKeySet(ctx, name, pr, served.KeySetBytes)
+	pr.CloseWithError(errors.New("upload finished"))
+	if err != nil {
+		return res, fmt.Errorf("uploading key set: %w", err)
+	}
+	res.keyBytes = counter.sent.Load()
+	fmt.Fprintf(stdout, "device    generated and uploaded key set %.12s… (%.1f MB, streamed) in %s\n\n", ks.ID, float64(res.keyBytes)/1e6, time.Since(t0).Round(time.Millisecond))
 
 	fmt.Fprintf(stdout, "%5s  %5s  %10s  %7s  %9s  %s\n", "image", "label", "prediction", "latency", "max|err|", "")
-	var correct, failures, completed int
-	var totalLatency time.Duration
+	var completed int
+	var totalLatency, totalHead time.Duration
 	worstErr := 0.0
 	sent0, recv0 := counter.sent.Load(), counter.received.Load()
-	for i := *offset; i < *offset+*images; i++ {
+	for i := offset; i < offset+images; i++ {
 		if err := ctx.Err(); err != nil {
-			return err
+			return res, err
 		}
 		x, label := mnisteval.Input(graph, set.Images[i]), set.Labels[i]
-		want, err := graph.Run(x)
+		want, err := model.Approximate(x)
 		if err != nil {
-			return err
+			return res, err
 		}
 		start := time.Now()
-		ct, err := dev.Encrypt(sk, x)
-		if err != nil {
-			return err
+		in := x
+		if head != nil {
+			if in, err = head.Run(x); err != nil {
+				return res, err
+			}
+			totalHead += time.Since(start)
 		}
-		result, _, err := cl.Infer(ctx, *modelName, ks.ID, ct, client.InferOptions{Wait: true})
+		ct, err := dev.Encrypt(sk, in)
+		if err != nil {
+			return res, err
+		}
+		result, _, err := cl.Infer(ctx, name, ks.ID, ct, client.InferOptions{Wait: true})
 		if err != nil {
 			fmt.Fprintf(stdout, "%5d  %5d  %10s  error: %v\n", i, label, "-", err)
-			failures++
+			res.failures++
 			continue
 		}
 		got, err := dev.Decrypt(sk, result)
 		if err != nil {
-			return err
+			return res, err
 		}
 		lat := time.Since(start)
 		totalLatency += lat
@@ -174,28 +232,28 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		pred := client.Argmax(got)
 		mark := ""
 		if pred == label {
-			correct++
+			res.correct++
 		} else {
 			mark = "✗"
 		}
 		if diff > maxLogitError || pred != client.Argmax(want) {
 			mark += " differs from plaintext reference"
-			failures++
+			res.failures++
 		}
 		fmt.Fprintf(stdout, "%5d  %5d  %10d  %7s  %9.1e  %s\n", i, label, pred, lat.Round(time.Millisecond), diff, mark)
 	}
-	n := *images
+	n := images
 	sent, recv := counter.sent.Load()-sent0, counter.received.Load()-recv0
-	fmt.Fprintf(stdout, "\naccuracy  %d/%d correct (%.1f%%) on MNIST test images %d..%d\n", correct, n, 100*float64(correct)/float64(n), *offset, *offset+n-1)
+	res.sentPerImage = sent / int64(n)
+	fmt.Fprintf(stdout, "\naccuracy  %d/%d correct (%.1f%%) on MNIST test images %d..%d\n", res.correct, n, 100*float64(res.correct)/float64(n), offset, offset+n-1)
 	if completed > 0 {
-		fmt.Fprintf(stdout, "latency   %s mean per image (encrypt + upload + evaluate + download + decrypt)\n", (totalLatency / time.Duration(completed)).Round(time.Millisecond))
+		res.latency = totalLatency / time.Duration(completed)
+		res.head = totalHead / time.Duration(completed)
+		fmt.Fprintf(stdout, "latency   %s mean per image (encrypt + upload + evaluate + download + decrypt)\n", res.latency.Round(time.Millisecond))
 	}
-	fmt.Fprintf(stdout, "traffic   keys %.1f MB once; per inference %.2f MB sent, %.2f MB received\n", float64(keyBytes)/1e6, float64(sent)/1e6/float64(n), float64(recv)/1e6/float64(n))
+	fmt.Fprintf(stdout, "traffic   keys %.1f MB once; per inference %.2f MB sent, %.2f MB received\n", float64(res.keyBytes)/1e6, float64(sent)/1e6/float64(n), float64(recv)/1e6/float64(n))
 	fmt.Fprintf(stdout, "accuracy  max |encrypted - plaintext| logit difference %.2e (limit %.0e)\n", worstErr, maxLogitError)
-	if failures > 0 {
-		return fmt.Errorf("demo failed: %d of %d inferences failed or disagreed with the plaintext reference", failures, n)
-	}
-	return nil
+	return res, nil
 }
 
 // countingTransport counts the bytes of request and response bodies.

@@ -96,17 +96,17 @@ type backend struct {
 // openBackend opens and migrates the database, opens the blobs, and
 // compiles the models (only: all of them when nil).
 func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, only []string) (*backend, error) {
-	graphs, err := cfg.loadGraphs()
+	specs, err := cfg.builtins()
 	if err != nil {
 		return nil, err
 	}
 	if only != nil {
-		graphs, err = pickGraphs(graphs, only)
+		specs, err = pickBuiltins(specs, only)
 		if err != nil {
 			return nil, err
 		}
 	}
-	models, err := compileModels(graphs)
+	models, err := compileModels(ctx, specs)
 	if err != nil {
 		return nil, err
 	}
