@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -212,6 +213,43 @@ func (c *Catalog) Lookup(ctx context.Context, tenant hegate.TenantID, name hegat
 	return Model{Ref: Ref{Tenant: tenant, Name: name, Version: v.Version}, Model: m}, nil
 }
 
+// Described is a model's manifest without compiling it.
+type Described struct {
+	Ref
+	Manifest he.Manifest
+}
+
+// Describe returns the manifest of a model visible to tenant (version 0:
+// the latest ready one) from the store, without compiling anything: what
+// metadata routes answer. Outcomes as for Lookup.
+func (c *Catalog) Describe(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Described, error) {
+	const op = "catalog.Describe"
+	if m, ok := c.builtin[name]; ok {
+		if version != 0 && version != 1 {
+			return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
+		}
+		return Described{Ref: Ref{Name: name}, Manifest: m.Manifest()}, nil
+	}
+	if tenant == "" {
+		return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Described{}, hegate.E(op, hegate.KindNotFound, err, "model %q not found (or that version is not ready)", truncate(string(name), 80))
+	}
+	if err != nil {
+		return Described{}, fmt.Errorf("%s: %w", op, err)
+	}
+	if v.Status != storage.ModelReady {
+		return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q version %d is %s, not ready", name, v.Version, v.Status)
+	}
+	var man he.Manifest
+	if err := json.Unmarshal(v.Manifest, &man); err != nil {
+		return Described{}, fmt.Errorf("%s: stored manifest of %s v%d: %w", op, name, v.Version, err)
+	}
+	return Described{Ref: Ref{Tenant: tenant, Name: name, Version: v.Version}, Manifest: man}, nil
+}
+
 // forget drops cached versions of a model that the store no longer has.
 func (c *Catalog) forget(tenant hegate.TenantID, name hegate.ModelID, version int) {
 	c.mu.Lock()
@@ -249,21 +287,32 @@ func (c *Catalog) compiledVersion(ctx context.Context, v storage.ModelVersion) (
 	close(e.done)
 	if e.err != nil {
 		c.mu.Lock()
-		delete(c.compiled, key)
+		if c.compiled[key] == e {
+			delete(c.compiled, key)
+		}
 		c.mu.Unlock()
 	}
 	return e.model, e.err
 }
 
-// evictLocked drops the least recently used compiled versions above the bound.
+// evictLocked drops the least recently used compiled versions above the
+// bound (never one still compiling: its waiters hold it).
 func (c *Catalog) evictLocked() {
 	for len(c.compiled) > c.cfg.MaxCompiled {
 		var oldest versionKey
-		first := true
+		found := false
 		for k, e := range c.compiled {
-			if first || e.lastUse < c.compiled[oldest].lastUse {
-				oldest, first = k, false
+			select {
+			case <-e.done:
+			default:
+				continue
 			}
+			if !found || e.lastUse < c.compiled[oldest].lastUse {
+				oldest, found = k, true
+			}
+		}
+		if !found {
+			return
 		}
 		delete(c.compiled, oldest)
 	}
@@ -345,7 +394,7 @@ func (o Options) Validate() error {
 		return bad("relu_degree %d out of range 1..63", o.ReluDegree)
 	case o.AbsDegree < 0 || o.AbsDegree > 63:
 		return bad("abs_degree %d out of range 1..63", o.AbsDegree)
-	case o.Margin != 0 && (o.Margin < 1 || o.Margin > 16):
+	case o.Margin != 0 && !(o.Margin >= 1 && o.Margin <= 16):
 		return bad("margin %g out of range 1..16", o.Margin)
 	case len(o.SplitAfter) > 256:
 		return bad("split_after is too long")
@@ -360,6 +409,11 @@ func (o Options) Validate() error {
 		}
 	}
 	if p := o.Preprocess; p != nil {
+		for _, v := range []float64{p.Scale, p.Mean, p.Std} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return bad("preprocessing values must be finite")
+			}
+		}
 		if p.Std == 0 || p.Scale == 0 {
 			return bad("preprocessing scale and std must be non-zero")
 		}
@@ -533,6 +587,9 @@ func (c *Catalog) Upload(ctx context.Context, p UploadParams) (Entry, bool, erro
 	if err != nil {
 		return Entry{}, false, err
 	}
+	if err := he.CheckSize(g); err != nil {
+		return Entry{}, false, err
+	}
 	if p.Options.SplitAfter != "" {
 		if _, _, err := ir.Split(g, p.Options.SplitAfter); err != nil {
 			return Entry{}, false, err
@@ -581,6 +638,9 @@ func (c *Catalog) importSource(name hegate.ModelID, format string, src []byte, o
 		g, err = ir.Read(bytes.NewReader(src))
 		if err == nil {
 			g.Name = string(name)
+			// Free-form records of an uploaded file are not kept: they are
+			// unbounded and every process would decode them again.
+			g.Source, g.Training = map[string]any{"format": FormatIRJSON}, nil
 			if o.Preprocess != nil {
 				g.Input.Preprocess = o.Preprocess
 			}
@@ -635,11 +695,17 @@ func (c *Catalog) Compile(ctx context.Context, tenant hegate.TenantID, name hega
 	if err != nil {
 		return fail(err)
 	}
+	if err := he.CheckSize(g); err != nil {
+		return fail(err)
+	}
 	co := opts.compileOptions(c.cfg.AllowInsecure)
 	if c.cfg.Calibration != nil {
 		cal, err := c.cfg.Calibration(g)
+		if hegate.Is(err, hegate.KindInvalid) {
+			return fail(err) // the model's fault (an input calibration data cannot feed)
+		}
 		if err != nil {
-			return fail(hegate.E(op, hegate.KindInvalid, err, "%v", err))
+			return fmt.Errorf("%s: calibration samples: %w", op, err) // ours: retry
 		}
 		co.Calibration = cal
 	}
@@ -710,6 +776,9 @@ func (c *Catalog) Delete(ctx context.Context, tenant hegate.TenantID, name hegat
 		return fmt.Errorf("%s: %w", op, err)
 	}
 	c.forget(tenant, name, 0)
+	// The rows are gone: finish the deletes even if the caller hangs up.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	defer cancel()
 	for _, b := range blobs {
 		if err := c.cfg.Blobs.Delete(ctx, b); err != nil {
 			c.log.WarnContext(ctx, "deleting a model blob", "error", err.Error())

@@ -320,7 +320,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 func (s *Server) optionalAuthenticate(next http.Handler) http.Handler {
 	auth := s.authenticate(next)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Authorization") == "" {
+		if _, present := r.Header["Authorization"]; !present {
 			next.ServeHTTP(w, r)
 			return
 		}

@@ -186,6 +186,10 @@ func TestUploadRefused(t *testing.T) {
 		&ir.Node{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: []float64{0, 0, 1}}},
 		&ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: 4, Out: 4, Weights: make([]float64, 16), Bias: make([]float64, 4)}},
 	)
+	huge := ir.Chain("huge", []int{1, 512, 512},
+		&ir.Node{Op: ir.OpConv, Conv: &ir.Conv{InChannels: 1, OutChannels: 1, Kernel: [2]int{3, 3}, Stride: [2]int{1, 1}, Weights: make([]float64, 9), Bias: []float64{0}}})
+	heavy := ir.Chain("heavy", []int{64, 32, 32},
+		&ir.Node{Op: ir.OpConv, Conv: &ir.Conv{InChannels: 64, OutChannels: 64, Kernel: [2]int{9, 9}, Stride: [2]int{1, 1}, Pads: [4]int{4, 4, 4, 4}, Weights: make([]float64, 64*64*81), Bias: make([]float64, 64)}})
 	cases := []struct {
 		name, model, ct, query string
 		body                   []byte
@@ -201,6 +205,9 @@ func TestUploadRefused(t *testing.T) {
 		{"fail/bad-split", "m5", api.ContentTypeIRJSON, "&split_after=nope", good, 400, "split after"},
 		{"fail/content-type", "m6", "text/plain", "", good, 400, "Content-Type"},
 		{"fail/too-large", "m7", api.ContentTypeIRJSON, "", bytes.Repeat([]byte(" "), 300<<20), 413, "exceeds"},
+		{"fail/value-too-wide", "m8", api.ContentTypeIRJSON, "", graphJSON(t, huge), 400, "at most"},
+		{"fail/too-much-work", "m9", api.ContentTypeIRJSON, "", graphJSON(t, heavy), 400, "multiply-accumulates"},
+		{"fail/margin-nan", "m10", api.ContentTypeIRJSON, "&margin=NaN", good, 400, "margin"},
 		{"ok/accepted-compiles-later", "deep", api.ContentTypeIRJSON, "&preset=test-n12", graphJSON(t, deep), 202, "compiling"},
 	}
 	before := bd.blobFiles(t)

@@ -53,8 +53,8 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 }
 
 // metadata describes a model in OIP terms, with its manifest.
-func metadata(m catalog.Model) api.ModelMetadata {
-	man := m.Manifest()
+func metadata(m catalog.Described) api.ModelMetadata {
+	man := m.Manifest
 	bytesTensor := func(name string) []api.TensorMetadata {
 		return []api.TensorMetadata{{Name: name, Datatype: api.DatatypeBytes, Shape: []int64{1}}}
 	}
@@ -80,7 +80,7 @@ func metadata(m catalog.Model) api.ModelMetadata {
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	list := api.ModelList{Models: []api.ModelMetadata{}}
 	for _, m := range s.catalog.Builtins() {
-		list.Models = append(list.Models, metadata(catalog.Model{Ref: catalog.Ref{Name: m.ID()}, Model: m}))
+		list.Models = append(list.Models, metadata(catalog.Described{Ref: catalog.Ref{Name: m.ID()}, Manifest: m.Manifest()}))
 	}
 	if p, ok := PrincipalFromContext(r.Context()); ok {
 		entries, err := s.catalog.List(r.Context(), p.Tenant)
@@ -92,7 +92,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 			if e.Builtin() || e.Status != storage.ModelReady {
 				continue
 			}
-			m, err := s.catalog.Lookup(r.Context(), p.Tenant, e.Name, 0)
+			m, err := s.catalog.Describe(r.Context(), p.Tenant, e.Name, 0)
 			if err != nil {
 				continue // deleted or replaced meanwhile
 			}
@@ -103,7 +103,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model(r, "oip.model", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
+	m, err := s.describe(r, "oip.model", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -112,7 +112,7 @@ func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
-	m, err := s.model(r, "oip.model.ready", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
+	m, err := s.describe(r, "oip.model.ready", chi.URLParam(r, "model"), chi.URLParam(r, "version"))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -192,7 +192,14 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	})
 	if err != nil {
 		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
-		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "model %s version %d was deleted", m.Name, m.Version))
+		case errors.Is(err, storage.ErrConflict) && m.Version > 0:
+			s.fail(w, r, hegate.E(op, hegate.KindConflict, err, "model %s version %d is not ready", m.Name, m.Version))
+		default:
+			s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
+		}
 		return
 	}
 	if !created && job.InputBlob != blob.Key {

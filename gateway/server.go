@@ -134,17 +134,42 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, r, s.log, err)
 }
 
+// describe is model without compiling: for metadata routes.
+func (s *Server) describe(r *http.Request, op, name, version string) (catalog.Described, error) {
+	v, err := versionParam(op, version)
+	if err != nil {
+		return catalog.Described{}, err
+	}
+	var tenant hegate.TenantID
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		tenant = p.Tenant
+	}
+	d, err := s.catalog.Describe(r.Context(), tenant, hegate.ModelID(name), v)
+	if err != nil {
+		return catalog.Described{}, wrap(err, "%s", op)
+	}
+	return d, nil
+}
+
+// versionParam parses a {version} path segment; "" is 0 (the latest).
+func versionParam(op, version string) (int, error) {
+	if version == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(version)
+	if err != nil || n < 1 || n > 1<<30 {
+		return 0, hegate.E(op, hegate.KindInvalid, nil, "version %q is not a positive integer", truncate(version, 20))
+	}
+	return n, nil
+}
+
 // model resolves the model a request names: {model} and, on versioned
 // paths, {version} (or the ?version= of a key-set upload), as the caller
 // (if authenticated) sees it.
 func (s *Server) model(r *http.Request, op, name, version string) (catalog.Model, error) {
-	v := 0
-	if version != "" {
-		n, err := strconv.Atoi(version)
-		if err != nil || n < 1 || n > 1<<30 {
-			return catalog.Model{}, hegate.E(op, hegate.KindInvalid, nil, "version %q is not a positive integer", truncate(version, 20))
-		}
-		v = n
+	v, err := versionParam(op, version)
+	if err != nil {
+		return catalog.Model{}, err
 	}
 	var tenant hegate.TenantID
 	if p, ok := PrincipalFromContext(r.Context()); ok {

@@ -1,6 +1,7 @@
 package he
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"sort"
@@ -203,11 +204,11 @@ type Ranges struct {
 
 // CalibrateRanges runs g's exact reference on the samples and records the
 // ranges its approximations need.
-func CalibrateRanges(g *ir.Graph, samples [][]float64) (Ranges, error) {
-	return calibrateRanges(g, samples)
+func CalibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ranges, error) {
+	return calibrateRanges(ctx, g, samples)
 }
 
-func calibrateRanges(g *ir.Graph, samples [][]float64) (Ranges, error) {
+func calibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ranges, error) {
 	r := Ranges{Relu: map[string][2]float64{}, Pool: map[string][][2]float64{}}
 	shapes, err := g.Shapes()
 	if err != nil {
@@ -253,6 +254,9 @@ func calibrateRanges(g *ir.Graph, samples [][]float64) (Ranges, error) {
 		}
 	}
 	for _, x := range samples {
+		if err := ctx.Err(); err != nil {
+			return r, err
+		}
 		observe(g.Input.Name, x)
 		if _, err := g.Trace(x, func(n *ir.Node, out ir.Tensor) { observe(n.Output, out.Data) }); err != nil {
 			return r, err
@@ -336,6 +340,43 @@ func poolRoundDiffs(p *ir.Pool, shape []int, x []float64) [][]float64 {
 		out = append(out, d)
 	}
 	return out
+}
+
+// Limits on the work a graph may cause before it meets any CKKS
+// parameters (a hostile upload must not make the compiler allocate without
+// bound).
+const (
+	// MaxCompileMACs bounds the multiply-accumulates of one evaluation in
+	// float64: the compiler's sparse matrices have about that many entries.
+	MaxCompileMACs = 1 << 25
+	// MaxValueElems bounds any one value: four ciphertexts of the largest
+	// leveled preset's slots.
+	MaxValueElems = 4 << 14
+)
+
+// CheckSize refuses graphs whose compilation would take more work than
+// MaxCompileMACs or hold a value larger than MaxValueElems. Errors are
+// KindInvalid and name the node.
+func CheckSize(g *ir.Graph) error {
+	const op = "he.CheckSize"
+	shapes, err := g.Shapes()
+	if err != nil {
+		return err
+	}
+	if n := g.InputSize(); n > MaxValueElems {
+		return hegate.E(op, hegate.KindInvalid, nil, "the input has %d values; at most %d are supported", n, MaxValueElems)
+	}
+	total := int64(0)
+	for _, n := range g.Nodes {
+		if size := ir.Prod(shapes[n.Output]); size > MaxValueElems {
+			return hegate.E(op, hegate.KindInvalid, nil, "node %q outputs %d values; at most %d are supported (four ciphertexts of 16384 slots)", n.Name, size, MaxValueElems)
+		}
+		total += n.MACs(shapes)
+		if total > MaxCompileMACs {
+			return hegate.E(op, hegate.KindInvalid, nil, "the model needs more than %d multiply-accumulates per input (at node %q); it is too large to compile here", MaxCompileMACs, n.Name)
+		}
+	}
+	return nil
 }
 
 // lowerGraph builds the circuit of g with its activations approximated on

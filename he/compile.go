@@ -31,6 +31,9 @@ func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, err
 	}
 	var cal [][]float64
 	for _, x := range opts.Calibration {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		y, err := head.Run(x)
 		if err != nil {
 			return nil, fmt.Errorf("he.Compile: calibration sample through the head: %w", err)
@@ -198,7 +201,7 @@ func Lower(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Circuit, err
 	var err error
 	if opts.Ranges != nil {
 		rg = *opts.Ranges
-	} else if rg, err = calibrateRanges(g, opts.Calibration); err != nil {
+	} else if rg, err = calibrateRanges(ctx, g, opts.Calibration); err != nil {
 		return nil, fmt.Errorf("%s: calibrating: %w", op, err)
 	}
 	if err := ctx.Err(); err != nil {

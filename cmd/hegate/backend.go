@@ -12,7 +12,9 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 
+	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
@@ -187,7 +189,7 @@ func pickBuiltins(all []builtin, names []string) ([]builtin, error) {
 
 // compileModels compiles the built-in models, each for the smallest
 // 128-bit preset it fits.
-func compileModels(ctx context.Context, specs []builtin) ([]*he.Model, error) {
+func compileModels(ctx context.Context, specs []builtin, cal *calibrator) ([]*he.Model, error) {
 	seen := map[string]bool{}
 	var out []*he.Model
 	for _, b := range specs {
@@ -195,11 +197,11 @@ func compileModels(ctx context.Context, specs []builtin) ([]*he.Model, error) {
 			return nil, fmt.Errorf("two models are named %q", b.name)
 		}
 		seen[b.name] = true
-		cal, err := calibrationFor(b.graph)
+		samples, err := cal.samples(b.graph)
 		if err != nil {
 			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}
-		m, err := he.Compile(ctx, b.graph, he.CompileOptions{Name: b.name, SplitAfter: b.splitAfter, Calibration: cal})
+		m, err := he.Compile(ctx, b.graph, he.CompileOptions{Name: b.name, SplitAfter: b.splitAfter, Calibration: samples})
 		if err != nil {
 			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}
@@ -208,11 +210,20 @@ func compileModels(ctx context.Context, specs []builtin) ([]*he.Model, error) {
 	return out, nil
 }
 
-// calibrationFor returns sample inputs on which the compiler calibrates
-// the ranges of approximated activations: for graphs with ReLU or max
-// pooling and a 28×28 input, the first 512 MNIST training images with the
-// graph's preprocessing; nil for graphs that need none.
-func calibrationFor(g *ir.Graph) ([][]float64, error) {
+// calibrator hands out sample inputs on which the compiler calibrates the
+// ranges of approximated activations: for graphs with ReLU or max pooling
+// and a 28×28 input, the first 512 MNIST training images with the graph's
+// preprocessing; nil for graphs that need none. The images are read once.
+type calibrator struct {
+	once sync.Once
+	set  *mnist.Set
+	err  error
+}
+
+// samples implements catalog.Config.Calibration. A graph whose input is
+// not a 28×28 image is the caller's problem (KindInvalid); failing to read
+// the images is ours.
+func (c *calibrator) samples(g *ir.Graph) ([][]float64, error) {
 	need := false
 	for _, n := range g.Nodes {
 		need = need || n.Op == ir.OpRelu || n.Op == ir.OpMaxPool
@@ -221,15 +232,18 @@ func calibrationFor(g *ir.Graph) ([][]float64, error) {
 		return nil, nil
 	}
 	if g.InputSize() != mnist.Pixels {
-		return nil, fmt.Errorf("model %s has approximated activations and a %v input: calibration samples are only built in for 28×28 images", g.Name, g.Input.Shape)
+		return nil, hegate.E("calibration", hegate.KindInvalid, nil, "model %s has approximated activations (ReLU, max pooling) and a %v input: this gateway has calibration samples only for 28×28 images", g.Name, g.Input.Shape)
 	}
-	set, err := mnist.LoadDefault(mnist.Train)
-	if err != nil {
-		return nil, fmt.Errorf("loading calibration images: %w", err)
+	c.once.Do(func() { c.set, c.err = mnist.LoadDefault(mnist.Train) })
+	if c.err != nil {
+		return nil, fmt.Errorf("loading calibration images: %w", c.err)
 	}
 	var out [][]float64
-	for i := 0; i < 512 && i < set.Len(); i++ {
-		out = append(out, mnisteval.Input(g, set.Images[i]))
+	for i := 0; i < 512 && i < c.set.Len(); i++ {
+		out = append(out, mnisteval.Input(g, c.set.Images[i]))
 	}
 	return out, nil
 }
+
+// calibrationFor is (&calibrator{}).samples, for one-off commands.
+func calibrationFor(g *ir.Graph) ([][]float64, error) { return (&calibrator{}).samples(g) }

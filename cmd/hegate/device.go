@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +15,8 @@ import (
 
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/he/onnx"
 	"github.com/hegate/hegate/internal/mnist"
 )
 
@@ -219,8 +222,9 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := newFlags("infer", stderr)
 	var cfg deviceConfig
 	cfg.register(fs)
-	input := fs.String("input", "", "JSON file with the input values (C×H×W order), or - for stdin")
-	mnistIndex := fs.Int("mnist-index", -1, "use this image of the MNIST test set as input instead")
+	input := fs.String("input", "", "JSON file with the model's input values (row-major, preprocessed), or - for stdin")
+	mnistIndex := fs.Int("mnist-index", -1, "use this image of the MNIST test set as input instead (the model's preprocessing is applied)")
+	modelFile := fs.String("model-file", "", "split models: the model file (ONNX or graph JSON) whose head this device runs before encrypting")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -235,9 +239,18 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("reading keyset.id (run hegate keys upload first): %w", err)
 	}
-	x, label, err := readInput(*input, *mnistIndex)
+	x, label, err := readInput(*input, *mnistIndex, dev)
 	if err != nil {
 		return err
+	}
+	if s := dev.Split(); s != nil {
+		head, err := loadHead(*modelFile, s)
+		if err != nil {
+			return err
+		}
+		if x, err = head.Run(x); err != nil {
+			return fmt.Errorf("running the head: %w", err)
+		}
 	}
 	cl, err := cfg.client()
 	if err != nil {
@@ -256,7 +269,10 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	pred := client.Argmax(out)
+	pred := client.Argmax(dev.Tail(out))
+	if len(dev.Tail(out)) == 1 {
+		pred = int(dev.Tail(out)[0]) // a model that ends in ArgMax
+	}
 	fmt.Fprintf(stdout, "job %s: prediction %d", jobID, pred)
 	if label >= 0 {
 		fmt.Fprintf(stdout, " (label %d)", label)
@@ -265,7 +281,33 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return nil
 }
 
-func readInput(path string, mnistIndex int) ([]float64, int, error) {
+// loadHead reads the model file of a split model and returns its head,
+// checked against the digest the gateway compiled with.
+func loadHead(path string, s *he.SplitInfo) (*ir.Graph, error) {
+	if path == "" {
+		return nil, fmt.Errorf("this is a split model: the device runs its head up to %q; give the model file with --model-file", s.After)
+	}
+	var g *ir.Graph
+	var err error
+	if strings.HasSuffix(path, ".onnx") {
+		g, err = onnx.ImportFile(path, onnx.Options{})
+	} else {
+		g, err = readGraphFile(path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	head, _, err := ir.Split(g, s.After)
+	if err != nil {
+		return nil, err
+	}
+	if head.Digest() != s.HeadDigest {
+		return nil, fmt.Errorf("%s: its head up to %q is not the one the gateway compiled (digest %.12s…, want %.12s…)", path, s.After, head.Digest(), s.HeadDigest)
+	}
+	return head, nil
+}
+
+func readInput(path string, mnistIndex int, dev *he.Device) ([]float64, int, error) {
 	if mnistIndex >= 0 {
 		set, err := mnist.LoadDefault(mnist.Test)
 		if err != nil {
@@ -274,7 +316,11 @@ func readInput(path string, mnistIndex int) ([]float64, int, error) {
 		if mnistIndex >= set.Len() {
 			return nil, 0, fmt.Errorf("--mnist-index %d: the test set has %d images", mnistIndex, set.Len())
 		}
-		return set.Images[mnistIndex], set.Labels[mnistIndex], nil
+		raw := make([]float64, len(set.Images[mnistIndex]))
+		for i, v := range set.Images[mnistIndex] {
+			raw[i] = math.Round(v * 255)
+		}
+		return dev.Preprocess(raw), set.Labels[mnistIndex], nil
 	}
 	var r io.Reader
 	switch path {

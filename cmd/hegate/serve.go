@@ -106,7 +106,8 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 			return nil, err
 		}
 	}
-	models, err := compileModels(ctx, specs)
+	cal := &calibrator{}
+	models, err := compileModels(ctx, specs, cal)
 	if err != nil {
 		return nil, err
 	}
@@ -119,7 +120,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 		return nil, err
 	}
 	cat, err := catalog.New(catalog.Config{
-		Store: store, Blobs: blobs, Builtin: models, Calibration: calibrationFor, Logger: logger,
+		Store: store, Blobs: blobs, Builtin: models, Calibration: cal.samples, Logger: logger,
 	})
 	if err != nil {
 		store.Close()
