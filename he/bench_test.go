@@ -45,7 +45,7 @@ func BenchmarkMNIST(b *testing.B) {
 		b.Run(fmt.Sprintf("cores=%d", cores), func(b *testing.B) {
 			prev := runtime.GOMAXPROCS(cores)
 			defer runtime.GOMAXPROCS(prev)
-			m, err := Compile(context.Background(), g, CompileOptions{Parallelism: cores})
+			m, err := Compile(context.Background(), g, CompileOptions{Parallelism: cores, keepDiagonals: true})
 			if err != nil {
 				b.Fatal(err)
 			}

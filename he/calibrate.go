@@ -37,8 +37,8 @@ type StepBounds struct {
 // Bound / headroomFactor, since unseen inputs may go further than samples.
 const headroomFactor = 8
 
-// Calibrate runs the compiled circuit in float64 on samples (model inputs,
-// row-major) and checks every step's values against what its level can hold
+// Calibrate runs the compiled circuit in float64 on samples (inputs of the
+// whole graph, row-major; a split model's head runs first) and checks every step's values against what its level can hold
 // and every approximation's input against its range. It returns the report,
 // and a KindInvalid error naming the first step whose values come within a
 // factor of 8 of the bound or leave an approximation's range.
@@ -57,6 +57,13 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 		cal.Steps[k] = StepBounds{Kind: st.kind.String(), Name: st.name, Level: st.outLevel, Bound: math.Exp2(logQ - 1 - scale)}
 	}
 	for _, x := range samples {
+		if m.head != nil {
+			y, err := m.head.Run(x)
+			if err != nil {
+				return cal, err
+			}
+			x = y
+		}
 		v, err := m.Device().PackInput(x)
 		if err != nil {
 			return cal, err

@@ -11,14 +11,14 @@ import (
 )
 
 // The compiler first lowers the IR graph to a circuit in logical
-// coordinates, independent of CKKS parameters, with three kinds of node:
+// coordinates, independent of CKKS parameters, with four kinds of node:
 //
 //   - linear: y = Σ_k W_k x_k + b over one or more inputs. Every linear op
 //     of the IR (conv, dense, affine/BatchNorm, pooling by average, reshape,
 //     transpose) and every residual add becomes one; chains of them are then
 //     multiplied together (fuse), so BatchNorm, reshapes and the scale of an
 //     activation cost nothing. One level.
-//   - square: y = x². A degree-2 activation a·x² + b·x + c is
+//   - square: y = x², and mul: y = a ⊙ b. A degree-2 activation a·x² + b·x + c is
 //     a·(x + b/2a)² + c': the shift joins the linear node before it, the
 //     scale and constant the linear nodes after it. One level.
 //   - poly: y = p(x), a polynomial given in the Chebyshev basis on [-1, 1]
@@ -428,7 +428,7 @@ func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 					return nil, refuse(n, "unknown sign approximation %q (known: %v)", ao.Sign, SignPresets())
 				}
 				// relu(x) = x/2 + x·sign(x)/2.
-				s := c.sign(n.Name, x, outShape, math.Max(math.Abs(lo), math.Abs(hi)), ao.Sign, sp)
+				s := c.sign(n.Name, x, outShape, ao.Margin*math.Max(math.Abs(lr[0]), math.Abs(lr[1])), ao.Sign, sp)
 				m := c.newValue(outShape)
 				c.add(&cnode{kind: kindMul, name: n.Name, in: []int{x, s}, out: m})
 				out = c.newValue(outShape)
@@ -460,9 +460,9 @@ func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 	return c, nil
 }
 
-// widenRange widens [lo, hi] by margin around its centre; a range that
-// contains 0 only on one side stays on that side of 0 no further than the
-// margin takes it.
+// widenRange widens [lo, hi] by margin around its centre (for a Chebyshev
+// interpolant on [lo, hi]); a composite sign approximation instead uses
+// margin·max(|lo|, |hi|) around zero.
 func widenRange(r [2]float64, margin float64) (float64, float64) {
 	lo, hi := r[0], r[1]
 	if hi-lo < 1e-6 {
@@ -520,8 +520,20 @@ func (c *circuit) lowerPoly(n *ir.Node, x int, shape []int) int {
 	case 0, 1:
 		return c.affineNode(n.Name, x, shape, co(1), co(0))
 	case 2:
-		// a(x+β)² + γ with β = b/2a, γ = c − b²/4a.
 		a, b, k := co(2), co(1), co(0)
+		if math.Abs(b) > 64*math.Abs(a) {
+			// A nearly linear activation: the shift b/2a would be huge and
+			// the square lose precision. a·x² + b·x + c as one linear node
+			// over x² and x (same depth, one more term in the next layer).
+			sq := c.newValue(shape)
+			c.add(&cnode{kind: kindSquare, name: n.Name, in: []int{x}, out: sq})
+			out := c.newValue(shape)
+			size := ir.Prod(shape)
+			c.add(&cnode{kind: kindLinear, name: n.Name, in: []int{sq, x}, out: out,
+				terms: []term{{in: sq, w: diagonal(constant(size, a))}, {in: x, w: diagonal(constant(size, b))}}, bias: constant(size, k)})
+			return out
+		}
+		// a(x+β)² + γ with β = b/2a, γ = c − b²/4a.
 		beta := b / (2 * a)
 		shifted := c.affineNode(n.Name, x, shape, 1, beta)
 		sq := c.newValue(shape)
@@ -624,6 +636,9 @@ func (c *circuit) lowerMaxPool(n *ir.Node, x int, inShape []int, pr [][2]float64
 		d := linearOf(diffs)
 		lo, hi := widenRange(pr[r], ao.Margin)
 		m := math.Max(math.Abs(lo), math.Abs(hi))
+		if ao.Method == "composite" {
+			m = ao.Margin * math.Max(math.Abs(pr[r][0]), math.Abs(pr[r][1]))
+		}
 		var abs int
 		if ao.Method == "composite" {
 			sp, ok := signPresets[ao.Sign]

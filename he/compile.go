@@ -67,7 +67,7 @@ func compileWhole(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model
 		return nil, err
 	}
 	if opts.Params != "" {
-		return compileFor(ctx, g, opts, opts.Params, lowered.ranges)
+		return compileFor(ctx, g, opts, opts.Params, lowered)
 	}
 	// No preset named: the smallest 128-bit preset the circuit fits.
 	var firstErr error
@@ -82,7 +82,7 @@ func compileWhole(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model
 			}
 			continue
 		}
-		m, err := compileFor(ctx, g, opts, name, lowered.ranges)
+		m, err := compileFor(ctx, g, opts, name, lowered)
 		if err == nil || !hegate.Is(err, hegate.KindInvalid) {
 			return m, err
 		}
@@ -104,23 +104,28 @@ func depthError(g *ir.Graph, c *circuit, params *Params) error {
 }
 
 // compileFor compiles g for one preset.
-func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset string, rg Ranges) (*Model, error) {
+func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset string, lowered *Circuit) (m *Model, err error) {
 	const op = "he.Compile"
+	defer func() {
+		// A compiler bug must fail this compile, not the process (uploaded
+		// models compile in workers).
+		if r := recover(); r != nil {
+			m, err = nil, hegate.E(op, hegate.KindInternal, fmt.Errorf("compiler panic on model %s: %v", g.Name, r), "")
+		}
+	}()
 	params, err := LoadParams(preset, opts.AllowInsecure)
 	if err != nil {
 		return nil, err
 	}
-	// Lower afresh: packing rewrites the circuit's input.
-	circ, err := lowerGraph(g, rg, opts.Approx)
-	if err != nil {
-		return nil, err
-	}
-	circ.fuse()
-	circ.ensureLinearAround()
+	rg := lowered.ranges
+	// A copy: packing rewrites the circuit's input.
+	circ := lowered.c.clone()
 	p := params.ckks
 	packing := circ.applyIm2col(p.MaxSlots())
-	inputSize := packing.size(g.InputSize())
-	inLayout := compactLayout([]int{inputSize})
+	inLayout := compactLayout(g.Input.Shape)
+	if packing.im2col != nil {
+		inLayout = compactLayout([]int{packing.size(g.InputSize())})
+	}
 	layouts, err := chooseLayouts(circ, inLayout, p.MaxSlots())
 	if err != nil {
 		return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s: %v (preset %s has %d slots)", g.Name, err, params.name, p.MaxSlots())
@@ -163,13 +168,14 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 			opts.Progress(stage, done, total)
 		}
 	}
+	c.keepDiagonals = opts.keepDiagonals
 	if err := c.build(ctx, lp, progress); err != nil {
 		return nil, err
 	}
 	if opts.Name != "" {
 		c.name = opts.Name
 	}
-	m := &Model{graph: g, c: c, ranges: rg}
+	m = &Model{graph: g, c: c, ranges: rg}
 	m.manifest = m.buildManifest()
 	return m, nil
 }
@@ -277,6 +283,9 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 				}
 				st.cost.add(Cost{Rotations: t.baby + t.giant, PlainMults: len(t.diags)})
 				st.diags += len(t.diags)
+				if !c.keepDiagonals {
+					t.diags = nil // encoded: the float64 copies are not needed any more
+				}
 			}
 			for _, r := range ls.rotSum {
 				use(p.GaloisElement(r), level-1)
@@ -397,10 +406,11 @@ type deviceSpec struct {
 
 type compiled struct {
 	*deviceSpec
-	parallelism int // goroutines one evaluation may use
-	circ        *circuit
-	layouts     []*layout
-	steps       []step
-	lastUse     []int // per value: the last step that reads it
-	cost        Cost
+	keepDiagonals bool
+	parallelism   int // goroutines one evaluation may use
+	circ          *circuit
+	layouts       []*layout
+	steps         []step
+	lastUse       []int // per value: the last step that reads it
+	cost          Cost
 }

@@ -339,7 +339,16 @@ func (c *compiled) stepInfo() []StepInfo {
 		case kindPoly:
 			info.Degree = n.degree()
 			info.Function = "trained"
-			if n.cheb != nil {
+			switch {
+			case n.signStage != "":
+				// A stage of a composite sign: its error is the whole
+				// composite's (see tools/gen-sign), its range the first
+				// stage's input.
+				info.Function = "sign " + n.signStage
+				if p := c.circ.producerNode(n.in[0]); p == nil || p.kind != kindPoly {
+					info.Range = [2]float64{n.cheb.lo, n.cheb.hi}
+				}
+			case n.cheb != nil:
 				info.Function, info.Range, info.MaxError = n.cheb.fn, [2]float64{n.cheb.lo, n.cheb.hi}, n.cheb.maxError()
 			}
 		}

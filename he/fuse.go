@@ -26,7 +26,7 @@ func (c *circuit) fuse() {
 			}
 			ok := len(users) == 1 || n.isDiagonal()
 			for _, u := range users {
-				ok = ok && c.nodes[u].kind == kindLinear
+				ok = ok && c.nodes[u].kind == kindLinear && productSize(c.nodes[u], n) <= maxFusedEntries
 			}
 			if !ok {
 				continue
@@ -61,7 +61,7 @@ func (c *circuit) absorbDiagonals() {
 			if n.kind != kindLinear || !n.isDiagonal() {
 				continue
 			}
-			if p := prod[n.terms[0].in]; p != nil && p.kind == kindLinear {
+			if p := prod[n.terms[0].in]; p != nil && p.kind == kindLinear && productSize(n, p) <= maxFusedEntries {
 				n.substitute(p)
 				changed = true
 			}
@@ -70,6 +70,31 @@ func (c *circuit) absorbDiagonals() {
 			return
 		}
 	}
+}
+
+// maxFusedEntries bounds the work of one fusion (the entries the sparse
+// product visits): beyond it, the two linear nodes stay apart and cost a
+// level more, rather than the compiler minutes and gigabytes.
+const maxFusedEntries = 1 << 24
+
+// productSize is the number of products substituting p into n visits.
+func productSize(n, p *cnode) int {
+	rows := map[int]int{}
+	for _, t := range p.terms {
+		for _, e := range t.w {
+			rows[e.Row]++
+		}
+	}
+	size := 0
+	for _, t := range n.terms {
+		if t.in != p.out {
+			continue
+		}
+		for _, e := range t.w {
+			size += rows[e.Col]
+		}
+	}
+	return size
 }
 
 // prune removes nodes whose outputs nothing reads.
@@ -110,7 +135,9 @@ func (n *cnode) isDiagonal() bool {
 func (n *cnode) substitute(p *cnode) {
 	var kept []term
 	var added []term
-	convOK := n.conv == nil && p.conv != nil && len(n.terms) == 1
+	// The fused node stays a convolution only when n is an element-wise
+	// map of the convolution's whole output.
+	convOK := n.conv == nil && p.conv != nil && len(n.terms) == 1 && len(n.bias) == len(p.bias)
 	for _, t := range n.terms {
 		if t.in != p.out {
 			kept = append(kept, t)
@@ -141,6 +168,9 @@ func (n *cnode) substitute(p *cnode) {
 // fused node): still a convolution when d is constant per output channel.
 func scaleConv(conv *ir.Conv, d []ir.Entry, bias []float64) *ir.Conv {
 	rows := len(bias)
+	if rows%conv.OutChannels != 0 {
+		return nil
+	}
 	per := rows / conv.OutChannels
 	scale := make([]float64, rows)
 	for _, e := range d {
@@ -277,4 +307,18 @@ func (c *circuit) producerNode(v int) *cnode {
 		return c.nodes[i]
 	}
 	return nil
+}
+
+// clone copies the circuit's structure so that packing can rewrite a copy
+// (matrix entries are shared: nothing changes them in place).
+func (c *circuit) clone() *circuit {
+	out := &circuit{input: c.input, output: c.output, values: append([]cvalue(nil), c.values...)}
+	for _, n := range c.nodes {
+		cp := *n
+		cp.in = append([]int(nil), n.in...)
+		cp.terms = append([]term(nil), n.terms...)
+		cp.bias = append([]float64(nil), n.bias...)
+		out.nodes = append(out.nodes, &cp)
+	}
+	return out
 }

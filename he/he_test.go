@@ -215,6 +215,9 @@ func TestEncryptedMatchesReference(t *testing.T) {
 			opts := tc.opts
 			m := compileTest(t, g, opts)
 			man := m.Manifest()
+			if len(g.Input.Shape) == 3 && man.Packing == nil {
+				t.Errorf("the first convolution's input is not unrolled (im2col)")
+			}
 			t.Logf("manifest: slots 2^%d levels %d galois %d cost %+v keyset %d bytes", man.LogSlots, man.Levels, len(man.GaloisElements), man.Cost, man.KeySetBytes)
 			for _, st := range man.Steps {
 				t.Logf("  %s %q level %d depth %d %s diags %d baby %d giant %d fn %s deg %d", st.Kind, st.Name, st.Level, st.Depth, st.Method, st.Diagonals, st.BabySteps, st.GiantSteps, st.Function, st.Degree)
@@ -336,6 +339,13 @@ func TestCompileShapes(t *testing.T) {
 		{"ok/conv-only", ir.Chain("d", []int{1, 6, 6}, b.conv(1, 2, 3, 2, 0)), 1},
 		{"ok/activation-first", ir.Chain("e", []int{4}, poly(0, 0, 1), b.dense(4, 2)), 3},
 		{"ok/residual-add-costs-no-level", ir.Chain("f", []int{4}, b.dense(4, 4), poly(0, 1, 0.5), b.dense(4, 4)), 3},
+		// A dense layer reading only part of a convolution's output is no
+		// convolution any more (this once made the compiler panic).
+		{"ok/conv-then-partial-dense", ir.Chain("g", []int{1, 4, 4}, b.conv(1, 2, 3, 1, 0), flatten(8),
+			&ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: 8, Out: 2, Weights: []float64{1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0}, Bias: []float64{0, 0}}}), 1},
+		// A nearly linear activation is lowered without the huge shift
+		// b/2a (which lost precision).
+		{"ok/nearly-linear-activation", ir.Chain("h", []int{8}, b.dense(8, 4), poly(0.1, 0.5, 1e-6), b.dense(4, 3)), 3},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

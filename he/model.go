@@ -29,6 +29,9 @@ type CompileOptions struct {
 	// Name, when set, is the compiled model's ID instead of the graph's
 	// name (to serve one graph compiled two ways).
 	Name string
+	// keepDiagonals keeps the float64 diagonals after encoding (the
+	// benchmark's hand-written yardstick encodes them again).
+	keepDiagonals bool
 	// SplitAfter, when set, names the value after which the graph is cut
 	// for split inference: the device computes the head (up to and
 	// including that value) in the clear and encrypts its output; the model

@@ -80,42 +80,67 @@ func (p inputPacking) pack(x []float64) []float64 {
 }
 
 // applyIm2col rewrites the circuit so that its input is the unrolled input
-// of its first convolution, when the input's only reader is one. It
-// returns the packing (zero when the input goes in as it is).
+// of its first convolution, when every reader of the input is a
+// convolution of one geometry (a ReLU's normalisation may read the input
+// through a second, scaled copy of the convolution) and the unrolled input
+// fits maxSlots. It returns the packing (zero when the input goes in as it
+// is).
 func (c *circuit) applyIm2col(maxSlots int) inputPacking {
 	users := c.consumers()[c.input]
 	shape := c.values[c.input].shape
-	if len(users) != 1 || len(shape) != 3 {
+	if len(users) == 0 || len(shape) != 3 {
 		return inputPacking{}
 	}
-	n := c.nodes[users[0]]
-	if n.kind != kindLinear || n.conv == nil || len(n.terms) != 1 {
-		return inputPacking{}
+	var first *ir.Conv
+	for _, u := range users {
+		n := c.nodes[u]
+		if n.kind != kindLinear || n.conv == nil || len(n.terms) != 1 {
+			return inputPacking{}
+		}
+		if first == nil {
+			first = n.conv
+		} else if n.conv.Kernel != first.Kernel || n.conv.Stride != first.Stride || n.conv.Pads != first.Pads {
+			return inputPacking{}
+		}
 	}
-	conv := n.conv
-	oh, ow := conv.OutputHW(shape[1], shape[2])
-	q := &im2colPacking{c: shape[0], h: shape[1], w: shape[2], kernel: conv.Kernel, stride: conv.Stride, pads: conv.Pads, oh: oh, ow: ow, block: oh * ow}
-	if padded := nextPow2(oh * ow); n.out != c.output && max(q.patch(), conv.OutChannels)*padded <= maxSlots {
+	oh, ow := first.OutputHW(shape[1], shape[2])
+	q := &im2colPacking{c: shape[0], h: shape[1], w: shape[2], kernel: first.Kernel, stride: first.Stride, pads: first.Pads, oh: oh, ow: ow, block: oh * ow}
+	outChannels := 0
+	for _, u := range users {
+		outChannels = max(outChannels, c.nodes[u].conv.OutChannels)
+	}
+	isOutput := false
+	for _, u := range users {
+		isOutput = isOutput || c.nodes[u].out == c.output
+	}
+	if padded := nextPow2(oh * ow); !isOutput && max(q.patch(), outChannels)*padded <= maxSlots {
 		q.block = padded
 	}
 	p := inputPacking{im2col: q}
+	if p.size(ir.Prod(shape)) > maxSlots {
+		return inputPacking{}
+	}
 	packed := c.newValue([]int{p.size(ir.Prod(shape))})
 	c.input = packed
-	// out[o·P + pos] = Σ_k W[o][k] · v[k·B + pos] (+ bias, unchanged).
 	positions := oh * ow
 	patch := q.patch()
-	var w []ir.Entry
-	for o := 0; o < conv.OutChannels; o++ {
-		for pos := 0; pos < positions; pos++ {
-			for k := 0; k < patch; k++ {
-				if v := conv.Weights[o*patch+k]; v != 0 {
-					w = append(w, ir.Entry{Row: o*positions + pos, Col: k*q.block + pos, W: v})
+	for _, u := range users {
+		n := c.nodes[u]
+		conv := n.conv
+		// out[o·P + pos] = Σ_k W[o][k] · v[k·B + pos] (+ bias, unchanged).
+		var w []ir.Entry
+		for o := 0; o < conv.OutChannels; o++ {
+			for pos := 0; pos < positions; pos++ {
+				for k := 0; k < patch; k++ {
+					if v := conv.Weights[o*patch+k]; v != 0 {
+						w = append(w, ir.Entry{Row: o*positions + pos, Col: k*q.block + pos, W: v})
+					}
 				}
 			}
 		}
+		n.terms = []term{{in: packed, w: w}}
+		n.in = []int{packed}
 	}
-	n.terms = []term{{in: packed, w: w}}
-	n.in = []int{packed}
 	return p
 }
 

@@ -46,7 +46,11 @@ func Split(g *Graph, cut string) (head, tail *Graph, err error) {
 			}
 		}
 	}
-	head = &Graph{Name: g.Name + "-head", Input: g.Input, Output: cut, Source: g.Source}
+	headName := g.Name
+	if len(headName) > maxNameLen-5 {
+		headName = headName[:maxNameLen-5]
+	}
+	head = &Graph{Name: headName + "-head", Input: g.Input, Output: cut, Source: g.Source}
 	tail = &Graph{Name: g.Name, Input: Input{Name: cut, Shape: shape}, Output: g.Output, Tail: g.Tail, Source: g.Source, Training: g.Training}
 	headValues := map[string]bool{g.Input.Name: true}
 	for _, n := range g.Nodes {
