@@ -44,6 +44,9 @@ type Config struct {
 	// tenant under their names (no versions). Their names cannot be taken
 	// by an upload.
 	Builtin []*he.Model
+	// Lazy are built-in models compiled on first use (compiling a large
+	// model at start costs time and memory in every process).
+	Lazy []LazyModel
 	// Calibration returns sample inputs on which an uploaded graph's
 	// approximated activations (ReLU, max pooling) are calibrated; nil
 	// means such graphs are refused.
@@ -88,11 +91,34 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// LazyModel is a built-in model compiled when it is first needed.
+type LazyModel struct {
+	Name    hegate.ModelID
+	Compile func(ctx context.Context) (*he.Model, error)
+}
+
+// builtinModel is a built-in model, compiled or to be compiled once.
+type builtinModel struct {
+	once    sync.Once
+	model   *he.Model
+	err     error
+	compile func(ctx context.Context) (*he.Model, error)
+}
+
+func (b *builtinModel) get(ctx context.Context) (*he.Model, error) {
+	b.once.Do(func() {
+		if b.model == nil {
+			b.model, b.err = b.compile(context.WithoutCancel(ctx))
+		}
+	})
+	return b.model, b.err
+}
+
 // Catalog resolves, uploads, compiles and deletes models. It is safe for
 // concurrent use.
 type Catalog struct {
 	cfg     Config
-	builtin map[hegate.ModelID]*he.Model
+	builtin map[hegate.ModelID]*builtinModel
 	order   []hegate.ModelID
 	log     *slog.Logger
 
@@ -125,27 +151,52 @@ func New(cfg Config) (*Catalog, error) {
 	if cfg.MaxCompiled == 0 {
 		cfg.MaxCompiled = 16
 	}
-	c := &Catalog{cfg: cfg, builtin: map[hegate.ModelID]*he.Model{}, compiled: map[versionKey]*compiledEntry{}, log: cfg.Logger}
+	c := &Catalog{cfg: cfg, builtin: map[hegate.ModelID]*builtinModel{}, compiled: map[versionKey]*compiledEntry{}, log: cfg.Logger}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for _, m := range cfg.Builtin {
-		c.builtin[m.ID()] = m
+		c.builtin[m.ID()] = &builtinModel{model: m}
 		c.order = append(c.order, m.ID())
 	}
+	for _, l := range cfg.Lazy {
+		if _, dup := c.builtin[l.Name]; dup || l.Compile == nil {
+			return nil, hegate.E("catalog.New", hegate.KindInvalid, nil, "catalog: Config.Lazy: model %q is named twice or has no Compile", l.Name)
+		}
+		c.builtin[l.Name] = &builtinModel{compile: l.Compile}
+		c.order = append(c.order, l.Name)
+	}
 	return c, nil
+}
+
+// builtinFor returns the built-in model name, compiling it on first use.
+func (c *Catalog) builtinFor(ctx context.Context, name hegate.ModelID) (*he.Model, bool, error) {
+	b, ok := c.builtin[name]
+	if !ok {
+		return nil, false, nil
+	}
+	m, err := b.get(ctx)
+	if err != nil {
+		return nil, true, fmt.Errorf("catalog: compiling built-in model %s: %w", name, err)
+	}
+	return m, true, nil
 }
 
 // MaxSourceBytes is the largest upload Upload accepts.
 func (c *Catalog) MaxSourceBytes() int64 { return c.cfg.MaxSourceBytes }
 
-// Builtins returns the built-in models, in configured order.
-func (c *Catalog) Builtins() []*he.Model {
+// Builtins returns the built-in models, in configured order, compiling
+// those not compiled yet.
+func (c *Catalog) Builtins(ctx context.Context) ([]*he.Model, error) {
 	out := make([]*he.Model, 0, len(c.order))
 	for _, id := range c.order {
-		out = append(out, c.builtin[id])
+		m, _, err := c.builtinFor(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, m)
 	}
-	return out
+	return out, nil
 }
 
 // Ref names one servable model: a built-in (Tenant "" and Version 0) or a
@@ -183,7 +234,10 @@ type Model struct {
 // says which); an internal error if the store or the compile fails.
 func (c *Catalog) Lookup(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Model, error) {
 	const op = "catalog.Lookup"
-	if m, ok := c.builtin[name]; ok {
+	if m, ok, err := c.builtinFor(ctx, name); ok {
+		if err != nil {
+			return Model{}, err
+		}
 		if version != 0 && version != 1 {
 			return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
 		}
@@ -224,7 +278,10 @@ type Described struct {
 // metadata routes answer. Outcomes as for Lookup.
 func (c *Catalog) Describe(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Described, error) {
 	const op = "catalog.Describe"
-	if m, ok := c.builtin[name]; ok {
+	if m, ok, err := c.builtinFor(ctx, name); ok {
+		if err != nil {
+			return Described{}, err
+		}
 		if version != 0 && version != 1 {
 			return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
 		}
@@ -461,7 +518,11 @@ type Entry struct {
 func (c *Catalog) List(ctx context.Context, tenant hegate.TenantID) ([]Entry, error) {
 	var out []Entry
 	for _, id := range c.order {
-		out = append(out, c.builtinEntry(id))
+		e, err := c.builtinEntry(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, e)
 	}
 	if tenant == "" {
 		return out, nil
@@ -481,7 +542,11 @@ func (c *Catalog) List(ctx context.Context, tenant hegate.TenantID) ([]Entry, er
 func (c *Catalog) Versions(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) ([]Entry, error) {
 	const op = "catalog.Versions"
 	if _, ok := c.builtin[name]; ok {
-		return []Entry{c.builtinEntry(name)}, nil
+		e, err := c.builtinEntry(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		return []Entry{e}, nil
 	}
 	if tenant == "" {
 		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
@@ -507,7 +572,7 @@ func (c *Catalog) Versions(ctx context.Context, tenant hegate.TenantID, name heg
 func (c *Catalog) Version(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Entry, error) {
 	const op = "catalog.Version"
 	if _, ok := c.builtin[name]; ok && (version == 0 || version == 1) {
-		return c.builtinEntry(name), nil
+		return c.builtinEntry(ctx, name)
 	}
 	if tenant == "" {
 		return Entry{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
@@ -522,9 +587,13 @@ func (c *Catalog) Version(ctx context.Context, tenant hegate.TenantID, name hega
 	return entryOf(v), nil
 }
 
-func (c *Catalog) builtinEntry(id hegate.ModelID) Entry {
-	man, _ := json.Marshal(c.builtin[id].Manifest())
-	return Entry{Ref: Ref{Name: id}, Status: storage.ModelReady, Manifest: man}
+func (c *Catalog) builtinEntry(ctx context.Context, id hegate.ModelID) (Entry, error) {
+	m, _, err := c.builtinFor(ctx, id)
+	if err != nil {
+		return Entry{}, err
+	}
+	man, _ := json.Marshal(m.Manifest())
+	return Entry{Ref: Ref{Name: id}, Status: storage.ModelReady, Manifest: man}, nil
 }
 
 func entryOf(v storage.ModelVersion) Entry {

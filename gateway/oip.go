@@ -79,7 +79,12 @@ func metadata(m catalog.Described) api.ModelMetadata {
 // the latest ready version of each of its uploaded models.
 func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 	list := api.ModelList{Models: []api.ModelMetadata{}}
-	for _, m := range s.catalog.Builtins() {
+	builtins, err := s.catalog.Builtins(r.Context())
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	for _, m := range builtins {
 		list.Models = append(list.Models, metadata(catalog.Described{Ref: catalog.Ref{Name: m.ID()}, Manifest: m.Manifest()}))
 	}
 	if p, ok := PrincipalFromContext(r.Context()); ok {

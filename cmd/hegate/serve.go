@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
@@ -107,9 +108,31 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 		}
 	}
 	cal := &calibrator{}
-	models, err := compileModels(ctx, specs, cal)
-	if err != nil {
-		return nil, err
+	// Models the caller named (the demo) compile now; otherwise every
+	// built-in compiles when it is first used, so a process does not pay
+	// for models nobody asks it for.
+	var models []*he.Model
+	var lazy []catalog.LazyModel
+	if only != nil {
+		if models, err = compileModels(ctx, specs, cal); err != nil {
+			return nil, err
+		}
+	} else {
+		seen := map[string]bool{}
+		for _, spec := range specs {
+			if seen[spec.name] {
+				return nil, fmt.Errorf("two models are named %q", spec.name)
+			}
+			seen[spec.name] = true
+			lazy = append(lazy, catalog.LazyModel{Name: hegate.ModelID(spec.name), Compile: func(ctx context.Context) (*he.Model, error) {
+				ms, err := compileModels(ctx, []builtin{spec}, cal)
+				if err != nil {
+					return nil, err
+				}
+				logger.Info("compiled built-in model", "model", spec.name)
+				return ms[0], nil
+			}})
+		}
 	}
 	blobs, err := cfg.openBlobs()
 	if err != nil {
@@ -120,7 +143,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 		return nil, err
 	}
 	cat, err := catalog.New(catalog.Config{
-		Store: store, Blobs: blobs, Builtin: models, Calibration: cal.samples, Logger: logger,
+		Store: store, Blobs: blobs, Builtin: models, Lazy: lazy, Calibration: cal.samples, Logger: logger,
 	})
 	if err != nil {
 		store.Close()
