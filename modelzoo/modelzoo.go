@@ -36,6 +36,20 @@ func ResNet() (*ir.Graph, error) {
 	return load(ResNetName + ".json")
 }
 
+// Variant is a built-in model served from a zoo graph compiled in a
+// particular way.
+type Variant struct {
+	Name       string // the served model's name
+	Graph      string // the zoo graph it is compiled from
+	SplitAfter string // split inference: where the device's head ends
+}
+
+// Variants lists the built-in models served besides the zoo graphs
+// themselves: the ResNet split after its first block.
+func Variants() []Variant {
+	return []Variant{{Name: ResNetName + "-split", Graph: ResNetName, SplitAfter: ResNetSplitAfter}}
+}
+
 // MNIST returns a fresh copy of the MNIST digit classifier (input [1,28,28]
 // pixels in [0,1], output 10 logits), a CryptoNets-style network with
 // polynomial activations.
