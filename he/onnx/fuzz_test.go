@@ -93,7 +93,7 @@ func handSeeds(tb testing.TB) [][]byte {
 		},
 		inits:  []*onnxpb.TensorProto{floatT("c", dims(3), 1, 2, 3)},
 		output: "y",
-	}.bytes(tb)}
+	}.bytes(tb), gathersModel(tb, 16, 3, true)}
 }
 
 func TestFuzzSeedsImport(t *testing.T) {

@@ -96,8 +96,9 @@ func Import(r io.Reader, opts Options) (*ir.Graph, error) {
 		return nil, err
 	}
 	sum := sha256.Sum256(data)
+	size := len(data)
 	data = nil // the decoded model holds copies of everything needed
-	im := &importer{opts: opts, model: m, sha256: hex.EncodeToString(sum[:])}
+	im := &importer{opts: opts, model: m, sha256: hex.EncodeToString(sum[:]), size: size, budget: budgetFor(size)}
 	return im.run()
 }
 

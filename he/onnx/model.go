@@ -16,6 +16,10 @@ type importer struct {
 	graph  *onnxpb.GraphProto
 	sha256 string
 	opset  int64
+	size   int // bytes of the model file
+
+	budget int // elements the import may materialize (see budget.go)
+	spent  int // elements materialized so far
 
 	inits    map[string]*onnxpb.TensorProto // checked, decoded on use
 	consts   map[string]*constant           // decoded and folded constants
@@ -28,10 +32,12 @@ type importer struct {
 	readers  map[string]int                 // canonical value name to the number of readers (graph output included)
 	output   string                         // the canonical graph output
 	tail     []*node                        // trailing Softmax/LogSoftmax/ArgMax, in order
+	live     map[*node]bool                 // nodes the circuit output depends on: the ones converted
+	uses     map[string]int                 // canonical value name to its live readers not yet converted
 
-	owned   map[*constant]bool // constants whose data an IR node holds
-	vals    map[string]*value  // computed values by ONNX name
-	irNames map[string]bool    // IR value names in use
+	owned   map[*float64]bool // constant data (by first element) an IR node holds
+	vals    map[string]*value // computed values by ONNX name
+	irNames map[string]bool   // IR value names in use
 	irNodes []*ir.Node
 	layout  string // "NCHW" or "NHWC" for rank-4 inputs
 }
@@ -89,6 +95,7 @@ func (im *importer) run() (*ir.Graph, error) {
 	if err := im.findTail(); err != nil {
 		return nil, err
 	}
+	im.findLive()
 	if err := im.convert(); err != nil {
 		return nil, err
 	}
@@ -320,7 +327,35 @@ func (im *importer) readAttrs(n *node) error {
 		if a.GetRefAttrName() != "" {
 			return n.errf("attribute %s refers to a function attribute, which is not supported", short(name))
 		}
+		if err := n.checkAttrData(a); err != nil {
+			return err
+		}
 		n.attrs[name] = a
+	}
+	return nil
+}
+
+// checkAttrData bounds the data an attribute carries before anything reads
+// it: lists of at most ir.MaxTensorElems values, and a tensor only in a
+// Constant's value, whose declared size is checked against its data.
+func (n *node) checkAttrData(a *onnxpb.AttributeProto) error {
+	name := a.GetName()
+	if k := max(len(a.GetFloats()), len(a.GetInts()), len(a.GetStrings())); k > ir.MaxTensorElems {
+		return n.errf("attribute %s has %d values, more than the limit of %d", short(name), k, ir.MaxTensorElems)
+	}
+	if n.op == "Constant" && name == "sparse_value" {
+		return n.errf("attribute sparse_value is not supported; only numeric dense tensors are")
+	}
+	if len(a.GetTensors()) > 0 || a.GetSparseTensor() != nil || len(a.GetSparseTensors()) > 0 {
+		return n.errf("attribute %s carries tensors, which %s does not take", short(name), opName(n.op))
+	}
+	if t := a.GetT(); t != nil {
+		if n.op != "Constant" || name != "value" {
+			return n.errf("attribute %s carries a tensor, which %s does not take", short(name), opName(n.op))
+		}
+		if err := checkTensor(t); err != nil {
+			return n.errf("value %v", err)
+		}
 	}
 	return nil
 }
@@ -465,7 +500,7 @@ func (im *importer) checkDropout(n *node) error {
 	if len(n.inputs) < 3 || n.inputs[2] == "" {
 		return nil
 	}
-	t, ok, err := im.constant(n.inputs[2])
+	t, ok, err := im.constant(n, n.inputs[2])
 	if err != nil {
 		return err
 	}
@@ -527,12 +562,18 @@ func (im *importer) isConst(name string) bool {
 }
 
 // constant returns a value known at import time, decoding initializers and
-// Constant nodes on first use.
-func (im *importer) constant(name string) (*constant, bool, error) {
+// Constant nodes on first use; n is the node that reads it, which the
+// decoded elements are charged to.
+func (im *importer) constant(n *node, name string) (*constant, bool, error) {
 	if c, ok := im.consts[name]; ok {
 		return c, true, nil
 	}
 	if t, ok := im.inits[name]; ok {
+		// readInitializers checked the metadata: the size is valid.
+		_, size, _ := elems(t.GetDims())
+		if err := im.spend(n, size, "decoding initializer "+short(name)); err != nil {
+			return nil, false, err
+		}
 		c, err := decodeTensor(t)
 		if err != nil {
 			return nil, false, invalid("initializer %s %v", short(name), err)
@@ -553,19 +594,76 @@ func (im *importer) constant(name string) (*constant, bool, error) {
 }
 
 // own returns c's float data for an IR node to keep: the slice itself the
-// first time, a copy afterwards, so no two nodes share weights.
-func (im *importer) own(c *constant) []float64 {
+// first time, a copy (charged to the budget) afterwards, so no two nodes
+// share weights. Folds that keep the data (Reshape, Cast, ...) give
+// constants that share it, so the data is tracked, not the constant.
+func (im *importer) own(n *node, c *constant) ([]float64, error) {
+	if len(c.f) == 0 {
+		return c.f, nil
+	}
 	if im.owned == nil {
-		im.owned = map[*constant]bool{}
+		im.owned = map[*float64]bool{}
 	}
-	if im.owned[c] {
-		return append([]float64(nil), c.f...)
+	if key := &c.f[0]; !im.owned[key] {
+		im.owned[key] = true
+		return c.f, nil
 	}
-	im.owned[c] = true
-	return c.f
+	if err := im.spend(n, len(c.f), "copying the weights"); err != nil {
+		return nil, err
+	}
+	return append([]float64(nil), c.f...), nil
 }
 
-// convert converts the nodes in topological order.
+// findLive marks the nodes the circuit output depends on; only they are
+// converted, so a dead branch costs nothing (it was checked by readNodes,
+// sort and resolve). It counts the live readers of every value so that
+// convert can drop constants after their last reader.
+func (im *importer) findLive() {
+	im.live = map[*node]bool{}
+	im.uses = map[string]int{}
+	stack := []string{im.output}
+	seen := map[string]bool{im.output: true}
+	for len(stack) > 0 {
+		name := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		p, ok := im.producer[name]
+		if !ok || p.alias || p.isTail || im.live[p] {
+			continue
+		}
+		im.live[p] = true
+		for _, in := range p.inputs {
+			if in != "" && !seen[in] {
+				seen[in] = true
+				stack = append(stack, in)
+			}
+		}
+	}
+	for _, n := range im.order {
+		if !im.live[n] {
+			continue
+		}
+		for _, in := range n.inputs {
+			if in != "" {
+				im.uses[in]++
+			}
+		}
+	}
+}
+
+// release drops the constants that n was the last live reader of. Their
+// data stays only where an IR node owns it.
+func (im *importer) release(n *node) {
+	for _, in := range n.inputs {
+		if in == "" {
+			continue
+		}
+		if im.uses[in]--; im.uses[in] <= 0 {
+			delete(im.consts, in)
+		}
+	}
+}
+
+// convert converts the live nodes in topological order.
 func (im *importer) convert() error {
 	im.vals = map[string]*value{}
 	im.irNames = map[string]bool{}
@@ -575,11 +673,11 @@ func (im *importer) convert() error {
 		im.layout = "NCHW"
 	}
 	for _, n := range im.order {
-		if n.alias || n.isTail {
+		if n.alias || n.isTail || !im.live[n] {
 			continue
 		}
 		if n.op == "Constant" {
-			if _, _, err := im.constant(n.p.GetOutput()[0]); err != nil {
+			if _, _, err := im.constant(n, n.p.GetOutput()[0]); err != nil {
 				return err
 			}
 			continue
@@ -587,6 +685,7 @@ func (im *importer) convert() error {
 		if err := n.spec.conv(im, n); err != nil {
 			return err
 		}
+		im.release(n)
 	}
 	return nil
 }

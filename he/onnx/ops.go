@@ -115,7 +115,7 @@ func (im *importer) dyn(n *node, k int) (*value, error) {
 // cnst returns input k as a constant.
 func (im *importer) cnst(n *node, k int, what string) (*constant, error) {
 	name := n.inputs[k]
-	c, ok, err := im.constant(name)
+	c, ok, err := im.constant(n, name)
 	if err != nil {
 		return nil, err
 	}
@@ -343,6 +343,9 @@ func convConv(im *importer, n *node) error {
 	if err := n.checkWindow(kernel, stride, pads, x.shape[1], x.shape[2]); err != nil {
 		return err
 	}
+	if err := im.spend(n, m, "the bias"); err != nil {
+		return err
+	}
 	bias := make([]float64, m)
 	if n.has(2) {
 		b, err := im.floatsInput(n, 2, "the bias")
@@ -354,8 +357,12 @@ func convConv(im *importer, n *node) error {
 		}
 		copy(bias, b.f)
 	}
+	weights, err := im.own(n, w)
+	if err != nil {
+		return err
+	}
 	cv := &ir.Conv{InChannels: c, OutChannels: m, Kernel: kernel, Stride: stride, Pads: pads,
-		Weights: im.own(w), Bias: bias}
+		Weights: weights, Bias: bias}
 	oh, ow := cv.OutputHW(x.shape[1], x.shape[2])
 	return im.emit(n, ir.OpConv, []*value{x}, []int{m, oh, ow}, func(nd *ir.Node) { nd.Conv = cv })
 }
@@ -391,6 +398,9 @@ func convBatchNorm(im *importer, n *node) error {
 		}
 		p[k] = t.f
 	}
+	if err := im.spend(n, 2*c, "the scale and shift"); err != nil {
+		return err
+	}
 	a := &ir.Affine{Scale: make([]float64, c), Shift: make([]float64, c)}
 	for ch := 0; ch < c; ch++ {
 		d := p[3][ch] + eps
@@ -404,11 +414,14 @@ func convBatchNorm(im *importer, n *node) error {
 }
 
 func convRelu(im *importer, n *node) error {
-	if c, ok, err := im.constant(n.inputs[0]); err != nil {
+	if c, ok, err := im.constant(n, n.inputs[0]); err != nil {
 		return err
 	} else if ok {
 		if c.integer {
 			return n.errf("Relu of an integer constant is not supported")
+		}
+		if err := im.spend(n, len(c.f), "folding it"); err != nil {
+			return err
 		}
 		out := &constant{dims: c.dims, f: make([]float64, len(c.f))}
 		for k, v := range c.f {
@@ -438,7 +451,7 @@ func convArith(im *importer, n *node) error {
 		if err != nil {
 			return err
 		}
-		c, err := foldArith(n, x, y)
+		c, err := im.foldArith(n, x, y)
 		if err != nil {
 			return err
 		}
@@ -477,9 +490,14 @@ func convArith(im *importer, n *node) error {
 	if err != nil {
 		return err
 	}
-	v, err := perChannel(n, x, c)
+	v, err := im.perChannel(n, x, c)
 	if err != nil {
 		return err
+	}
+	if n.op == "Div" || n.op == "Sub" && left {
+		if err := im.spend(n, len(v), "the constant"); err != nil {
+			return err
+		}
 	}
 	var scale, shift []float64
 	switch n.op {
@@ -536,8 +554,9 @@ func neg(v []float64) []float64 {
 }
 
 // perChannel returns the values of a constant that broadcasts over x per
-// channel (ONNX axis 1): one value, or one per channel.
-func perChannel(n *node, x *value, c *constant) ([]float64, error) {
+// channel (ONNX axis 1): one value, or one per channel (a copy charged to
+// the budget).
+func (im *importer) perChannel(n *node, x *value, c *constant) ([]float64, error) {
 	xd := onnxDims(x)
 	if len(c.dims) > len(xd) {
 		return nil, n.errf("the constant of shape %v has more dimensions than the input %v", c.dims, xd)
@@ -555,16 +574,22 @@ func perChannel(n *node, x *value, c *constant) ([]float64, error) {
 		}
 		return nil, n.errf("the constant of shape %v does not broadcast per channel over the input %v; only scalars and per-channel constants ([1,C,1,1] or [C,1,1], and [C] or [1,C] for vectors) are supported", c.dims, xd)
 	}
-	f := c.floats()
 	if !per {
-		return []float64{f[0]}, nil
+		return []float64{c.at(0)}, nil
 	}
-	return append([]float64(nil), f...), nil
+	if err := im.spend(n, c.size(), "the per-channel constant"); err != nil {
+		return nil, err
+	}
+	out := make([]float64, c.size())
+	for k := range out {
+		out[k] = c.at(k)
+	}
+	return out, nil
 }
 
 // foldArith computes Add, Sub, Mul or Div of two constants of one shape
 // or of a constant and a scalar.
-func foldArith(n *node, x, y *constant) (*constant, error) {
+func (im *importer) foldArith(n *node, x, y *constant) (*constant, error) {
 	if x.integer != y.integer {
 		return nil, n.errf("mixes integer and floating-point constants")
 	}
@@ -578,6 +603,9 @@ func foldArith(n *node, x, y *constant) (*constant, error) {
 		return nil, n.errf("constants of shapes %v and %v: folding supports one shape or a scalar", x.dims, y.dims)
 	}
 	size := ir.Prod(dims)
+	if err := im.spend(n, size, "folding it"); err != nil {
+		return nil, err
+	}
 	out := &constant{dims: dims, integer: x.integer}
 	idx := func(c *constant, k int) int {
 		if c.size() == 1 {
@@ -677,10 +705,18 @@ func convGemm(im *importer, n *node) error {
 	if kb != k {
 		return n.errf("B of shape %v (transB=%d) does not fit an input of %d values", b.dims, transB, k)
 	}
+	if err := im.spend(n, out, "the bias"); err != nil {
+		return err
+	}
 	d := &ir.Dense{In: k, Out: out, Bias: make([]float64, out)}
 	if transB == 1 && alpha == 1 {
-		d.Weights = im.own(b) // already [Out][In]
+		if d.Weights, err = im.own(n, b); err != nil { // already [Out][In]
+			return err
+		}
 	} else {
+		if err := im.spend(n, k*out, "the transposed weights"); err != nil {
+			return err
+		}
 		d.Weights = make([]float64, k*out)
 		for o := 0; o < out; o++ {
 			for i := 0; i < k; i++ {
@@ -752,6 +788,9 @@ func convMatMul(im *importer, n *node) error {
 		return n.errf("weights of shape %v do not fit an input of %d values; want [%d,N]", b.dims, k, k)
 	}
 	out := b.dims[1]
+	if err := im.spend(n, k*out+out, "the transposed weights and the bias"); err != nil {
+		return err
+	}
 	d := &ir.Dense{In: k, Out: out, Weights: make([]float64, k*out), Bias: make([]float64, out)}
 	for o := 0; o < out; o++ {
 		for i := 0; i < k; i++ {
@@ -848,7 +887,7 @@ func convGlobalAvgPool(im *importer, n *node) error {
 
 // data returns input 0 as a constant, or as a computed value.
 func (im *importer) data(n *node) (*constant, *value, error) {
-	c, ok, err := im.constant(n.inputs[0])
+	c, ok, err := im.constant(n, n.inputs[0])
 	if err != nil || ok {
 		return c, nil, err
 	}
@@ -1014,6 +1053,9 @@ func convTranspose(im *importer, n *node) error {
 		out[i] = dims[q]
 	}
 	if c != nil {
+		if err := im.spend(n, c.size(), "folding it"); err != nil {
+			return err
+		}
 		t := &ir.Transpose{Perm: perm}
 		g := t.Gather(dims)
 		res := &constant{dims: out, integer: c.integer}
@@ -1194,6 +1236,11 @@ func convCast(im *importer, n *node) error {
 		im.alias(n, x)
 		return nil
 	}
+	if integer != c.integer {
+		if err := im.spend(n, c.size(), "folding it"); err != nil {
+			return err
+		}
+	}
 	out := &constant{dims: c.dims, integer: integer}
 	switch {
 	case integer && c.integer:
@@ -1247,6 +1294,9 @@ func convShape(im *importer, n *node) error {
 		return min(max(v, 0), r)
 	}
 	start, end = clamp(start), clamp(end)
+	if err := im.spend(n, int(max(end-start, 0)), "folding it"); err != nil {
+		return err
+	}
 	out := &constant{integer: true, i: []int64{}}
 	for k := start; k < end; k++ {
 		out.i = append(out.i, int64(dims[k]))
@@ -1295,6 +1345,9 @@ func convGather(im *importer, n *node) error {
 	dims, size, err := elems(dims64)
 	if err != nil {
 		return n.errf("the result %v", err)
+	}
+	if err := im.spend(n, size, "folding it"); err != nil {
+		return err
 	}
 	outer, inner, ax := ir.Prod(data.dims[:axis]), ir.Prod(data.dims[axis+1:]), data.dims[axis]
 	out := &constant{dims: dims, integer: data.integer}
@@ -1372,8 +1425,16 @@ func convConcat(im *importer, n *node) error {
 	if ir.Prod(dims) > ir.MaxTensorElems {
 		return n.errf("the result is too large")
 	}
+	if err := im.spend(n, ir.Prod(dims), "folding it"); err != nil {
+		return err
+	}
 	outer := ir.Prod(first.dims[:axis])
 	out := &constant{dims: dims, integer: first.integer}
+	if first.integer {
+		out.i = make([]int64, 0, ir.Prod(dims))
+	} else {
+		out.f = make([]float64, 0, ir.Prod(dims))
+	}
 	for o := 0; o < outer; o++ {
 		for _, c := range cs {
 			chunk := ir.Prod(c.dims[axis:])
@@ -1388,7 +1449,9 @@ func convConcat(im *importer, n *node) error {
 	return nil
 }
 
-// constantNode decodes the value of a Constant node.
+// constantNode decodes the value of a Constant node, charging its elements
+// to the budget. readAttrs checked the sizes against ir.MaxTensorElems;
+// they are checked again here, before anything is allocated.
 func (im *importer) constantNode(n *node) (*constant, error) {
 	if len(n.attrs) != 1 {
 		return nil, n.errf("has %d value attributes; want exactly one", len(n.attrs))
@@ -1396,34 +1459,67 @@ func (im *importer) constantNode(n *node) (*constant, error) {
 	for name, a := range n.attrs {
 		switch name {
 		case "value":
-			if a.GetT() == nil {
+			t := a.GetT()
+			if t == nil {
 				return nil, n.errf("attribute value has no tensor")
 			}
-			c, err := decodeTensor(a.GetT())
+			if err := checkTensor(t); err != nil {
+				return nil, n.errf("value %v", err)
+			}
+			_, size, _ := elems(t.GetDims())
+			if err := im.spend(n, size, "its value"); err != nil {
+				return nil, err
+			}
+			c, err := decodeTensor(t)
 			if err != nil {
 				return nil, n.errf("value %v", err)
 			}
 			return c, nil
 		case "value_float":
 			f, err := n.float(name, 0)
-			return &constant{dims: []int{}, f: []float64{f}}, err
+			if err != nil {
+				return nil, err
+			}
+			return &constant{dims: []int{}, f: []float64{f}}, im.spend(n, 1, "its value")
 		case "value_int":
 			i, err := n.int(name, 0)
-			return &constant{dims: []int{}, integer: true, i: []int64{i}}, err
+			if err != nil {
+				return nil, err
+			}
+			return &constant{dims: []int{}, integer: true, i: []int64{i}}, im.spend(n, 1, "its value")
 		case "value_floats":
 			if _, _, err := n.attr(name, onnxpb.AttributeProto_FLOATS); err != nil {
 				return nil, err
 			}
-			c := &constant{dims: []int{len(a.GetFloats())}, f: make([]float64, len(a.GetFloats()))}
-			for k, v := range a.GetFloats() {
-				c.f[k] = float64(v)
+			v := a.GetFloats()
+			if err := im.listSize(n, name, len(v)); err != nil {
+				return nil, err
+			}
+			c := &constant{dims: []int{len(v)}, f: make([]float64, len(v))}
+			for k, x := range v {
+				c.f[k] = float64(x)
 			}
 			return c, nil
 		case "value_ints":
 			v, _, err := n.ints(name, nil)
-			return &constant{dims: []int{len(v)}, integer: true, i: v}, err
+			if err != nil {
+				return nil, err
+			}
+			if err := im.listSize(n, name, len(v)); err != nil {
+				return nil, err
+			}
+			return &constant{dims: []int{len(v)}, integer: true, i: v}, nil
 		}
 		return nil, n.errf("attribute %s is not supported; only numeric dense tensors are", name)
 	}
 	return nil, n.errf("has no value")
+}
+
+// listSize checks the length of a value_floats or value_ints list and
+// charges it to the budget.
+func (im *importer) listSize(n *node, name string, k int) error {
+	if k > ir.MaxTensorElems {
+		return n.errf("attribute %s has %d values, more than the limit of %d", name, k, ir.MaxTensorElems)
+	}
+	return im.spend(n, k, "its value ("+name+")")
 }

@@ -38,6 +38,14 @@ type constant struct {
 
 func (c *constant) size() int { return ir.Prod(c.dims) }
 
+// at returns element k as float64.
+func (c *constant) at(k int) float64 {
+	if c.integer {
+		return float64(c.i[k])
+	}
+	return c.f[k]
+}
+
 // floats returns the data as float64.
 func (c *constant) floats() []float64 {
 	if !c.integer {
