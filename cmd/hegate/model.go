@@ -45,6 +45,7 @@ FILE is an ONNX file (.onnx) or a hegate graph (.json). Flags:
 // modelFlags are the import and compile options every model subcommand takes.
 type modelFlags struct {
 	preset                string
+	method, sign          string
 	reluDegree, absDegree int
 	margin                float64
 	splitAfter            string
@@ -55,6 +56,8 @@ type modelFlags struct {
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.preset, "preset", "", "parameter preset ("+strings.Join(he.Presets(), ", ")+"); default: the smallest 128-bit preset the model fits")
+	fs.StringVar(&m.method, "approx-method", "", "how ReLU and max are approximated: composite (default) or chebyshev")
+	fs.StringVar(&m.sign, "sign", "", "composite sign approximation ("+strings.Join(he.SignPresets(), ", ")+"; default "+he.DefaultSignPreset+")")
 	fs.IntVar(&m.reluDegree, "relu-degree", 0, fmt.Sprintf("degree of the ReLU approximation (default %d)", he.DefaultReluDegree))
 	fs.IntVar(&m.absDegree, "abs-degree", 0, fmt.Sprintf("degree of the |x| approximation inside max pooling (default %d)", he.DefaultAbsDegree))
 	fs.Float64Var(&m.margin, "margin", 0, fmt.Sprintf("widening of calibrated ranges (default %g)", he.DefaultRangeMargin))
@@ -83,7 +86,7 @@ func (m *modelFlags) preprocess() *ir.Preprocess {
 
 func (m *modelFlags) compileOptions() he.CompileOptions {
 	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter,
-		Approx: he.ApproxOptions{ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
+		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
 }
 
 // query is the upload's query parameters.
