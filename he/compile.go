@@ -77,9 +77,8 @@ func compileWhole(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model
 			return nil, err
 		}
 		if params.ckks.MaxLevel() < lowered.levels {
-			if firstErr == nil {
-				firstErr = depthError(g, lowered.c, params)
-			}
+			// Report against the deepest preset tried.
+			firstErr = depthError(g, lowered.c, params)
 			continue
 		}
 		m, err := compileFor(ctx, g, opts, name, lowered)
