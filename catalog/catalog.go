@@ -434,8 +434,10 @@ type Options struct {
 	ReluDegree int     `json:"relu_degree,omitempty"`
 	AbsDegree  int     `json:"abs_degree,omitempty"`
 	Margin     float64 `json:"margin,omitempty"`
-	// SplitAfter cuts the model for split inference (see he.CompileOptions).
+	// SplitAfter cuts the model for split inference (see
+	// he.CompileOptions); "auto" picks the latest cut within DeviceMACs.
 	SplitAfter string `json:"split_after,omitempty"`
+	DeviceMACs int64  `json:"device_macs,omitempty"`
 	// Ranges are the calibrated ranges: not chosen by the uploader, but
 	// recorded by the compile job with the graph (see compiledSource).
 	Ranges *he.Ranges `json:"-"`
@@ -455,6 +457,10 @@ func (o Options) Validate() error {
 		return bad("margin %g out of range 1..16", o.Margin)
 	case len(o.SplitAfter) > 256:
 		return bad("split_after is too long")
+	case o.DeviceMACs < 0:
+		return bad("device_macs is negative")
+	case o.SplitAfter == "auto" && o.DeviceMACs == 0:
+		return bad("split_after=auto needs device_macs, the device's budget of multiply-accumulates per input")
 	}
 	if o.Preset != "" {
 		known := false
@@ -485,6 +491,7 @@ func (o Options) compileOptions(allowInsecure bool) he.CompileOptions {
 		Ranges:        o.Ranges,
 		Approx:        he.ApproxOptions{ReluDegree: o.ReluDegree, AbsDegree: o.AbsDegree, Margin: o.Margin},
 		SplitAfter:    o.SplitAfter,
+		DeviceMACs:    o.DeviceMACs,
 	}
 }
 
@@ -659,7 +666,7 @@ func (c *Catalog) Upload(ctx context.Context, p UploadParams) (Entry, bool, erro
 	if err := he.CheckSize(g); err != nil {
 		return Entry{}, false, err
 	}
-	if p.Options.SplitAfter != "" {
+	if p.Options.SplitAfter != "" && p.Options.SplitAfter != "auto" {
 		if _, _, err := ir.Split(g, p.Options.SplitAfter); err != nil {
 			return Entry{}, false, err
 		}

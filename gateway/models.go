@@ -153,6 +153,14 @@ func uploadOptions(op string, q map[string][]string) (catalog.Options, error) {
 	if err := num("margin", &o.Margin); err != nil {
 		return o, err
 	}
+	var macs float64
+	if err := num("device_macs", &macs); err != nil {
+		return o, err
+	}
+	if macs != 0 && !(macs >= 1 && macs <= 1<<53) {
+		return o, hegate.E(op, hegate.KindInvalid, nil, "device_macs out of range")
+	}
+	o.DeviceMACs = int64(macs)
 	if get("scale") != "" || get("mean") != "" || get("std") != "" || get("layout") != "" {
 		pp := &ir.Preprocess{Scale: 1, Std: 1, Layout: get("layout")}
 		for k, dst := range map[string]*float64{"scale": &pp.Scale, "mean": &pp.Mean, "std": &pp.Std} {

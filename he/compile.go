@@ -25,6 +25,13 @@ func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, err
 	if opts.SplitAfter == "" {
 		return compileWhole(ctx, g, opts)
 	}
+	if opts.SplitAfter == "auto" {
+		cut, err := autoCut(g, opts.DeviceMACs)
+		if err != nil {
+			return nil, err
+		}
+		opts.SplitAfter = cut
+	}
 	head, tail, err := ir.Split(g, opts.SplitAfter)
 	if err != nil {
 		return nil, err
@@ -282,6 +289,7 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 				}
 				st.cost.add(Cost{Rotations: t.baby + t.giant, PlainMults: len(t.diags)})
 				st.diags += len(t.diags)
+				c.encodedBytes += int64(len(t.diags)) * int64(level+1+p.MaxLevelP()+1) * int64(p.N()) * 8
 				if !c.keepDiagonals {
 					t.diags = nil // encoded: the float64 copies are not needed any more
 				}
@@ -405,6 +413,7 @@ type deviceSpec struct {
 
 type compiled struct {
 	*deviceSpec
+	encodedBytes  int64 // pre-encoded weights
 	keepDiagonals bool
 	parallelism   int // goroutines one evaluation may use
 	circ          *circuit
@@ -412,4 +421,43 @@ type compiled struct {
 	steps         []step
 	lastUse       []int // per value: the last step that reads it
 	cost          Cost
+}
+
+// liveCiphertexts is the largest number of values alive at once during an
+// evaluation (the input included).
+func (c *compiled) liveCiphertexts() int {
+	live, peak := 1, 1
+	for i, st := range c.steps {
+		live++ // the step's output
+		peak = max(peak, live)
+		for _, v := range st.in {
+			if c.lastUse[v] == i {
+				live--
+			}
+		}
+	}
+	return peak
+}
+
+// autoCut is the latest value g can be split after whose head costs at
+// most budget multiply-accumulates.
+func autoCut(g *ir.Graph, budget int64) (string, error) {
+	const op = "he.Compile"
+	if budget <= 0 {
+		return "", hegate.E(op, hegate.KindInvalid, nil, "split_after auto needs the device's budget (DeviceMACs)")
+	}
+	cuts, err := ir.Cuts(g)
+	if err != nil {
+		return "", err
+	}
+	best := ""
+	for _, c := range cuts {
+		if c.HeadMACs <= budget {
+			best = c.After
+		}
+	}
+	if best == "" {
+		return "", hegate.E(op, hegate.KindInvalid, nil, "no cut of model %s fits a device budget of %d multiply-accumulates", g.Name, budget)
+	}
+	return best, nil
 }

@@ -321,6 +321,8 @@ func (m *Model) buildManifest() Manifest {
 		KeySetBytes:     c.keySetSize(),
 		CiphertextBytes: c.params.ciphertextSize(ctInput, c.inputLevel),
 		ResultBytes:     c.params.ciphertextSize(ctResult, 0),
+		EncodedBytes:    c.encodedBytes,
+		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.inputLevel+1)*int64(c.params.ckks.N())*8,
 	}
 }
 

@@ -527,6 +527,13 @@ func TestSplitInference(t *testing.T) {
 			}
 		}
 	}
+	// "auto" picks the latest cut the device can afford.
+	auto := testOpts
+	auto.SplitAfter, auto.DeviceMACs = "auto", m.Manifest().Split.HeadMACs
+	am := compileTest(t, g, auto)
+	if s := am.Manifest().Split; s == nil || s.HeadMACs > auto.DeviceMACs || s.After != "b1act" {
+		t.Fatalf("auto split: %+v", s)
+	}
 	bad := testOpts
 	bad.SplitAfter = "b1poly2" // inside the block: the skip reads the stem's output too
 	if _, err := Compile(context.Background(), g, bad); !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), "also reads") {

@@ -36,8 +36,12 @@ type CompileOptions struct {
 	// for split inference: the device computes the head (up to and
 	// including that value) in the clear and encrypts its output; the model
 	// compiles only the rest. Calibration samples are still inputs of the
-	// whole graph.
+	// whole graph. "auto" picks the latest cut whose head costs the device
+	// at most DeviceMACs multiply-accumulates: the later the cut, the
+	// fewer levels the rest needs, so the smaller the upload.
 	SplitAfter string
+	// DeviceMACs is the device's budget for SplitAfter "auto".
+	DeviceMACs int64
 	// Parallelism is how many goroutines one evaluation may use (each
 	// linear step is split by giant-step group across them). 0 means
 	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
@@ -84,6 +88,12 @@ type Manifest struct {
 	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+	// EncodedBytes is the memory of the model's pre-encoded weights (per
+	// process, shared by every evaluation); EvaluationBytes estimates one
+	// evaluation's peak: the expanded key set (twice its wire size) and the
+	// ciphertexts alive at once.
+	EncodedBytes    int64 `json:"encoded_bytes"`
+	EvaluationBytes int64 `json:"evaluation_bytes"`
 	// Split is set for split inference: Input is then the shape of the
 	// value the device computes and encrypts.
 	Split *SplitInfo `json:"split,omitempty"`

@@ -32,6 +32,27 @@ func PredictSteps(steps []StepInfo, byLevel map[int]Primitives) time.Duration {
 	return d
 }
 
+// EstimateLatency estimates one sequential evaluation of steps from
+// primitive times per level: a giant step or rotate-and-sum rotation is a
+// rotation, a hoisted baby step about a sixth of one, each diagonal a
+// plaintext multiplication, each square or product a multiplication with
+// relinearisation, each level a rescale.
+func EstimateLatency(steps []StepInfo, byLevel map[int]Primitives) time.Duration {
+	var d time.Duration
+	for _, st := range steps {
+		p := byLevel[st.Level]
+		switch st.Kind {
+		case "linear":
+			rotSum := st.Cost.Rotations - st.BabySteps - st.GiantSteps
+			d += time.Duration(st.GiantSteps+rotSum)*p.Rotation + time.Duration(st.BabySteps)*p.Rotation/6 +
+				time.Duration(st.Diagonals)*p.PlainMult + p.Rescale
+		default:
+			d += p.Predict(st.Cost)
+		}
+	}
+	return d
+}
+
 // Predict is the time the primitive counts of c would take on their own.
 func (p Primitives) Predict(c Cost) time.Duration {
 	return time.Duration(c.Rotations)*p.Rotation +

@@ -49,6 +49,7 @@ type modelFlags struct {
 	reluDegree, absDegree int
 	margin                float64
 	splitAfter            string
+	deviceMACs            int64
 	scale, mean, std      float64
 	layout                string
 	name                  string
@@ -61,7 +62,8 @@ func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.IntVar(&m.reluDegree, "relu-degree", 0, fmt.Sprintf("degree of the ReLU approximation (default %d)", he.DefaultReluDegree))
 	fs.IntVar(&m.absDegree, "abs-degree", 0, fmt.Sprintf("degree of the |x| approximation inside max pooling (default %d)", he.DefaultAbsDegree))
 	fs.Float64Var(&m.margin, "margin", 0, fmt.Sprintf("widening of calibrated ranges (default %g)", he.DefaultRangeMargin))
-	fs.StringVar(&m.splitAfter, "split-after", "", "split inference: the value after which the device's head ends")
+	fs.StringVar(&m.splitAfter, "split-after", "", "split inference: the value after which the device's head ends, or auto (the latest cut within --device-macs)")
+	fs.Int64Var(&m.deviceMACs, "device-macs", 0, "split-after auto: the device's budget of multiply-accumulates per input")
 	fs.Float64Var(&m.scale, "scale", 0, "input preprocessing x = (raw·scale − mean)/std (raw pixels 0..255); 0: the model's own, or 1/255")
 	fs.Float64Var(&m.mean, "mean", 0, "input preprocessing mean")
 	fs.Float64Var(&m.std, "std", 0, "input preprocessing std (0: 1)")
@@ -85,7 +87,7 @@ func (m *modelFlags) preprocess() *ir.Preprocess {
 }
 
 func (m *modelFlags) compileOptions() he.CompileOptions {
-	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter,
+	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter, DeviceMACs: m.deviceMACs,
 		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
 }
 
@@ -102,6 +104,7 @@ func (m *modelFlags) query() url.Values {
 	set("abs_degree", strconv.Itoa(m.absDegree))
 	set("margin", strconv.FormatFloat(m.margin, 'g', -1, 64))
 	set("split_after", m.splitAfter)
+	set("device_macs", strconv.FormatInt(m.deviceMACs, 10))
 	if p := m.preprocess(); p != nil {
 		q.Set("scale", strconv.FormatFloat(p.Scale, 'g', -1, 64))
 		q.Set("mean", strconv.FormatFloat(p.Mean, 'g', -1, 64))
@@ -123,6 +126,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	images := fs.Int("images", 10000, "accuracy: how many MNIST test images")
 	int8Head := fs.Bool("int8-head", false, "accuracy: with --split-after, run the head int8-quantized as an edge runtime would")
 	calibrate := fs.Int("calibrate", 0, "inspect: also check value ranges on this many MNIST test images")
+	measure := fs.Bool("measure", false, "inspect: time the primitives on this machine at each step's level and estimate the latency")
 	var dc deviceConfig
 	fs.StringVar(&dc.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "import/versions/delete: gateway URL [HEGATE_SERVER]")
 	fs.StringVar(&dc.APIKey, "api-key", envOr("HEGATE_API_KEY", ""), "import/versions/delete: tenant API key [HEGATE_API_KEY]")
@@ -164,7 +168,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		switch sub {
 		case "inspect":
-			return inspectModel(ctx, g, &mf, *asJSON, *calibrate, stdout)
+			return inspectModel(ctx, g, &mf, *asJSON, *calibrate, *measure, stdout)
 		case "run":
 			return runOne(ctx, g, &mf, *approx, *mnistIndex, *asJSON, stdout)
 		default:
@@ -238,7 +242,7 @@ func loadModelGraph(cfg backendConfig, ref string, mf *modelFlags) (*ir.Graph, e
 
 // inspectModel prints the compile report, or, when the model does not fit
 // any preset, its depth and the compiler's reason.
-func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool, calibrate int, stdout io.Writer) error {
+func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool, calibrate int, measure bool, stdout io.Writer) error {
 	opts := mf.compileOptions()
 	cal, err := calibrationFor(g)
 	if err != nil {
@@ -280,6 +284,20 @@ func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool,
 	fmt.Fprintf(stdout, "per input  %d rotations, %d plaintext mults, %d ciphertext mults, %d rescales\n", c.Rotations, c.PlainMults, c.CipherMults, c.Rescales)
 	fmt.Fprintf(stdout, "keys       %d Galois keys + relinearisation, %s to upload once\n", len(man.GaloisElements), mb(man.KeySetBytes))
 	fmt.Fprintf(stdout, "traffic    %s up, %s down per inference\n", mb(man.CiphertextBytes), mb(man.ResultBytes))
+	fmt.Fprintf(stdout, "memory     %s of pre-encoded weights per process; about %s more per evaluation (expanded keys, live ciphertexts)\n", mb(man.EncodedBytes), mb(man.EvaluationBytes))
+	if measure {
+		byLevel := map[int]he.Primitives{}
+		for _, st := range man.Steps {
+			if _, ok := byLevel[st.Level]; !ok {
+				p, err := he.MeasurePrimitives(man.Params.Preset, false, st.Level, 5)
+				if err != nil {
+					return err
+				}
+				byLevel[st.Level] = p
+			}
+		}
+		fmt.Fprintf(stdout, "latency    about %s per evaluation on one core of this machine (primitives timed here at each step's level)\n", he.EstimateLatency(man.Steps, byLevel).Round(time.Millisecond))
+	}
 	if s := man.Split; s != nil {
 		fmt.Fprintf(stdout, "split      the device runs %d nodes up to %q (%d multiply-accumulates), then encrypts\n", s.HeadNodes, s.After, s.HeadMACs)
 	}
