@@ -3,6 +3,7 @@ package he
 import (
 	"fmt"
 	"math"
+	"sort"
 )
 
 // Activations without an exact CKKS form (ReLU, and the |x| inside a
@@ -144,22 +145,10 @@ const DefaultSignPreset = "a7-7-15-15"
 
 // SignPresets lists the composite sign approximations by name.
 func SignPresets() []string {
-	return []string{"a4-7-7", "a6-15-15", "a7-7-15-15", "a8-15-15-15"}
-}
-
-// depth is the levels all stages take.
-func (p signPreset) depth() int {
-	d := 0
-	for _, s := range p.stages {
-		d += depthOf(len(s) - 1)
+	names := make([]string, 0, len(signPresets))
+	for name := range signPresets {
+		names = append(names, name)
 	}
-	return d
-}
-
-// eval is the composite polynomial at u.
-func (p signPreset) eval(u float64) float64 {
-	for _, s := range p.stages {
-		u = (&cheb{coeffs: s}).eval(u)
-	}
-	return u
+	sort.Strings(names)
+	return names
 }

@@ -56,6 +56,17 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 		}
 		cal.Steps[k] = StepBounds{Kind: st.kind.String(), Name: st.name, Level: st.outLevel, Bound: math.Exp2(logQ - 1 - scale)}
 	}
+	// Approximations whose input is not another polynomial's output: their
+	// input must stay in [-1, 1].
+	firstInput := make([]bool, len(c.steps))
+	prod := map[int]*cnode{}
+	for _, n := range c.circ.nodes {
+		prod[n.out] = n
+	}
+	for k, n := range c.circ.nodes {
+		p := prod[n.in[0]]
+		firstInput[k] = p == nil || p.kind != kindPoly
+	}
 	for _, x := range samples {
 		if m.head != nil {
 			y, err := m.head.Run(x)
@@ -68,19 +79,19 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 		if err != nil {
 			return cal, err
 		}
+		// One pass: each step's output magnitude, and for the first stage
+		// of each approximation how far its normalised input goes.
+		vals := map[int][]float64{c.circ.input: v}
 		c.circ.run(v, func(k int, n *cnode, out []float64) {
+			vals[n.out] = out
 			sb := &cal.Steps[k]
 			for _, y := range out {
 				sb.MaxAbs = math.Max(sb.MaxAbs, math.Abs(y))
 			}
-		})
-		// The inputs of approximations, in a second pass over the values.
-		vals := map[int][]float64{}
-		vals[c.circ.input] = v
-		c.circ.run(v, func(k int, n *cnode, out []float64) {
-			vals[n.out] = out
-			if p := c.circ.producerNode(n.in[0]); n.kind == kindPoly && n.cheb != nil && (p == nil || p.kind != kindPoly) {
-				sb := &cal.Steps[k]
+			if n.kind == kindPoly && n.cheb != nil && !firstInput[k] {
+				return
+			}
+			if n.kind == kindPoly && n.cheb != nil {
 				for _, u := range vals[n.in[0]] {
 					sb.MaxInput = math.Max(sb.MaxInput, math.Abs(u))
 					if math.Abs(u) > 1 {

@@ -173,6 +173,26 @@ const (
 	DefaultRangeMargin = 1.25
 )
 
+// Validate reports the first problem with the options, naming the field.
+func (o ApproxOptions) Validate() error {
+	bad := func(format string, args ...any) error {
+		return hegate.E("he.ApproxOptions", hegate.KindInvalid, nil, format, args...)
+	}
+	switch {
+	case o.Method != "" && o.Method != "composite" && o.Method != "chebyshev":
+		return bad("Method %q: want composite or chebyshev", o.Method)
+	case o.Sign != "" && signPresets[o.Sign].stages == nil:
+		return bad("Sign %q: want one of %v", o.Sign, SignPresets())
+	case o.ReluDegree < 0 || o.ReluDegree > maxActivationDegree:
+		return bad("ReluDegree %d out of range 1..%d", o.ReluDegree, maxActivationDegree)
+	case o.AbsDegree < 0 || o.AbsDegree > maxActivationDegree:
+		return bad("AbsDegree %d out of range 1..%d", o.AbsDegree, maxActivationDegree)
+	case o.Margin != 0 && !(o.Margin >= 1 && o.Margin <= 16):
+		return bad("Margin %g out of range 1..16", o.Margin)
+	}
+	return nil
+}
+
 func (o ApproxOptions) withDefaults() ApproxOptions {
 	if o.Method == "" {
 		o.Method = "composite"
@@ -385,6 +405,9 @@ func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 	const op = "he.Compile"
 	shapes, err := g.Shapes()
 	if err != nil {
+		return nil, err
+	}
+	if err := ao.Validate(); err != nil {
 		return nil, err
 	}
 	ao = ao.withDefaults()

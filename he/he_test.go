@@ -573,3 +573,34 @@ func TestRangesReproduce(t *testing.T) {
 		t.Fatalf("outputs differ: %v vs %v", ya, yb)
 	}
 }
+
+// TestCalibrate: inputs like the calibration samples pass; inputs far
+// outside drive an approximation out of its range, which CKKS would not
+// notice, and Calibrate says which step; a layer whose values outgrow
+// their level is named too.
+func TestCalibrate(t *testing.T) {
+	r := rand.New(rand.NewPCG(21, 22))
+	g := tinyReluCNN(r)
+	m := compileTest(t, g, CompileOptions{Params: "test-n12-deepest", AllowInsecure: true, Approx: ApproxOptions{Sign: "a4-7-7"}})
+	var like, far [][]float64
+	for i := 0; i < 16; i++ {
+		like = append(like, randVec(r, g.InputSize(), 0.9))
+		far = append(far, randVec(r, g.InputSize(), 10))
+	}
+	cal, err := m.Calibrate(like)
+	if err != nil {
+		t.Fatalf("in-range samples: %v (%s)", err, cal)
+	}
+	if _, err := m.Calibrate(far); !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), "left the approximation's range") {
+		t.Fatalf("out-of-range samples: %v", err)
+	}
+	b := nodes{r}
+	big := b.dense(8, 4)
+	for i := range big.Dense.Weights {
+		big.Dense.Weights[i] *= 1e6
+	}
+	loud := compileTest(t, ir.Chain("loud", []int{8}, big, poly(0, 0, 1), b.dense(4, 2)), testOpts)
+	if _, err := loud.Calibrate([][]float64{randVec(r, 8, 1)}); !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), "too close") {
+		t.Fatalf("values beyond their level: %v", err)
+	}
+}

@@ -154,6 +154,9 @@ func chooseLayouts(c *circuit, input *layout, maxSlots int) ([]*layout, error) {
 		v := c.values[n.out]
 		if n.kind != kindLinear {
 			ls[n.out] = ls[n.in[0]]
+			if n.kind == kindMul && !sameLayout(ls[n.in[0]], ls[n.in[1]]) {
+				return nil, fmt.Errorf("node %q multiplies values laid out differently (a compiler bug)", n.name)
+			}
 			continue
 		}
 		var cands []*layout
@@ -237,4 +240,16 @@ func nextPow2(x int) int {
 		return 1
 	}
 	return 1 << bits.Len(uint(x-1))
+}
+
+func sameLayout(a, b *layout) bool {
+	if len(a.slots) != len(b.slots) || a.period != b.period {
+		return false
+	}
+	for i := range a.slots {
+		if a.slots[i] != b.slots[i] {
+			return false
+		}
+	}
+	return true
 }

@@ -3,6 +3,8 @@ package ir
 import (
 	"fmt"
 	"math"
+
+	"github.com/hegate/hegate"
 )
 
 // Int8 is a graph quantized as edge runtimes run it: weights rounded to
@@ -20,12 +22,13 @@ type Int8 struct {
 // QuantizeInt8 quantizes g's weights and calibrates activation scales on
 // samples (inputs of g). It does not change g.
 func QuantizeInt8(g *Graph, samples [][]float64) (*Int8, error) {
+	const op = "ir.QuantizeInt8"
 	if len(samples) == 0 {
-		return nil, fmt.Errorf("ir.QuantizeInt8: no calibration samples")
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "no calibration samples")
 	}
 	q := g.Clone()
 	if q == nil {
-		return nil, fmt.Errorf("ir.QuantizeInt8: cannot copy the graph")
+		return nil, fmt.Errorf("%s: cannot copy the graph", op)
 	}
 	for _, n := range q.Nodes {
 		switch {
