@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -431,6 +432,9 @@ type Options struct {
 	Preset string `json:"preset,omitempty"`
 	// ReluDegree, AbsDegree and Margin choose the approximations (0: the
 	// defaults of package he).
+	Method     string  `json:"approx_method,omitempty"`
+	Sign       string  `json:"sign,omitempty"`
+	MaxPool    string  `json:"maxpool,omitempty"`
 	ReluDegree int     `json:"relu_degree,omitempty"`
 	AbsDegree  int     `json:"abs_degree,omitempty"`
 	Margin     float64 `json:"margin,omitempty"`
@@ -455,6 +459,12 @@ func (o Options) Validate() error {
 		return bad("abs_degree %d out of range 1..63", o.AbsDegree)
 	case o.Margin != 0 && !(o.Margin >= 1 && o.Margin <= 16):
 		return bad("margin %g out of range 1..16", o.Margin)
+	case o.Method != "" && o.Method != "composite" && o.Method != "chebyshev":
+		return bad("approx_method %q: want composite or chebyshev", o.Method)
+	case o.Sign != "" && !slices.Contains(he.SignPresets(), o.Sign):
+		return bad("sign %q: want one of %s", o.Sign, strings.Join(he.SignPresets(), ", "))
+	case o.MaxPool != "" && o.MaxPool != "max" && o.MaxPool != "average":
+		return bad("maxpool %q: want max or average", o.MaxPool)
 	case len(o.SplitAfter) > 256:
 		return bad("split_after is too long")
 	case o.DeviceMACs < 0:
@@ -489,7 +499,7 @@ func (o Options) compileOptions(allowInsecure bool) he.CompileOptions {
 		Params:        o.Preset,
 		AllowInsecure: allowInsecure,
 		Ranges:        o.Ranges,
-		Approx:        he.ApproxOptions{ReluDegree: o.ReluDegree, AbsDegree: o.AbsDegree, Margin: o.Margin},
+		Approx:        he.ApproxOptions{Method: o.Method, Sign: o.Sign, MaxPool: o.MaxPool, ReluDegree: o.ReluDegree, AbsDegree: o.AbsDegree, Margin: o.Margin},
 		SplitAfter:    o.SplitAfter,
 		DeviceMACs:    o.DeviceMACs,
 	}

@@ -143,6 +143,7 @@ func uploadOptions(op string, q map[string][]string) (catalog.Options, error) {
 		return nil
 	}
 	o.Preset = get("preset")
+	o.Method, o.Sign, o.MaxPool = get("approx_method"), get("sign"), get("maxpool")
 	o.SplitAfter = get("split_after")
 	if err := integer("relu_degree", &o.ReluDegree); err != nil {
 		return o, err

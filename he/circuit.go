@@ -164,6 +164,10 @@ type ApproxOptions struct {
 	// centre (0 means DefaultRangeMargin): inputs unlike the samples may go
 	// further.
 	Margin float64
+	// MaxPool is "max" (the default: a polynomial max) or "average": the
+	// user accepts average pooling in its place (no depth, other results:
+	// measure the accuracy it costs).
+	MaxPool string
 }
 
 // Defaults for approximations.
@@ -189,6 +193,8 @@ func (o ApproxOptions) Validate() error {
 		return bad("AbsDegree %d out of range 1..%d", o.AbsDegree, maxActivationDegree)
 	case o.Margin != 0 && !(o.Margin >= 1 && o.Margin <= 16):
 		return bad("Margin %g out of range 1..16", o.Margin)
+	case o.MaxPool != "" && o.MaxPool != "max" && o.MaxPool != "average":
+		return bad("MaxPool %q: want max or average", o.MaxPool)
 	}
 	return nil
 }
@@ -465,6 +471,12 @@ func lowerGraph(g *ir.Graph, rg Ranges, ao ApproxOptions) (*circuit, error) {
 				return nil, refuse(n, "approximating ReLU: %v", err)
 			}
 			out = c.approx(n.Name, x, outShape, ch)
+		case n.Op == ir.OpMaxPool && ao.MaxPool == "average":
+			avg := *n
+			avg.Op = ir.OpAvgPool
+			m, _ := avg.Linear(inShape)
+			out = c.newValue(outShape)
+			c.add(&cnode{kind: kindLinear, name: n.Name + " (average)", in: []int{x}, out: out, terms: []term{{in: x, w: m.Entries}}, bias: m.Bias})
 		case n.Op == ir.OpMaxPool:
 			pr, ok := rg.Pool[n.Name]
 			if !ok {

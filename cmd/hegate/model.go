@@ -45,7 +45,7 @@ FILE is an ONNX file (.onnx) or a hegate graph (.json). Flags:
 // modelFlags are the import and compile options every model subcommand takes.
 type modelFlags struct {
 	preset                string
-	method, sign          string
+	method, sign, maxpool string
 	reluDegree, absDegree int
 	margin                float64
 	splitAfter            string
@@ -58,6 +58,7 @@ type modelFlags struct {
 func (m *modelFlags) register(fs *flag.FlagSet) {
 	fs.StringVar(&m.preset, "preset", "", "parameter preset ("+strings.Join(he.Presets(), ", ")+"); default: the smallest 128-bit preset the model fits")
 	fs.StringVar(&m.method, "approx-method", "", "how ReLU and max are approximated: composite (default) or chebyshev")
+	fs.StringVar(&m.maxpool, "maxpool", "", "max pooling as a polynomial max (max, the default) or replaced by average pooling (average)")
 	fs.StringVar(&m.sign, "sign", "", "composite sign approximation ("+strings.Join(he.SignPresets(), ", ")+"; default "+he.DefaultSignPreset+")")
 	fs.IntVar(&m.reluDegree, "relu-degree", 0, fmt.Sprintf("degree of the ReLU approximation (default %d)", he.DefaultReluDegree))
 	fs.IntVar(&m.absDegree, "abs-degree", 0, fmt.Sprintf("degree of the |x| approximation inside max pooling (default %d)", he.DefaultAbsDegree))
@@ -88,7 +89,7 @@ func (m *modelFlags) preprocess() *ir.Preprocess {
 
 func (m *modelFlags) compileOptions() he.CompileOptions {
 	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter, DeviceMACs: m.deviceMACs,
-		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
+		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, MaxPool: m.maxpool, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
 }
 
 // query is the upload's query parameters.
@@ -100,6 +101,9 @@ func (m *modelFlags) query() url.Values {
 		}
 	}
 	set("preset", m.preset)
+	set("approx_method", m.method)
+	set("sign", m.sign)
+	set("maxpool", m.maxpool)
 	set("relu_degree", strconv.Itoa(m.reluDegree))
 	set("abs_degree", strconv.Itoa(m.absDegree))
 	set("margin", strconv.FormatFloat(m.margin, 'g', -1, 64))
