@@ -1,21 +1,26 @@
-package onnx
+package he
 
 import (
 	"context"
 	"flag"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/hegate/hegate"
-	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/he/onnx"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
 
 var approxImages = flag.Int("approx-images", 200, "MNIST test images TestApproximatedAccuracy measures (10000 for the figures in the README)")
 
+// It lives in package he, not he/onnx: linking the compiler into the
+// importer's tests would slow FuzzImport's coverage-guided runs a
+// thousandfold.
+//
 // TestApproximatedAccuracy imports each real ONNX file, calibrates its
 // approximations (ReLU and max pooling through composite sign polynomials)
 // on MNIST training images, and measures the accuracy of the compiled
@@ -23,7 +28,7 @@ var approxImages = flag.Int("approx-images", 200, "MNIST test images TestApproxi
 // None of the three fits a 128-bit leveled preset: compiling them must
 // fail with the depth they need (the next step runs them with bootstraps).
 //
-//	go test ./he/onnx -run TestApproximatedAccuracy -approx-images 10000 -v -timeout 60m
+//	go test ./he -run TestApproximatedAccuracy -approx-images 10000 -v -timeout 60m
 func TestApproximatedAccuracy(t *testing.T) {
 	if testing.Short() {
 		t.Skip("slow")
@@ -50,7 +55,7 @@ func TestApproximatedAccuracy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run("ok/"+tc.file, func(t *testing.T) {
-			g, err := ImportFile(filepath.Join(dir, tc.file), Options{Preprocess: tc.pre})
+			g, err := onnx.ImportFile(filepath.Join(dir, tc.file), onnx.Options{Preprocess: tc.pre})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -58,8 +63,8 @@ func TestApproximatedAccuracy(t *testing.T) {
 			for _, img := range train.Images[:256] {
 				cal = append(cal, mnisteval.Input(g, img))
 			}
-			opts := he.CompileOptions{Calibration: cal}
-			circ, err := he.Lower(context.Background(), g, opts)
+			opts := CompileOptions{Calibration: cal}
+			circ, err := Lower(context.Background(), g, opts)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -71,7 +76,7 @@ func TestApproximatedAccuracy(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			_, cerr := he.Compile(context.Background(), g, opts)
+			_, cerr := Compile(context.Background(), g, opts)
 			t.Logf("%s: exact %.2f%%, with approximations %.2f%% on %d test images; circuit %d levels deep; tail %v; compile: %v",
 				tc.file, 100*exact.Acc, 100*approx.Acc, approx.N, circ.Levels(), g.Tail, firstLine(cerr))
 			if lost := 100 * (exact.Acc - approx.Acc); lost > tc.lost {
@@ -90,4 +95,33 @@ func firstLine(err error) string {
 	}
 	s, _, _ := strings.Cut(err.Error(), "\n")
 	return s
+}
+
+// sharedDir returns ../shared/data/onnx next to the module root. When it is
+// missing the test fails in CI (CI=true) and is skipped elsewhere.
+func sharedDir(t testing.TB) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := wd
+	for {
+		if _, err := os.Stat(filepath.Join(root, "go.mod")); err == nil {
+			break
+		}
+		parent := filepath.Dir(root)
+		if parent == root {
+			t.Fatalf("no go.mod above %s", wd)
+		}
+		root = parent
+	}
+	dir := filepath.Join(root, "..", "shared", "data", "onnx")
+	if _, err := os.Stat(dir); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("shared ONNX test data is missing: %v", err)
+		}
+		t.Skipf("shared ONNX test data is missing: %v", err)
+	}
+	return dir
 }
