@@ -52,7 +52,7 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	case len(man.Input) != 1 && len(man.Input) != 3:
 		return nil, bad("input shape %v", man.Input)
 	}
-	if err := checkShape(man.Input); err != nil {
+	if err := ir.CheckShape(man.Input); err != nil {
 		return nil, bad("input shape %v %v", man.Input, err)
 	}
 	inputSize := ir.Prod(man.Input)

@@ -1,10 +1,6 @@
 package he
 
-import (
-	"fmt"
-
-	"github.com/hegate/hegate/he/ir"
-)
+import "github.com/hegate/hegate/he/ir"
 
 // inputPacking says how the device lays its input out in the slots.
 type inputPacking struct {
@@ -142,19 +138,4 @@ func (c *circuit) applyIm2col(maxSlots int) inputPacking {
 		n.in = []int{packed}
 	}
 	return p
-}
-
-// checkShape checks a shape from an untrusted manifest: positive
-// dimensions, at most ir.MaxTensorElems elements, without overflow.
-func checkShape(shape []int) error {
-	elems := 1
-	for _, d := range shape {
-		if d <= 0 || d > ir.MaxTensorElems {
-			return fmt.Errorf("has a bad dimension")
-		}
-		if elems *= d; elems > ir.MaxTensorElems {
-			return fmt.Errorf("is too large")
-		}
-	}
-	return nil
 }

@@ -367,8 +367,11 @@ func Prod(s []int) int {
 	return n
 }
 
-// checkShape checks that every dimension is positive and the product at
-// most MaxTensorElems, without overflowing on hostile dimensions.
+// CheckShape checks a shape from untrusted input: 1 to 4 dimensions, each
+// positive, the product at most MaxTensorElems, without overflowing on
+// hostile dimensions.
+func CheckShape(shape []int) error { return checkShape(shape) }
+
 func checkShape(shape []int) error {
 	if len(shape) == 0 || len(shape) > 4 {
 		return fmt.Errorf("has %d dimensions: want 1 to 4", len(shape))
