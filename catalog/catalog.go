@@ -700,6 +700,17 @@ func (c *Catalog) Upload(ctx context.Context, p UploadParams) (Entry, bool, erro
 	if !created && v.SourceBlob != blob.Key {
 		c.dropIfUnreferenced(ctx, blob.Key)
 	}
+	if !created {
+		// A replay must be the same request: same name, same bytes (the
+		// blob key is their hash, unless the version was deleted since),
+		// same options.
+		switch {
+		case v.Deleted():
+			return Entry{}, false, hegate.E(op, hegate.KindNotFound, nil, "the model version this %s created was deleted", "Idempotency-Key")
+		case v.Name != p.Name || v.SourceBlob != blob.Key || !bytes.Equal(v.Options, opts):
+			return Entry{}, false, hegate.E(op, hegate.KindConflict, nil, "this Idempotency-Key was already used for a different upload (model %s version %d)", v.Name, v.Version)
+		}
+	}
 	return entryOf(v), created, nil
 }
 

@@ -231,6 +231,23 @@ func TestUploadRefused(t *testing.T) {
 	if after := bd.blobFiles(t); after != before+1 {
 		t.Fatalf("blob files %d → %d: refused uploads left blobs", before, after)
 	}
+	// An Idempotency-Key replays the same upload, and refuses another.
+	up := func(name string, body []byte) error {
+		_, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: name, ContentType: api.ContentTypeIRJSON, IdempotencyKey: "k1", Options: url.Values{"preset": {"test-n12"}}}, bytes.NewReader(body), int64(len(body)))
+		return err
+	}
+	if err := up("again", good); err != nil {
+		t.Fatal(err)
+	}
+	if err := up("again", good); err != nil {
+		t.Fatalf("replay: %v", err)
+	}
+	if err := up("again", graphJSON(t, testGraph("x", 2))); client.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("same key, other file: %v", err)
+	}
+	if err := up("other", good); client.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("same key, other name: %v", err)
+	}
 	// The accepted one is not ready (no workers here), so it is not served.
 	if _, err := bd.a.client.ModelMetadata(bd.ctx, "deep"); client.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("compiling model served: %v", err)
