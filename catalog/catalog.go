@@ -235,37 +235,47 @@ type Model struct {
 // says which); an internal error if the store or the compile fails.
 func (c *Catalog) Lookup(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Model, error) {
 	const op = "catalog.Lookup"
-	if m, ok, err := c.builtinFor(ctx, name); ok {
-		if err != nil {
-			return Model{}, err
-		}
-		if version != 0 && version != 1 {
-			return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
-		}
-		return Model{Ref: Ref{Name: name}, Model: m}, nil
-	}
-	if tenant == "" {
-		return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
-	}
-	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
-	if errors.Is(err, storage.ErrNotFound) {
-		c.forget(tenant, name, version)
-		if version == 0 {
-			return Model{}, hegate.E(op, hegate.KindNotFound, err, "model %q not found (or no version of it is ready yet)", truncate(string(name), 80))
-		}
-		return Model{}, hegate.E(op, hegate.KindNotFound, err, "model %q has no version %d", truncate(string(name), 80), version)
-	}
-	if err != nil {
-		return Model{}, fmt.Errorf("%s: loading model %s: %w", op, name, err)
-	}
-	if v.Status != storage.ModelReady {
-		return Model{}, hegate.E(op, hegate.KindNotFound, nil, "model %q version %d is %s, not ready", name, v.Version, v.Status)
+	b, v, err := c.resolve(ctx, op, tenant, name, version)
+	if err != nil || b != nil {
+		return Model{Ref: Ref{Name: name}, Model: b}, err
 	}
 	m, err := c.compiledVersion(ctx, v)
 	if err != nil {
 		return Model{}, err
 	}
 	return Model{Ref: Ref{Tenant: tenant, Name: name, Version: v.Version}, Model: m}, nil
+}
+
+// resolve finds what name names for tenant: a built-in model (b), or a
+// ready version of the tenant's model (v). Outcomes as for Lookup.
+func (c *Catalog) resolve(ctx context.Context, op string, tenant hegate.TenantID, name hegate.ModelID, version int) (b *he.Model, v storage.ModelVersion, err error) {
+	if m, ok, err := c.builtinFor(ctx, name); ok {
+		if err != nil {
+			return nil, v, err
+		}
+		if version != 0 && version != 1 {
+			return nil, v, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
+		}
+		return m, v, nil
+	}
+	if tenant == "" {
+		return nil, v, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
+	v, err = c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
+	if errors.Is(err, storage.ErrNotFound) {
+		c.forget(tenant, name, version)
+		if version == 0 {
+			return nil, v, hegate.E(op, hegate.KindNotFound, err, "model %q not found (or no version of it is ready yet)", truncate(string(name), 80))
+		}
+		return nil, v, hegate.E(op, hegate.KindNotFound, err, "model %q has no version %d", truncate(string(name), 80), version)
+	}
+	if err != nil {
+		return nil, v, fmt.Errorf("%s: loading model %s: %w", op, name, err)
+	}
+	if v.Status != storage.ModelReady {
+		return nil, v, hegate.E(op, hegate.KindNotFound, nil, "model %q version %d is %s, not ready", name, v.Version, v.Status)
+	}
+	return nil, v, nil
 }
 
 // Described is a model's manifest without compiling it.
@@ -279,27 +289,12 @@ type Described struct {
 // metadata routes answer. Outcomes as for Lookup.
 func (c *Catalog) Describe(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, version int) (Described, error) {
 	const op = "catalog.Describe"
-	if m, ok, err := c.builtinFor(ctx, name); ok {
-		if err != nil {
-			return Described{}, err
-		}
-		if version != 0 && version != 1 {
-			return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q has only version 1", name)
-		}
-		return Described{Ref: Ref{Name: name}, Manifest: m.Manifest()}, nil
-	}
-	if tenant == "" {
-		return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
-	}
-	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
-	if errors.Is(err, storage.ErrNotFound) {
-		return Described{}, hegate.E(op, hegate.KindNotFound, err, "model %q not found (or that version is not ready)", truncate(string(name), 80))
-	}
+	b, v, err := c.resolve(ctx, op, tenant, name, version)
 	if err != nil {
-		return Described{}, fmt.Errorf("%s: %w", op, err)
+		return Described{}, err
 	}
-	if v.Status != storage.ModelReady {
-		return Described{}, hegate.E(op, hegate.KindNotFound, nil, "model %q version %d is %s, not ready", name, v.Version, v.Status)
+	if b != nil {
+		return Described{Ref: Ref{Name: name}, Manifest: b.Manifest()}, nil
 	}
 	var man he.Manifest
 	if err := json.Unmarshal(v.Manifest, &man); err != nil {

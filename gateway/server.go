@@ -140,15 +140,20 @@ func (s *Server) describe(r *http.Request, op, name, version string) (catalog.De
 	if err != nil {
 		return catalog.Described{}, err
 	}
-	var tenant hegate.TenantID
-	if p, ok := PrincipalFromContext(r.Context()); ok {
-		tenant = p.Tenant
-	}
-	d, err := s.catalog.Describe(r.Context(), tenant, hegate.ModelID(name), v)
+	d, err := s.catalog.Describe(r.Context(), callerTenant(r), hegate.ModelID(name), v)
 	if err != nil {
 		return catalog.Described{}, wrap(err, "%s", op)
 	}
 	return d, nil
+}
+
+// callerTenant is the authenticated caller's tenant, or "" for an
+// anonymous request (which sees built-in models only).
+func callerTenant(r *http.Request) hegate.TenantID {
+	if p, ok := PrincipalFromContext(r.Context()); ok {
+		return p.Tenant
+	}
+	return ""
 }
 
 // versionParam parses a {version} path segment; "" is 0 (the latest).
@@ -171,11 +176,7 @@ func (s *Server) model(r *http.Request, op, name, version string) (catalog.Model
 	if err != nil {
 		return catalog.Model{}, err
 	}
-	var tenant hegate.TenantID
-	if p, ok := PrincipalFromContext(r.Context()); ok {
-		tenant = p.Tenant
-	}
-	m, err := s.catalog.Lookup(r.Context(), tenant, hegate.ModelID(name), v)
+	m, err := s.catalog.Lookup(r.Context(), callerTenant(r), hegate.ModelID(name), v)
 	if err != nil {
 		return catalog.Model{}, wrap(err, "%s", op)
 	}

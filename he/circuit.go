@@ -228,27 +228,25 @@ type Ranges struct {
 	Pool map[string][][2]float64 `json:"pool,omitempty"`
 }
 
-// CalibrateRanges runs g's exact reference on the samples and records the
+// calibrateRanges runs g's exact reference on the samples and records the
 // ranges its approximations need.
-func CalibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ranges, error) {
-	return calibrateRanges(ctx, g, samples)
-}
-
 func calibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ranges, error) {
 	r := Ranges{Relu: map[string][2]float64{}, Pool: map[string][][2]float64{}}
 	shapes, err := g.Shapes()
 	if err != nil {
 		return r, err
 	}
-	needs := map[string]*ir.Node{} // value name → the relu/maxpool nodes reading it
-	var readers = map[string][]*ir.Node{}
+	readers := map[string][]*ir.Node{} // value name → the relu/maxpool nodes reading it
+	trees := map[string]*poolTree{}    // maxpool node → its max tree, built once
 	for _, n := range g.Nodes {
 		if n.Op == ir.OpRelu || n.Op == ir.OpMaxPool {
 			readers[n.Inputs[0]] = append(readers[n.Inputs[0]], n)
-			needs[n.Name] = n
+		}
+		if n.Op == ir.OpMaxPool {
+			trees[n.Name] = newPoolTree(n.Pool, shapes[n.Inputs[0]])
 		}
 	}
-	if len(needs) == 0 {
+	if len(readers) == 0 {
 		return r, nil
 	}
 	widen := func(old [2]float64, ok bool, lo, hi float64) [2]float64 {
@@ -265,7 +263,7 @@ func calibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ran
 				old, ok := r.Relu[n.Name]
 				r.Relu[n.Name] = widen(old, ok, lo, hi)
 			case ir.OpMaxPool:
-				diffs := poolRoundDiffs(n.Pool, shapes[value], data)
+				diffs := trees[n.Name].roundDiffs(data)
 				old := r.Pool[n.Name]
 				for k, d := range diffs {
 					lo, hi := minMax(d)
@@ -336,10 +334,9 @@ func (t *poolTree) rounds() int {
 	return k
 }
 
-// poolRoundDiffs computes, exactly, the differences a−b that each round of
-// the max tree takes |·| of, for calibration.
-func poolRoundDiffs(p *ir.Pool, shape []int, x []float64) [][]float64 {
-	t := newPoolTree(p, shape)
+// roundDiffs computes, exactly, the differences a−b that each round of the
+// max tree takes |·| of on input x, for calibration.
+func (t *poolTree) roundDiffs(x []float64) [][]float64 {
 	cands := make([][]float64, len(t.windows))
 	for i, win := range t.windows {
 		for _, idx := range win {
@@ -748,12 +745,12 @@ func (c *circuit) run(x []float64, visit func(i int, n *cnode, out []float64)) [
 		case kindPoly:
 			xv := vals[n.in[0]]
 			y = make([]float64, len(xv))
+			f := (&ir.Poly{Coeffs: n.monomial}).Eval
+			if n.cheb != nil {
+				f = n.cheb.eval
+			}
 			for k, v := range xv {
-				if n.cheb != nil {
-					y[k] = n.cheb.eval(v)
-				} else {
-					y[k] = (&ir.Poly{Coeffs: n.monomial}).Eval(v)
-				}
+				y[k] = f(v)
 			}
 		}
 		vals[n.out] = y

@@ -3,6 +3,7 @@ package he
 import (
 	"context"
 	"fmt"
+	"math/bits"
 	"runtime"
 	"sort"
 
@@ -166,7 +167,7 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 		deviceSpec: &deviceSpec{
 			preprocess: g.Input.Preprocess, tail: g.Tail,
 			name: g.Name, params: params, inputShape: append([]int(nil), g.Input.Shape...), packing: packing,
-			n: slots, logN: log2(slots), inputLevel: lp.inputLevel, outputSize: circ.values[circ.output].size,
+			n: slots, logN: bits.Len(uint(slots)) - 1, inputLevel: lp.inputLevel, outputSize: circ.values[circ.output].size,
 		},
 	}
 	progress := func(stage string, done, total int) {
@@ -358,14 +359,6 @@ func polyMults(d int) int {
 		s++
 	}
 	return s + depthOf(d)
-}
-
-func log2(n int) int {
-	l := 0
-	for (1 << l) < n {
-		l++
-	}
-	return l
 }
 
 func (c *Cost) add(o Cost) {

@@ -74,6 +74,7 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 // their last reader.
 func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
 	eval := evals[0]
+	var polyEval *polynomial.Evaluator // made on the first polynomial step
 	vals := make([]*rlwe.Ciphertext, len(c.circ.values))
 	vals[c.circ.input] = input
 	// at returns value v at exactly level (a copy when it must be dropped).
@@ -160,12 +161,14 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckk
 			if err != nil {
 				return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
 			}
-			pe := polynomial.NewEvaluator(c.params.ckks, eval)
+			if polyEval == nil {
+				polyEval = polynomial.NewEvaluator(c.params.ckks, eval)
+			}
 			target := c.params.ckks.DefaultScale()
 			if st.cleanImag {
 				target = target.Div(rlwe.NewScale(2))
 			}
-			if out, err = pe.Evaluate(x, *st.poly, target); err != nil {
+			if out, err = polyEval.Evaluate(x, *st.poly, target); err != nil {
 				return nil, fmt.Errorf("step %d (%s, polynomial): %w", i, st.name, err)
 			}
 			if st.cleanImag {
@@ -327,6 +330,10 @@ func (m *Model) buildManifest() Manifest {
 }
 
 func (c *compiled) stepInfo() []StepInfo {
+	prod := map[int]*cnode{}
+	for _, n := range c.circ.nodes {
+		prod[n.out] = n
+	}
 	out := make([]StepInfo, len(c.steps))
 	for i, st := range c.steps {
 		n := c.circ.nodes[i]
@@ -347,7 +354,7 @@ func (c *compiled) stepInfo() []StepInfo {
 				// composite's (see tools/gen-sign), its range the first
 				// stage's input.
 				info.Function = "sign " + n.signStage
-				if p := c.circ.producerNode(n.in[0]); p == nil || p.kind != kindPoly {
+				if p := prod[n.in[0]]; p == nil || p.kind != kindPoly {
 					info.Range = [2]float64{n.cheb.lo, n.cheb.hi}
 				}
 			case n.cheb != nil:

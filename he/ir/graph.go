@@ -346,18 +346,6 @@ func (g *Graph) Producer(name string) *Node {
 	return nil
 }
 
-// Consumers counts, for every value, the nodes that read it (the graph
-// output counts as one more reader).
-func (g *Graph) Consumers() map[string]int {
-	c := map[string]int{g.Output: 1}
-	for _, n := range g.Nodes {
-		for _, in := range n.Inputs {
-			c[in]++
-		}
-	}
-	return c
-}
-
 // Prod is the product of the dimensions.
 func Prod(s []int) int {
 	n := 1

@@ -47,6 +47,7 @@ import (
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // modelName is the name of the graph written.
@@ -170,7 +171,7 @@ func run(o options) error {
 		"lr_schedule":            "linear warm-up over 2% of the steps, then cosine decay to 0",
 		"batch":                  o.batch,
 		"seed":                   o.seed,
-		"optimizer":              fmt.Sprintf("adam(beta1=%g, beta2=%g, eps=%g)", beta1, beta2, adamEps),
+		"optimizer":              fmt.Sprintf("adam(nn.Beta1=%g, nn.Beta2=%g, eps=%g)", nn.Beta1, nn.Beta2, nn.AdamEps),
 		"loss":                   "softmax cross-entropy + soft magnitude penalty",
 		"penalty":                map[string]any{"weight": o.bounds.weight, "bound_conv": o.bounds.conv, "bound_hidden": o.bounds.hidden, "bound_logits": o.bounds.logits},
 		"augmentation":           fmt.Sprintf("random translation by up to %d pixel(s) in x and in y, zero fill", o.shift),

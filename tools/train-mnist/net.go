@@ -3,6 +3,9 @@ package main
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // arch fixes the shapes of the network
@@ -152,71 +155,26 @@ func (n *network) backward(p, g params, ws *workspace, xs [][]float64, labels []
 	n.forward(p, ws, xs)
 	for j, label := range labels[:m] {
 		z, dz := ws.z3[j], ws.dz3[j]
-		loss += softmax(z, ws.prob) - z[label] // −log softmax(z)[label]
-		if argmax(z) == label {
+		loss += nn.Softmax(z, ws.prob) - z[label] // −log nn.Softmax(z)[label]
+		if ir.ArgMax(z) == label {
 			correct++
 		}
 		for i, q := range ws.prob {
 			dz[i] = scale * q
 		}
 		dz[label] -= scale
-		loss += penalize(z, dz, b.logits, b.weight, scale)
+		loss += nn.Penalize(z, dz, b.logits, b.weight, scale)
 	}
 	n.fc2.backward(p.fc2W, ws.a2[:m], ws.dz3[:m], g.fc2W, g.fc2B, ws.da2[:m])
 	for j := range m {
 		n.act2.backward(p.act2, ws.z2[j], ws.da2[j], g.act2, ws.dz2[j])
-		loss += penalize(ws.z2[j], ws.dz2[j], b.hidden, b.weight, scale)
+		loss += nn.Penalize(ws.z2[j], ws.dz2[j], b.hidden, b.weight, scale)
 	}
 	n.fc1.backward(p.fc1W, ws.a1[:m], ws.dz2[:m], g.fc1W, g.fc1B, ws.da1[:m])
 	for j := range m {
 		n.act1.backward(p.act1, ws.z1[j], ws.da1[j], g.act1, ws.dz1[j])
-		loss += penalize(ws.z1[j], ws.dz1[j], b.conv, b.weight, scale)
+		loss += nn.Penalize(ws.z1[j], ws.dz1[j], b.conv, b.weight, scale)
 		n.conv.backward(p.convW, ws.cols[j], ws.dz1[j], g.convW, g.convB, nil)
 	}
 	return loss, correct
-}
-
-// penalize adds the gradient of weight·Σ max(0, |z|−bound)², times scale,
-// to dz and returns the penalty.
-func penalize(z, dz []float64, bound, weight, scale float64) float64 {
-	if weight == 0 {
-		return 0
-	}
-	pen := 0.0
-	for i, v := range z {
-		if e := math.Abs(v) - bound; e > 0 {
-			pen += weight * e * e
-			dz[i] += scale * weight * 2 * e * math.Copysign(1, v)
-		}
-	}
-	return pen
-}
-
-// softmax writes the softmax of z to p and returns log Σ exp(z_i).
-func softmax(z, p []float64) float64 {
-	m := z[0]
-	for _, v := range z {
-		m = max(m, v)
-	}
-	s := 0.0
-	for i, v := range z {
-		p[i] = math.Exp(v - m)
-		s += p[i]
-	}
-	for i := range p {
-		p[i] /= s
-	}
-	return m + math.Log(s)
-}
-
-// argmax returns the index of the largest value, the first one on ties (as
-// mnisteval does).
-func argmax(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -8,7 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // shards is how many parts each minibatch is cut into. Each part's gradient
@@ -28,23 +30,6 @@ type config struct {
 	Bounds  bounds // soft magnitude limits
 	Log     io.Writer
 	Eval    *mnist.Set // if set, its accuracy is logged after each epoch (never used to choose anything)
-}
-
-// Adam hyper-parameters (Kingma & Ba defaults).
-const (
-	beta1   = 0.9
-	beta2   = 0.999
-	adamEps = 1e-8
-)
-
-// lrAt is the learning rate at step t of total: linear warm-up over the
-// first 2% of the steps, then cosine decay to zero.
-func lrAt(peak float64, t, total int) float64 {
-	warm := max(1, total/50)
-	if t < warm {
-		return peak * float64(t+1) / float64(warm)
-	}
-	return peak * 0.5 * (1 + math.Cos(math.Pi*float64(t-warm)/float64(total-warm)))
 }
 
 // epochStats summarise one epoch.
@@ -150,10 +135,10 @@ func train(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, err
 			}
 			// Sum the shard gradients in shard order and take an Adam step,
 			// each worker on its own range of parameters.
-			lr := lrAt(cfg.LR, step, total)
+			lr := nn.LRAt(cfg.LR, step, total)
 			step++
-			c1 := 1 - math.Pow(beta1, float64(step))
-			c2 := 1 - math.Pow(beta2, float64(step))
+			c1 := 1 - math.Pow(nn.Beta1, float64(step))
+			c2 := 1 - math.Pow(nn.Beta2, float64(step))
 			parallel(func(w int) {
 				lo, hi := w*n.size/workers, (w+1)*n.size/workers
 				for i := lo; i < hi; i++ {
@@ -161,9 +146,9 @@ func train(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, err
 					for s := 1; s < shards; s++ {
 						g += sh[s].grad[i]
 					}
-					m[i] = beta1*m[i] + (1-beta1)*g
-					v[i] = beta2*v[i] + (1-beta2)*g*g
-					flat[i] -= lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + adamEps)
+					m[i] = nn.Beta1*m[i] + (1-nn.Beta1)*g
+					v[i] = nn.Beta2*v[i] + (1-nn.Beta2)*g*g
+					flat[i] -= lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + nn.AdamEps)
 				}
 			})
 		}
@@ -227,7 +212,7 @@ func measure(n *network, flat []float64, set *mnist.Set, workers int) measuremen
 				hi := min(lo+chunk, set.Len())
 				n.forward(p, ws, set.Images[lo:hi])
 				for j := range hi - lo {
-					if argmax(ws.z3[j]) == set.Labels[lo+j] {
+					if ir.ArgMax(ws.z3[j]) == set.Labels[lo+j] {
 						correct[w]++
 					}
 					for k, vs := range [][]float64{ws.z1[j], ws.z2[j], ws.z3[j]} {

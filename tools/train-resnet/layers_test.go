@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 func randVec(rng *rand.Rand, n int) []float64 {
@@ -258,8 +260,8 @@ func TestDenseGradient(t *testing.T) {
 func TestPenalize(t *testing.T) {
 	z := []float64{-3, 0.5, 2.5}
 	dz := make([]float64, 3)
-	loss := func() float64 { return penalize(z, make([]float64, 3), 1, 0.5, 2) }
-	pen := penalize(z, dz, 1, 0.5, 2)
+	loss := func() float64 { return nn.Penalize(z, make([]float64, 3), 1, 0.5, 2) }
+	pen := nn.Penalize(z, dz, 1, 0.5, 2)
 	if want := 0.5*4 + 0.5*2.25; math.Abs(pen-want) > 1e-12 {
 		t.Fatalf("penalty %v, want %v", pen, want)
 	}

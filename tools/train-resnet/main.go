@@ -49,6 +49,7 @@ import (
 
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // modelName is the name of the graph written.
@@ -206,7 +207,7 @@ func run(o options) error {
 		"lr_schedule": "linear warm-up over 2% of the steps, then cosine decay to 0",
 		"batch":       o.batch,
 		"seed":        o.seed,
-		"optimizer":   fmt.Sprintf("adam(beta1=%g, beta2=%g, eps=%g)", beta1, beta2, adamEps),
+		"optimizer":   fmt.Sprintf("adam(nn.Beta1=%g, nn.Beta2=%g, eps=%g)", nn.Beta1, nn.Beta2, nn.AdamEps),
 		"grad_clip":   o.clip,
 		"batch_norm": fmt.Sprintf("batch statistics over each of the %d parts of a minibatch in training (eps %g); running averages (momentum %g, unbiased variance of the whole minibatch) at inference, exported as affine nodes",
 			shards, bnEps, o.momentum),

@@ -3,6 +3,9 @@ package main
 import (
 	"math"
 	"math/rand/v2"
+
+	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // arch fixes the shapes of the network
@@ -316,15 +319,15 @@ func (n *network) backward(p, g params, ws *workspace, xs [][]float64, labels []
 	K := n.Classes
 	for b, label := range labels[:B] {
 		z, dz := img(ws.logits, b, K), img(ws.dlogits, b, K)
-		loss += softmax(z, ws.prob) - z[label] // −log softmax(z)[label]
-		if argmax(z) == label {
+		loss += nn.Softmax(z, ws.prob) - z[label] // −log nn.Softmax(z)[label]
+		if ir.ArgMax(z) == label {
 			correct++
 		}
 		for i, q := range ws.prob {
 			dz[i] = scale * q
 		}
 		dz[label] -= scale
-		loss += penalize(z, dz, bd.logits, bd.weight, scale)
+		loss += nn.Penalize(z, dz, bd.logits, bd.weight, scale)
 	}
 	s1, s2 := n.actSize(aStem), n.actSize(aB2b)
 	for b := range B {
@@ -337,7 +340,7 @@ func (n *network) backward(p, g params, ws *workspace, xs [][]float64, labels []
 		sz := n.actSize(k) * B
 		x := ws.pre(k)[:sz]
 		n.act.backward(p.act[k], x, ws.da[k][:sz], g.act[k], ws.dp[k][:sz])
-		loss += penalize(x, ws.dp[k][:sz], bd.preact, bd.weight, scale)
+		loss += nn.Penalize(x, ws.dp[k][:sz], bd.preact, bd.weight, scale)
 	}
 	// bnConvBack back-propagates du, the gradient of BN i's output,
 	// through BN i and conv i, whose input was x (per values per image);
@@ -370,49 +373,4 @@ func (n *network) backward(p, g params, ws *workspace, xs [][]float64, labels []
 	actBack(aStem)
 	bnConvBack(cStem, ws.dp[aStem], ws.x, nil, n.H*n.W)
 	return loss, correct
-}
-
-// penalize adds the gradient of weight·Σ max(0, |z|−bound)², times scale,
-// to dz and returns the penalty.
-func penalize(z, dz []float64, bound, weight, scale float64) float64 {
-	if weight == 0 {
-		return 0
-	}
-	pen := 0.0
-	for i, v := range z {
-		if e := math.Abs(v) - bound; e > 0 {
-			pen += weight * e * e
-			dz[i] += scale * weight * 2 * e * math.Copysign(1, v)
-		}
-	}
-	return pen
-}
-
-// softmax writes the softmax of z to p and returns log Σ exp(z_i).
-func softmax(z, p []float64) float64 {
-	m := z[0]
-	for _, v := range z {
-		m = max(m, v)
-	}
-	s := 0.0
-	for i, v := range z {
-		p[i] = math.Exp(v - m)
-		s += p[i]
-	}
-	for i := range p {
-		p[i] /= s
-	}
-	return m + math.Log(s)
-}
-
-// argmax returns the index of the largest value, the first one on ties (as
-// ir.ArgMax).
-func argmax(v []float64) int {
-	best := 0
-	for i, x := range v {
-		if x > v[best] {
-			best = i
-		}
-	}
-	return best
 }

@@ -9,7 +9,9 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // shards is how many parts each minibatch is cut into. Each part's gradient
@@ -34,23 +36,6 @@ type config struct {
 	MaxSteps int     // stop after this many steps (0: train all epochs); for tests
 	Log      io.Writer
 	Eval     *mnist.Set // if set, its accuracy is logged after each epoch (never used to choose anything)
-}
-
-// Adam hyper-parameters (Kingma & Ba defaults).
-const (
-	beta1   = 0.9
-	beta2   = 0.999
-	adamEps = 1e-8
-)
-
-// lrAt is the learning rate at step t of total: linear warm-up over the
-// first 2% of the steps, then cosine decay to zero.
-func lrAt(peak float64, t, total int) float64 {
-	warm := max(1, total/50)
-	if t < warm {
-		return peak * float64(t+1) / float64(warm)
-	}
-	return peak * 0.5 * (1 + math.Cos(math.Pi*float64(t-warm)/float64(total-warm)))
 }
 
 // epochStats summarise one epoch.
@@ -180,15 +165,15 @@ func train(n *network, set *mnist.Set, cfg config) ([]float64, *stats, []epochSt
 				gscale = cfg.Clip / norm
 				clipped++
 			}
-			lr := lrAt(cfg.LR, step, total)
+			lr := nn.LRAt(cfg.LR, step, total)
 			step++
-			c1 := 1 - math.Pow(beta1, float64(step))
-			c2 := 1 - math.Pow(beta2, float64(step))
+			c1 := 1 - math.Pow(nn.Beta1, float64(step))
+			c2 := 1 - math.Pow(nn.Beta2, float64(step))
 			for i, g := range grad {
 				g *= gscale
-				m[i] = beta1*m[i] + (1-beta1)*g
-				v[i] = beta2*v[i] + (1-beta2)*g*g
-				flat[i] -= lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + adamEps)
+				m[i] = nn.Beta1*m[i] + (1-nn.Beta1)*g
+				v[i] = nn.Beta2*v[i] + (1-nn.Beta2)*g*g
+				flat[i] -= lr * (m[i] / c1) / (math.Sqrt(v[i]/c2) + nn.AdamEps)
 			}
 			for s := range sh {
 				parts[s] = shardStats{ws: sh[s].ws, count: len(sh[s].xs)}
@@ -299,7 +284,7 @@ func measure(n *network, flat []float64, st *stats, set *mnist.Set, workers int)
 				B := hi - lo
 				n.forward(p, st, ws, set.Images[lo:hi])
 				for j := range B {
-					if argmax(img(ws.logits, j, n.Classes)) == set.Labels[lo+j] {
+					if ir.ArgMax(img(ws.logits, j, n.Classes)) == set.Labels[lo+j] {
 						correct[w]++
 					}
 				}

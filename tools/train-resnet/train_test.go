@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/hegate/hegate/internal/mnist"
+	"github.com/hegate/hegate/tools/internal/nn"
 )
 
 // synthetic returns n random images for the tiny architecture whose label
@@ -197,13 +198,13 @@ func TestTranslate(t *testing.T) {
 
 func TestLRSchedule(t *testing.T) {
 	const total = 1000
-	if lr := lrAt(1, 0, total); lr <= 0 || lr > 0.1 {
+	if lr := nn.LRAt(1, 0, total); lr <= 0 || lr > 0.1 {
 		t.Errorf("first step lr %v", lr)
 	}
-	if lr := lrAt(1, total/50, total); lr != 1 {
+	if lr := nn.LRAt(1, total/50, total); lr != 1 {
 		t.Errorf("peak lr %v", lr)
 	}
-	if lr := lrAt(1, total-1, total); lr > 1e-4 {
+	if lr := nn.LRAt(1, total-1, total); lr > 1e-4 {
 		t.Errorf("last step lr %v", lr)
 	}
 }
