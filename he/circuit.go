@@ -226,6 +226,10 @@ func (o ApproxOptions) withDefaults() ApproxOptions {
 type Ranges struct {
 	Relu map[string][2]float64   `json:"relu,omitempty"`
 	Pool map[string][][2]float64 `json:"pool,omitempty"`
+	// Output is the range of the graph's output on the samples (the
+	// privacy mechanism's declared range is derived from it); nil when
+	// there were no samples.
+	Output *[2]float64 `json:"output,omitempty"`
 }
 
 // calibrateRanges runs g's exact reference on the samples and records the
@@ -246,7 +250,7 @@ func calibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ran
 			trees[n.Name] = newPoolTree(n.Pool, shapes[n.Inputs[0]])
 		}
 	}
-	if len(readers) == 0 {
+	if len(samples) == 0 {
 		return r, nil
 	}
 	widen := func(old [2]float64, ok bool, lo, hi float64) [2]float64 {
@@ -256,6 +260,14 @@ func calibrateRanges(ctx context.Context, g *ir.Graph, samples [][]float64) (Ran
 		return [2]float64{math.Min(old[0], lo), math.Max(old[1], hi)}
 	}
 	observe := func(value string, data []float64) {
+		if value == g.Output {
+			lo, hi := minMax(data)
+			if r.Output == nil {
+				r.Output = &[2]float64{lo, hi}
+			} else {
+				r.Output = &[2]float64{math.Min(r.Output[0], lo), math.Max(r.Output[1], hi)}
+			}
+		}
 		for _, n := range readers[value] {
 			switch n.Op {
 			case ir.OpRelu:

@@ -3,6 +3,7 @@ package he
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/bits"
 	"runtime"
 	"sort"
@@ -181,6 +182,24 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 	}
 	if opts.Name != "" {
 		c.name = opts.Name
+	}
+	calOut := [2]float64{math.Inf(1), math.Inf(-1)}
+	if rg.Output != nil {
+		calOut = *rg.Output
+	}
+	period, err := c.releasePeriod()
+	var mech *Mechanism
+	if err == nil {
+		c.outputPeriod = period
+		mech, err = c.buildMechanism(opts.Privacy, period, calOut)
+	}
+	switch {
+	case err != nil && opts.Privacy != (PrivacyOptions{}):
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s: privacy: %v", g.Name, err)
+	case err != nil:
+		c.privacyNote = err.Error()
+	default:
+		c.mechanism = mech
 	}
 	m = &Model{graph: g, c: c, ranges: rg}
 	m.manifest = m.buildManifest()
@@ -402,6 +421,9 @@ type deviceSpec struct {
 	galLevels  []int // level of each Galois key: the highest it is used at
 	relinLevel int   // level of the relinearisation key
 	outputSize int
+	// outputPeriod: the outputs repeat every outputPeriod slots (the
+	// device averages the replicas); 0 when unknown.
+	outputPeriod int
 }
 
 type compiled struct {
@@ -414,6 +436,10 @@ type compiled struct {
 	steps         []step
 	lastUse       []int // per value: the last step that reads it
 	cost          Cost
+	// mechanism is how results are released; nil, with privacyNote saying
+	// why, when they cannot be.
+	mechanism   *Mechanism
+	privacyNote string
 }
 
 // liveCiphertexts is the largest number of values alive at once during an

@@ -114,6 +114,12 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	if bits.OnesCount(uint(s.n)) != 1 {
 		return nil, bad("slots %d", s.n)
 	}
+	if pp := man.OutputPeriod; pp != 0 {
+		if pp < man.OutputSize || pp > s.n || s.n%pp != 0 {
+			return nil, bad("output_period %d does not fit %d outputs in %d slots", pp, man.OutputSize, s.n)
+		}
+		s.outputPeriod = pp
+	}
 	return &Device{s: s}, nil
 }
 
@@ -257,7 +263,9 @@ func (d *Device) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
 }
 
 // Decrypt opens a result ciphertext with sk and returns the model's outputs
-// (logits for a classifier).
+// (logits for a classifier), each averaged over its replicas in the slots
+// (which divides the noise the release added by the square root of their
+// number; see Mechanism).
 func (d *Device) Decrypt(sk *SecretKey, b []byte) ([]float64, error) {
 	const op = "he.Decrypt"
 	c := d.s
@@ -274,7 +282,7 @@ func (d *Device) Decrypt(sk *SecretKey, b []byte) ([]float64, error) {
 	if err := ckks.NewEncoder(p).Decode(pt, values); err != nil {
 		return nil, fmt.Errorf("%s: decoding: %w", op, err)
 	}
-	return values[:c.outputSize], nil
+	return averageReplicas(values, c.outputSize, c.outputPeriod), nil
 }
 
 // Convenience wrappers on Model for tests and the embedded demo.

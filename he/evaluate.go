@@ -36,10 +36,12 @@ func (m *Model) inputWant() ctWant {
 }
 
 // Evaluate runs the compiled circuit on one input ciphertext with the
-// device's key set and returns the result ciphertext (wire format). It
+// device's key set and returns the released result ciphertext (wire
+// format): re-randomised under the device's public key and noised with
+// rel.Sigma (see release.go). There is no way to get the raw result. It
 // honours ctx between steps. Errors about the input are KindInvalid.
 // Evaluate is safe for concurrent use: each call has its own evaluator.
-func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byte, _ Stats, err error) {
+func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Release) (_ []byte, _ Stats, err error) {
 	const op = "he.Evaluate"
 	defer func() {
 		// Inputs are validated before Lattigo sees them; a panic here is a
@@ -62,6 +64,9 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte) (_ []byt
 	out, err := c.run(ctx, ct, evals.evals)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
+	}
+	if err := c.release(out, ks.k.pk, rel); err != nil {
+		return nil, Stats{}, err
 	}
 	b, err := c.params.marshalCiphertext(ctResult, out, nil)
 	if err != nil {
@@ -300,6 +305,10 @@ func (m *Model) Manifest() Manifest {
 		man.Preprocess = &p
 	}
 	man.Tail = slices.Clone(man.Tail)
+	if man.Privacy != nil {
+		p := *man.Privacy
+		man.Privacy = &p
+	}
 	return man
 }
 
@@ -313,6 +322,7 @@ func (m *Model) buildManifest() Manifest {
 		Tail:            slices.Clone(m.graph.Tail),
 		Packing:         c.packing.manifest(),
 		OutputSize:      c.outputSize,
+		OutputPeriod:    c.outputPeriod,
 		Params:          c.params.Info(),
 		LogSlots:        c.logN,
 		Levels:          c.inputLevel,
@@ -325,6 +335,8 @@ func (m *Model) buildManifest() Manifest {
 		CiphertextBytes: c.params.ciphertextSize(ctInput, c.inputLevel),
 		ResultBytes:     c.params.ciphertextSize(ctResult, 0),
 		EncodedBytes:    c.encodedBytes,
+		Privacy:         c.mechanism,
+		PrivacyNote:     c.privacyNote,
 		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.inputLevel+1)*int64(c.params.ckks.N())*8,
 	}
 }

@@ -27,6 +27,11 @@ func randVec(r *rand.Rand, n int, scale float64) []float64 {
 	return v
 }
 
+// testRelease releases results with noise far below the tests' tolerances
+// (1e-3): the tests here check the circuit; release_test.go checks the
+// noise.
+var testRelease = Release{Sigma: 1e-6}
+
 // keyed is a compiled model with a device secret key and its parsed key set.
 type keyed struct {
 	m  *Model
@@ -62,7 +67,7 @@ func (k keyed) evaluate(t *testing.T, model *Model, x []float64) []byte {
 	if err != nil {
 		t.Fatal(err)
 	}
-	res, _, err := model.Evaluate(context.Background(), k.ks, ct)
+	res, _, err := model.Evaluate(context.Background(), k.ks, ct, testRelease)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,7 +272,7 @@ func TestEncryptedMatchesReference(t *testing.T) {
 				if err := m.CheckCiphertext(ct); err != nil {
 					t.Fatal(err)
 				}
-				res, _, err := m.Evaluate(context.Background(), ks, ct)
+				res, _, err := m.Evaluate(context.Background(), ks, ct, testRelease)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -484,7 +489,7 @@ func TestParallelEvaluation(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i], _, errs[i] = model.Evaluate(context.Background(), k.ks, ct)
+			results[i], _, errs[i] = model.Evaluate(context.Background(), k.ks, ct, testRelease)
 		}()
 	}
 	wg.Wait()

@@ -43,12 +43,29 @@ import (
 //	seed (32 bytes)
 //	body: the key's gadget rows, each a polynomial mod Q (levelQ+1 rows of
 //	      N coefficients) followed by one mod P (levelP+1 rows)
+//
+// and last the device's public key, with which the worker re-randomises
+// every result before release (release.go), at level 0 with one special
+// prime, not compressed:
+//
+//	tag (uint64, all ones), level 0 (1 byte), reserved (7 bytes, zero)
+//	pk0 mod q0, pk0 mod p0, pk1 mod q0, pk1 mod p0 (N coefficients each)
+//
+// Version 1 key sets had no public key and are refused.
 
 const (
 	seedSize        = 32
 	recordHead      = 16 // Galois element, level, reserved
 	relinElementTag = 0  // the Galois element field of the relinearisation key
+	// publicKeyTag is the Galois element field of the public key record.
+	publicKeyTag = ^uint64(0)
+	// keySetVersion is the key-set format's version (ciphertexts and
+	// secret keys are at wireVersion).
+	keySetVersion = 2
 )
+
+// publicKeyBytes is the size of the public key record.
+func (c *deviceSpec) publicKeyBytes() int64 { return recordHead + 4*int64(c.params.ckks.N())*8 }
 
 // keySize is the shape of one key at levelQ.
 type keySize struct {
@@ -92,12 +109,13 @@ func (c *deviceSpec) keySetSize() int64 {
 	for _, r := range c.keyRecords() {
 		n += c.keySize(r.level).recordBytes()
 	}
-	return n
+	return n + c.publicKeyBytes()
 }
 
 // keySet is a parsed, expanded key set.
 type keySet struct {
 	evk         *rlwe.MemEvaluationKeySet
+	pk          *rlwe.PublicKey // at level (0, 0), for release
 	memoryBytes int64
 	// pool keeps evaluators over evk between evaluations (building one
 	// indexes every Galois key and allocates its buffers: about 10 ms at
@@ -140,7 +158,7 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 	cw := newCoeffWriter(w)
 	var h [headerSize]byte
 	copy(h[0:4], magicKeySet[:])
-	h[4] = wireVersion
+	h[4] = keySetVersion
 	h[5] = 1
 	binary.LittleEndian.PutUint32(h[8:12], uint32(len(c.galEls)))
 	h[12], h[13] = byte(c.inputLevel), byte(p.MaxLevelP())
@@ -170,6 +188,17 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 			break
 		}
 	}
+	if cw.err == nil {
+		pk := &rlwe.PublicKey{Value: rlwe.NewVectorQP(p, 2, 0, 0)}
+		kgen.GenPublicKey(sk.sk.sk, pk)
+		var head [recordHead]byte
+		binary.LittleEndian.PutUint64(head[0:8], publicKeyTag)
+		cw.bytes(head[:])
+		for i := range pk.Value {
+			cw.poly(pk.Value[i].Q)
+			cw.poly(pk.Value[i].P)
+		}
+	}
 	n, err := cw.flush()
 	if err != nil {
 		return n, fmt.Errorf("writing key set: %w", err)
@@ -184,7 +213,7 @@ func (d *Device) WriteKeySet(w io.Writer, sk *SecretKey) (int64, error) {
 // naming what is wrong) or KindTooLarge; a failing reader's error is
 // returned wrapped, with its own kind.
 func (m *Model) CheckKeySet(r io.Reader) (KeySetInfo, error) {
-	n, _, err := m.scanKeySet("he.CheckKeySet", r, false)
+	n, _, _, err := m.scanKeySet("he.CheckKeySet", r, false)
 	if err != nil {
 		return KeySetInfo{}, err
 	}
@@ -193,14 +222,14 @@ func (m *Model) CheckKeySet(r io.Reader) (KeySetInfo, error) {
 
 // ReadKeySet reads, checks and expands a key set for Evaluate.
 func (m *Model) ReadKeySet(r io.Reader) (*KeySet, error) {
-	n, evk, err := m.scanKeySet("he.ReadKeySet", r, true)
+	n, evk, pk, err := m.scanKeySet("he.ReadKeySet", r, true)
 	if err != nil {
 		return nil, err
 	}
-	return &KeySet{k: &keySet{evk: evk, memoryBytes: 2 * n}}, nil
+	return &KeySet{k: &keySet{evk: evk, pk: pk, memoryBytes: 2 * n}}, nil
 }
 
-func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemEvaluationKeySet, error) {
+func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemEvaluationKeySet, *rlwe.PublicKey, error) {
 	c := m.c
 	p := c.params.ckks
 	total := c.keySetSize()
@@ -212,7 +241,10 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 	cr := newCoeffReader(lr)
 	short := func(what string, err error) error {
 		var re *rangeError
+		var rec *recordError
 		switch {
+		case errors.As(err, &rec):
+			return bad("%s: %v", what, err)
 		case err == errShort:
 			return bad("%s: the upload ends after %d bytes, a key set for model %s has exactly %d", what, cr.n, m.ID(), total)
 		case errors.As(err, &re):
@@ -226,25 +258,27 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 
 	var h [headerSize]byte
 	if err := cr.full(h[:]); err != nil {
-		return 0, nil, short("header", err)
+		return 0, nil, nil, short("header", err)
 	}
 	switch {
 	case !bytes.Equal(h[0:4], magicKeySet[:]):
-		return 0, nil, bad("not a hegate key set (bad magic)")
-	case h[4] != wireVersion:
-		return 0, nil, bad("format version %d is not supported (want %d)", h[4], wireVersion)
+		return 0, nil, nil, bad("not a hegate key set (bad magic)")
+	case h[4] == 1:
+		return 0, nil, nil, bad("format version 1 has no public key, which results are re-randomised with; make and upload the key set again with this version")
+	case h[4] != keySetVersion:
+		return 0, nil, nil, bad("format version %d is not supported (want %d)", h[4], keySetVersion)
 	case h[5] != 1:
-		return 0, nil, bad("flags %#x: only compressed key sets (flag 1) are accepted", h[5])
+		return 0, nil, nil, bad("flags %#x: only compressed key sets (flag 1) are accepted", h[5])
 	case !bytes.Equal(h[16:48], c.params.fingerprintRaw()):
-		return 0, nil, bad("made for other CKKS parameters than model %s (%s)", m.ID(), c.params.name)
+		return 0, nil, nil, bad("made for other CKKS parameters than model %s (%s)", m.ID(), c.params.name)
 	case int(h[12]) != c.inputLevel || int(h[13]) != p.MaxLevelP():
-		return 0, nil, bad("keys at levels (Q %d, P %d), model %s wants (Q %d, P %d)", h[12], h[13], m.ID(), c.inputLevel, p.MaxLevelP())
+		return 0, nil, nil, bad("keys at levels (Q %d, P %d), model %s wants (Q %d, P %d)", h[12], h[13], m.ID(), c.inputLevel, p.MaxLevelP())
 	}
 	if got := binary.LittleEndian.Uint32(h[8:12]); int(got) != len(c.galEls) {
-		return 0, nil, bad("%d Galois keys, model %s needs exactly %d (see the manifest's galois_elements)", got, m.ID(), len(c.galEls))
+		return 0, nil, nil, bad("%d Galois keys, model %s needs exactly %d (see the manifest's galois_elements)", got, m.ID(), len(c.galEls))
 	}
 	if !allZeroBytes(h[6:8]) || !allZeroBytes(h[14:16]) || !allZeroBytes(h[48:64]) {
-		return 0, nil, bad("reserved header bytes are not zero")
+		return 0, nil, nil, bad("reserved header bytes are not zero")
 	}
 
 	var rlk *rlwe.RelinearizationKey
@@ -256,13 +290,13 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 		}
 		var head [recordHead]byte
 		if err := cr.full(head[:]); err != nil {
-			return 0, nil, short(what, err)
+			return 0, nil, nil, short(what, err)
 		}
 		if got := binary.LittleEndian.Uint64(head[0:8]); got != rec.galEl {
-			return 0, nil, bad("%s: record is for element %d, model %s needs %d there (relinearisation key first, then ascending Galois elements)", what, got, m.ID(), rec.galEl)
+			return 0, nil, nil, bad("%s: record is for element %d, model %s needs %d there (relinearisation key first, then ascending Galois elements)", what, got, m.ID(), rec.galEl)
 		}
 		if int(head[8]) != rec.level || !allZeroBytes(head[9:]) {
-			return 0, nil, bad("%s: at level %d, model %s needs it at level %d", what, head[8], m.ID(), rec.level)
+			return 0, nil, nil, bad("%s: at level %d, model %s needs it at level %d", what, head[8], m.ID(), rec.level)
 		}
 		ks := c.keySize(rec.level)
 		var evk *rlwe.EvaluationKey
@@ -279,20 +313,54 @@ func (m *Model) scanKeySet(op string, r io.Reader, keep bool) (int64, *rlwe.MemE
 			}
 		}
 		if err := readKeyBody(cr, ks, p.Q(), p.P(), evk, p); err != nil {
-			return 0, nil, short(what, err)
+			return 0, nil, nil, short(what, err)
 		}
+	}
+	pk, err := readPublicKey(cr, p, keep)
+	if err != nil {
+		return 0, nil, nil, short("public key", err)
 	}
 	if err := cr.atEOF(); err != nil {
 		if lr.N <= 0 {
-			return 0, nil, hegate.E(op, hegate.KindTooLarge, nil, "key set: larger than the %d bytes model %s needs", total, m.ID())
+			return 0, nil, nil, hegate.E(op, hegate.KindTooLarge, nil, "key set: larger than the %d bytes model %s needs", total, m.ID())
 		}
-		return 0, nil, bad("%v", err)
+		return 0, nil, nil, bad("%v", err)
 	}
 	if !keep {
-		return cr.n, nil, nil
+		return cr.n, nil, nil, nil
 	}
-	return cr.n, rlwe.NewMemEvaluationKeySet(rlk, gks...), nil
+	return cr.n, rlwe.NewMemEvaluationKeySet(rlk, gks...), pk, nil
 }
+
+// readPublicKey reads the public key record; with keep false it only
+// checks it.
+func readPublicKey(cr *coeffReader, p ckks.Parameters, keep bool) (*rlwe.PublicKey, error) {
+	var head [recordHead]byte
+	if err := cr.full(head[:]); err != nil {
+		return nil, err
+	}
+	if binary.LittleEndian.Uint64(head[0:8]) != publicKeyTag || !allZeroBytes(head[8:]) {
+		return nil, &recordError{"the record after the last Galois key must be the public key at level 0"}
+	}
+	pk := &rlwe.PublicKey{Value: rlwe.NewVectorQP(p, 2, 0, 0)}
+	for i := range pk.Value {
+		if err := cr.poly(pk.Value[i].Q, p.Q()[:1]); err != nil {
+			return nil, err
+		}
+		if err := cr.poly(pk.Value[i].P, p.P()[:1]); err != nil {
+			return nil, err
+		}
+	}
+	if !keep {
+		return nil, nil
+	}
+	return pk, nil
+}
+
+// recordError is a record of the wrong kind.
+type recordError struct{ msg string }
+
+func (e *recordError) Error() string { return e.msg }
 
 // readKeyBody reads a seed and a key body. With evk nil it only checks.
 func readKeyBody(cr *coeffReader, ks keySize, qs, ps []uint64, evk *rlwe.EvaluationKey, params rlwe.ParameterProvider) error {

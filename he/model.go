@@ -42,6 +42,12 @@ type CompileOptions struct {
 	SplitAfter string
 	// DeviceMACs is the device's budget for SplitAfter "auto".
 	DeviceMACs int64
+	// Privacy chooses the differential-privacy release of the outputs
+	// (see Mechanism). Left zero, the output range is calibrated on
+	// Calibration and sigma derived from DefaultQueryEpsilon; a model
+	// without calibration samples then has no mechanism and its results
+	// cannot be released.
+	Privacy PrivacyOptions
 	// Parallelism is how many goroutines one evaluation may use (each
 	// linear step is split by giant-step group across them). 0 means
 	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
@@ -73,21 +79,25 @@ type ParamsInfo struct {
 // generates keys and encrypts: shapes, parameters, the exact Galois elements
 // its key set must hold, and the cost estimate.
 type Manifest struct {
-	Name            hegate.ModelID `json:"name"`
-	Input           []int          `json:"input"`
-	Packing         *Packing       `json:"packing,omitempty"` // how the device lays out its input; nil: as is
-	OutputSize      int            `json:"output_size"`
-	Params          ParamsInfo     `json:"params"`
-	LogSlots        int            `json:"log_slots"` // slots used by the packing
-	Levels          int            `json:"levels"`    // levels consumed by the circuit
-	GaloisElements  []uint64       `json:"galois_elements"`
-	GaloisLevels    []int          `json:"galois_levels"` // level of each Galois key
-	RelinLevel      int            `json:"relin_level"`   // level of the relinearisation key
-	Cost            Cost           `json:"cost"`
-	Steps           []StepInfo     `json:"steps"`            // the circuit, in order
-	KeySetBytes     int64          `json:"key_set_bytes"`    // exact size of the key-set upload
-	CiphertextBytes int64          `json:"ciphertext_bytes"` // exact size of an input ciphertext
-	ResultBytes     int64          `json:"result_bytes"`     // exact size of a result ciphertext
+	Name       hegate.ModelID `json:"name"`
+	Input      []int          `json:"input"`
+	Packing    *Packing       `json:"packing,omitempty"` // how the device lays out its input; nil: as is
+	OutputSize int            `json:"output_size"`
+	// OutputPeriod: in the result, the outputs repeat every OutputPeriod
+	// slots (Decrypt averages the replicas); 0 when results cannot be
+	// released (see PrivacyNote).
+	OutputPeriod    int        `json:"output_period,omitempty"`
+	Params          ParamsInfo `json:"params"`
+	LogSlots        int        `json:"log_slots"` // slots used by the packing
+	Levels          int        `json:"levels"`    // levels consumed by the circuit
+	GaloisElements  []uint64   `json:"galois_elements"`
+	GaloisLevels    []int      `json:"galois_levels"` // level of each Galois key
+	RelinLevel      int        `json:"relin_level"`   // level of the relinearisation key
+	Cost            Cost       `json:"cost"`
+	Steps           []StepInfo `json:"steps"`            // the circuit, in order
+	KeySetBytes     int64      `json:"key_set_bytes"`    // exact size of the key-set upload
+	CiphertextBytes int64      `json:"ciphertext_bytes"` // exact size of an input ciphertext
+	ResultBytes     int64      `json:"result_bytes"`     // exact size of a result ciphertext
 	// EncodedBytes is the memory of the model's pre-encoded weights (per
 	// process, shared by every evaluation); EvaluationBytes estimates one
 	// evaluation's peak: the expanded key set (twice its wire size) and the
@@ -102,6 +112,10 @@ type Manifest struct {
 	// or ArgMax of the original network runs on the device).
 	Preprocess *ir.Preprocess `json:"preprocess,omitempty"`
 	Tail       []ir.TailOp    `json:"tail,omitempty"`
+	// Privacy is how results are released (noise, sensitivity, cost per
+	// query); nil, with PrivacyNote saying why, when they cannot be.
+	Privacy     *Mechanism `json:"privacy,omitempty"`
+	PrivacyNote string     `json:"privacy_note,omitempty"`
 }
 
 // SplitInfo describes the head a device runs before encrypting.

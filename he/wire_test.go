@@ -86,7 +86,7 @@ func TestCiphertextRejected(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			err := f.m.CheckCiphertext(tc.b)
 			if err == nil {
-				_, _, err = f.m.Evaluate(context.Background(), &KeySet{k: &keySet{}}, tc.b)
+				_, _, err = f.m.Evaluate(context.Background(), &KeySet{k: &keySet{}}, tc.b, testRelease)
 			}
 			if !hegate.Is(err, hegate.KindInvalid) || !strings.Contains(hegate.DetailOf(err), tc.want) {
 				t.Fatalf("got %v, want invalid mentioning %q", err, tc.want)
