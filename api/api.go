@@ -82,6 +82,10 @@ const (
 const (
 	// PathJobs is the collection of the tenant's jobs.
 	PathJobs = "/v1/jobs"
+	// PathBudget is the caller's privacy budgets (GET); PathBudgets/{model}
+	// sets one (PUT, admin key).
+	PathBudget  = "/v1/budget"
+	PathBudgets = "/v1/budgets"
 	// PathKeys is the collection of the tenant's key sets.
 	PathKeys = "/v1/keys"
 	// PathModels is the collection of the tenant's uploaded models.

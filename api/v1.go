@@ -52,9 +52,20 @@ type Job struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	StartedAt      *time.Time `json:"started_at,omitempty"`
 	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	// Privacy is the noise the result gets and what it costs.
+	Privacy *JobPrivacy `json:"privacy,omitempty"`
 	// Links to the job and, once it succeeded, its result.
 	Self   string `json:"self"`
 	Result string `json:"result,omitempty"`
+}
+
+// JobPrivacy is the privacy side of a job.
+type JobPrivacy struct {
+	NoiseSigma float64 `json:"noise_sigma"` // noise standard deviation on each output
+	Rho        string  `json:"rho"`         // zCDP cost reserved for the job
+	// State is reserved (not finished), settled (released: spent) or
+	// refunded (failed or cancelled: nothing released).
+	State string `json:"state,omitempty"`
 }
 
 // JobList answers GET /v1/jobs.

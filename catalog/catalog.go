@@ -26,6 +26,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -104,12 +105,17 @@ type builtinModel struct {
 	model   *he.Model
 	err     error
 	compile func(ctx context.Context) (*he.Model, error)
+	// loaded is the model once compiled, for readers that must not wait.
+	loaded atomic.Pointer[he.Model]
 }
 
 func (b *builtinModel) get(ctx context.Context) (*he.Model, error) {
 	b.once.Do(func() {
 		if b.model == nil {
 			b.model, b.err = b.compile(context.WithoutCancel(ctx))
+		}
+		if b.err == nil {
+			b.loaded.Store(b.model)
 		}
 	})
 	return b.model, b.err
@@ -157,7 +163,9 @@ func New(cfg Config) (*Catalog, error) {
 		c.log = slog.New(slog.DiscardHandler)
 	}
 	for _, m := range cfg.Builtin {
-		c.builtin[m.ID()] = &builtinModel{model: m}
+		b := &builtinModel{model: m}
+		b.loaded.Store(m)
+		c.builtin[m.ID()] = b
 		c.order = append(c.order, m.ID())
 	}
 	for _, l := range cfg.Lazy {
@@ -437,6 +445,13 @@ type Options struct {
 	// he.CompileOptions); "auto" picks the latest cut within DeviceMACs.
 	SplitAfter string `json:"split_after,omitempty"`
 	DeviceMACs int64  `json:"device_macs,omitempty"`
+	// OutputRange declares the range of the outputs for the privacy
+	// mechanism (otherwise calibrated); NoiseSigma or QueryEpsilon and
+	// QueryDelta set its default noise (see he.PrivacyOptions).
+	OutputRange  *[2]float64 `json:"output_range,omitempty"`
+	NoiseSigma   float64     `json:"noise_sigma,omitempty"`
+	QueryEpsilon float64     `json:"query_epsilon,omitempty"`
+	QueryDelta   float64     `json:"query_delta,omitempty"`
 	// Ranges are the calibrated ranges: not chosen by the uploader, but
 	// recorded by the compile job with the graph (see compiledSource).
 	Ranges *he.Ranges `json:"-"`
@@ -466,6 +481,14 @@ func (o Options) Validate() error {
 		return bad("device_macs is negative")
 	case o.SplitAfter == "auto" && o.DeviceMACs == 0:
 		return bad("split_after=auto needs device_macs, the device's budget of multiply-accumulates per input")
+	case o.OutputRange != nil && !(o.OutputRange[0] < o.OutputRange[1] && !math.IsInf(o.OutputRange[0], 0) && !math.IsInf(o.OutputRange[1], 0)):
+		return bad("output_range must be two finite numbers, low < high")
+	case !(o.NoiseSigma >= 0) || math.IsInf(o.NoiseSigma, 0):
+		return bad("noise_sigma must be a finite number >= 0")
+	case !(o.QueryEpsilon >= 0 && o.QueryEpsilon <= 1e6):
+		return bad("query_epsilon must be in 0..1e6")
+	case !(o.QueryDelta >= 0 && o.QueryDelta < 1):
+		return bad("query_delta must be in [0, 1)")
 	}
 	if o.Preset != "" {
 		known := false
@@ -497,7 +520,16 @@ func (o Options) compileOptions(allowInsecure bool) he.CompileOptions {
 		Approx:        he.ApproxOptions{Method: o.Method, Sign: o.Sign, MaxPool: o.MaxPool, ReluDegree: o.ReluDegree, AbsDegree: o.AbsDegree, Margin: o.Margin},
 		SplitAfter:    o.SplitAfter,
 		DeviceMACs:    o.DeviceMACs,
+		Privacy:       o.privacyOptions(),
 	}
+}
+
+func (o Options) privacyOptions() he.PrivacyOptions {
+	p := he.PrivacyOptions{Sigma: o.NoiseSigma, QueryEpsilon: o.QueryEpsilon, QueryDelta: o.QueryDelta}
+	if o.OutputRange != nil {
+		p.OutputRange = *o.OutputRange
+	}
+	return p
 }
 
 func decodeOptions(b []byte) (Options, error) {
@@ -884,4 +916,65 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// CheckName reports whether name may name a model.
+func CheckName(name string) error {
+	if !namePattern.MatchString(name) {
+		return fmt.Errorf("%q: use 1 to 63 lowercase letters, digits, '.', '_' or '-', starting with a letter or digit", truncate(name, 80))
+	}
+	return nil
+}
+
+// IsBuiltin reports whether name is a built-in model.
+func (c *Catalog) IsBuiltin(name hegate.ModelID) bool {
+	_, ok := c.builtin[name]
+	return ok
+}
+
+// Names lists the models tenant can name, without compiling anything:
+// the built-ins in configured order, then the tenant's models (latest
+// version of any status) by name.
+func (c *Catalog) Names(ctx context.Context, tenant hegate.TenantID) ([]hegate.ModelID, error) {
+	out := slices.Clone(c.order)
+	vs, err := c.cfg.Store.ListModels(ctx, tenant)
+	if err != nil {
+		return nil, fmt.Errorf("catalog.Names: %w", err)
+	}
+	for _, v := range vs {
+		out = append(out, v.Name)
+	}
+	return out, nil
+}
+
+// Loaded returns name for tenant (a built-in, or the tenant's latest ready
+// version) if it is compiled in this process already, and never compiles:
+// for listings that must stay cheap.
+func (c *Catalog) Loaded(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID) (Model, bool) {
+	if b, ok := c.builtin[name]; ok {
+		m := b.loaded.Load()
+		if m == nil {
+			return Model{}, false
+		}
+		return Model{Ref: Ref{Name: name}, Model: m}, true
+	}
+	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, 0)
+	if err != nil {
+		return Model{}, false
+	}
+	c.mu.Lock()
+	e, ok := c.compiled[versionKey{tenant, name, v.Version}]
+	c.mu.Unlock()
+	if !ok {
+		return Model{}, false
+	}
+	select {
+	case <-e.done:
+	default:
+		return Model{}, false
+	}
+	if e.err != nil || e.model == nil {
+		return Model{}, false
+	}
+	return Model{Ref: Ref{Tenant: tenant, Name: name, Version: v.Version}, Model: e.model}, true
 }

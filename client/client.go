@@ -10,6 +10,7 @@
 package client
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -515,4 +516,58 @@ func Argmax(x []float64) int {
 		}
 	}
 	return best
+}
+
+// Budgets returns the caller's privacy budgets in their current periods.
+func (c *Client) Budgets(ctx context.Context) ([]api.Budget, error) {
+	var v api.BudgetList
+	return v.Budgets, c.getJSON(ctx, api.PathBudget, &v)
+}
+
+// Budget returns the caller's budget for one model.
+func (c *Client) Budget(ctx context.Context, model string) (api.Budget, error) {
+	var v api.Budget
+	return v, c.getJSON(ctx, api.PathBudget+"/"+url.PathEscape(model), &v)
+}
+
+// SetBudget sets the tenant's budget for one of its uploaded models; it
+// needs an admin key.
+func (c *Client) SetBudget(ctx context.Context, model string, b api.SetBudgetRequest) (api.Budget, error) {
+	body, err := json.Marshal(b)
+	if err != nil {
+		return api.Budget{}, err
+	}
+	req, err := c.request(ctx, http.MethodPut, api.PathBudgets+"/"+url.PathEscape(model), bytes.NewReader(body))
+	if err != nil {
+		return api.Budget{}, err
+	}
+	req.Header.Set("Content-Type", api.ContentTypeJSON)
+	resp, err := c.do(req, http.StatusOK)
+	if err != nil {
+		return api.Budget{}, err
+	}
+	defer resp.Body.Close()
+	var v api.Budget
+	return v, decodeJSON(resp, &v)
+}
+
+// Ledger returns a page of the tenant's budget ledger, newest first:
+// model "" for every model, before 0 for the newest entries.
+func (c *Client) Ledger(ctx context.Context, model string, before int64, limit int) (api.Ledger, error) {
+	q := url.Values{}
+	if model != "" {
+		q.Set("model", model)
+	}
+	if before > 0 {
+		q.Set("before", strconv.FormatInt(before, 10))
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := api.PathBudget + "/ledger"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var v api.Ledger
+	return v, c.getJSON(ctx, path, &v)
 }

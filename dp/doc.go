@@ -42,7 +42,7 @@
 //     privacy curve of one continuous Gaussian mechanism (Balle and Wang,
 //     ICML 2018), for comparison; the discrete Gaussian is accounted
 //     through zCDP.
-//   - Rho counts privacy loss in exact integer units of 1e-12 rho, so that
+//   - Rho counts privacy loss in exact integer units of 1e-9 rho, so that
 //     budget arithmetic never drifts: spends round up (RhoUnitsCeil),
 //     capacities round down (RhoUnitsFloor).
 //   - QueriesBought compares how many queries a budget buys under zCDP

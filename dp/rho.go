@@ -8,16 +8,18 @@ import (
 )
 
 // Rho is an amount of zCDP privacy loss counted in exact integer units of
-// 1e-12 rho ("picorho"): Rho(31_250_000_000) is rho = 0.03125. Budgets are
+// 1e-9 rho ("nanorho"): Rho(31_250_000) is rho = 0.03125. Budgets are
 // kept in these units so that spending and refunding are exact integer
 // arithmetic with no rounding drift: spends are converted with RhoUnitsCeil
 // (rounded up, never under-charged) and capacities with RhoUnitsFloor
 // (rounded down, never over-granted). The largest representable amount is
-// about 9.2e6 rho, far beyond any meaningful budget.
+// about 9.2e9 rho: far beyond any meaningful budget, and room for the huge
+// per-query costs of weak mechanisms (a test's tiny noise), which a budget
+// must still be able to count. A query cheaper than 1e-9 rho costs one unit.
 type Rho int64
 
 // RhoUnitsPerRho is the number of Rho units in rho = 1.
-const RhoUnitsPerRho = 1_000_000_000_000
+const RhoUnitsPerRho = 1_000_000_000
 
 // RhoUnitsCeil converts rho >= 0 to Rho units, rounding up: the result is the
 // smallest whole number of units that is at least rho. The conversion is
@@ -55,7 +57,7 @@ func (r Rho) Float64() float64 {
 }
 
 // String formats the amount as an exact decimal number of rho, without
-// trailing zeros: "0.03125", "2", "-0.000000000001".
+// trailing zeros: "0.03125", "2", "-0.000000001".
 func (r Rho) String() string {
 	sign := ""
 	u := uint64(r)
@@ -66,11 +68,11 @@ func (r Rho) String() string {
 	if frac == 0 {
 		return fmt.Sprintf("%s%d", sign, whole)
 	}
-	return strings.TrimRight(fmt.Sprintf("%s%d.%012d", sign, whole, frac), "0")
+	return strings.TrimRight(fmt.Sprintf("%s%d.%09d", sign, whole, frac), "0")
 }
 
 // ParseRho parses an exact decimal number of rho ("0.03125", "1e-6") into Rho
-// units. It refuses values with more precision than one unit (1e-12) and
+// units. It refuses values with more precision than one unit (1e-9) and
 // values out of range, instead of rounding them.
 func ParseRho(s string) (Rho, error) {
 	x, err := ParseRat(s)

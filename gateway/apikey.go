@@ -62,16 +62,17 @@ func CreateTenant(ctx context.Context, store storage.Store, name string) (storag
 	if err != nil {
 		return storage.Tenant{}, "", fmt.Errorf("creating tenant %q: %w", name, err)
 	}
-	secret, err := CreateAPIKey(ctx, store, t.ID, "default")
+	secret, err := CreateAPIKey(ctx, store, t.ID, "default", storage.RoleAdmin)
 	if err != nil {
 		return storage.Tenant{}, "", err
 	}
 	return t, secret, nil
 }
 
-// CreateAPIKey adds a named API key to an existing tenant and returns its
-// secret, which is not stored anywhere.
-func CreateAPIKey(ctx context.Context, store storage.APIKeys, tenant hegate.TenantID, name string) (string, error) {
+// CreateAPIKey adds a named API key with a role (storage.RoleAdmin or
+// storage.RoleClient) to an existing tenant and returns its secret, which
+// is not stored anywhere.
+func CreateAPIKey(ctx context.Context, store storage.APIKeys, tenant hegate.TenantID, name, role string) (string, error) {
 	secret, hash, prefix, err := NewAPIKey()
 	if err != nil {
 		return "", err
@@ -81,6 +82,7 @@ func CreateAPIKey(ctx context.Context, store storage.APIKeys, tenant hegate.Tena
 		Name:     name,
 		Prefix:   prefix,
 		Hash:     hash,
+		Role:     role,
 	}); err != nil {
 		return "", fmt.Errorf("creating API key %q for tenant %s: %w", name, tenant, err)
 	}

@@ -42,6 +42,11 @@ type Config struct {
 	// Models with uploads stored in Store and Blobs (shared by the Runner
 	// of the same process).
 	Catalog *catalog.Catalog
+	// DefaultBudget is the privacy budget of a tenant and model for which
+	// none was set. The zero value (capacity 0) sets none: such inferences
+	// are refused until an administrator sets a budget. Every tenant gets
+	// the whole default, per model.
+	DefaultBudget storage.BudgetLimit
 	// MaxModelBytes bounds a model upload; 0 means the Catalog's limit.
 	MaxModelBytes int64
 	// Logger receives the access log and errors. Nil discards them.
@@ -101,6 +106,9 @@ func (c Config) withDefaults() Config {
 		if c.MaxCiphertextBytes == 0 {
 			c.MaxCiphertextBytes = ciphertext
 		}
+	}
+	if c.DefaultBudget.Period == "" {
+		c.DefaultBudget.Period = storage.BudgetNever
 	}
 	if c.WaitTimeout == 0 {
 		c.WaitTimeout = DefaultWaitTimeout

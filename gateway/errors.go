@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
@@ -136,8 +137,15 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	switch c.status {
 	case http.StatusUnauthorized:
 		h.Set("WWW-Authenticate", `Bearer realm="hegate"`)
-	case http.StatusServiceUnavailable, http.StatusTooManyRequests:
+	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+	case http.StatusTooManyRequests:
+		// An exhausted privacy budget can be retried when it renews; one
+		// that never renews has no Retry-After.
+		if c.kind != hegate.KindBudgetExhausted {
+			h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		}
+		setRetryAfter(w, err, time.Now())
 	}
 	writeProblem(w, p)
 }

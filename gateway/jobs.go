@@ -11,6 +11,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -41,6 +42,9 @@ func jobView(j storage.Job) api.Job {
 	}
 	if j.Status == storage.JobSucceeded && !j.Expired() {
 		v.Result = jobPath(j.ID) + "/result"
+	}
+	if j.NoiseSigma > 0 || j.PrivacyUnits > 0 {
+		v.Privacy = &api.JobPrivacy{NoiseSigma: j.NoiseSigma, Rho: dp.Rho(j.PrivacyUnits).String(), State: j.PrivacyState}
 	}
 	return v
 }

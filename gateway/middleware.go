@@ -27,6 +27,15 @@ import (
 type Principal struct {
 	Tenant hegate.TenantID
 	APIKey hegate.APIKeyID
+	Role   string // storage.RoleAdmin or storage.RoleClient
+}
+
+// requireAdmin refuses a principal whose key is not an admin key.
+func (p Principal) requireAdmin(op string) error {
+	if p.Role != storage.RoleAdmin {
+		return hegate.E(op, hegate.KindForbidden, nil, "this needs an admin API key of the tenant (hegate tenant key --role admin)")
+	}
+	return nil
 }
 
 type ctxKey int
@@ -309,7 +318,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if info, ok := r.Context().Value(accessKey).(*accessInfo); ok {
 			info.tenant = key.TenantID
 		}
-		p := Principal{Tenant: key.TenantID, APIKey: key.ID}
+		p := Principal{Tenant: key.TenantID, APIKey: key.ID, Role: key.Role}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
 }

@@ -5,6 +5,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -162,6 +163,21 @@ func uploadOptions(op string, q map[string][]string) (catalog.Options, error) {
 		return o, hegate.E(op, hegate.KindInvalid, nil, "device_macs out of range")
 	}
 	o.DeviceMACs = int64(macs)
+	for k, dst := range map[string]*float64{"noise_sigma": &o.NoiseSigma, "query_epsilon": &o.QueryEpsilon, "query_delta": &o.QueryDelta} {
+		if err := num(k, dst); err != nil {
+			return o, err
+		}
+	}
+	if v := get("output_range"); v != "" {
+		// "low,high"
+		lo, hi, ok := strings.Cut(v, ",")
+		a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
+		b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
+		if !ok || err1 != nil || err2 != nil {
+			return o, hegate.E(op, hegate.KindInvalid, nil, "query output_range=%q: want two numbers low,high", truncate(v, 40))
+		}
+		o.OutputRange = &[2]float64{a, b}
+	}
 	if get("scale") != "" || get("mean") != "" || get("std") != "" || get("layout") != "" {
 		pp := &ir.Preprocess{Scale: 1, Std: 1, Layout: get("layout")}
 		for k, dst := range map[string]*float64{"scale": &pp.Scale, "mean": &pp.Mean, "std": &pp.Std} {

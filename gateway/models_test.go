@@ -30,7 +30,7 @@ func graphJSON(t *testing.T, g *ir.Graph) []byte {
 func (bd *bundle) uploadAndWait(t *testing.T, d device, name string, g *ir.Graph) api.ModelVersion {
 	t.Helper()
 	body := graphJSON(t, g)
-	v, err := d.client.UploadModel(bd.ctx, client.ModelUpload{Name: name, ContentType: api.ContentTypeIRJSON, Options: url.Values{"preset": {"test-n12"}}}, bytes.NewReader(body), int64(len(body)))
+	v, err := d.client.UploadModel(bd.ctx, client.ModelUpload{Name: name, ContentType: api.ContentTypeIRJSON, Options: testUploadOptions}, bytes.NewReader(body), int64(len(body)))
 	if err != nil {
 		t.Fatalf("uploading %s: %v", name, err)
 	}
@@ -124,7 +124,7 @@ func TestUploadedModelServed(t *testing.T) {
 			t.Fatal(err)
 		}
 		for i := range want {
-			if d := got[i] - want[i]; d > 1e-3 || d < -1e-3 {
+			if d := got[i] - want[i]; d > resultTolerance || d < -resultTolerance {
 				t.Fatalf("%s output %d: %v, reference %v", model, i, got[i], want[i])
 			}
 		}
@@ -233,7 +233,7 @@ func TestUploadRefused(t *testing.T) {
 	}
 	// An Idempotency-Key replays the same upload, and refuses another.
 	up := func(name string, body []byte) error {
-		_, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: name, ContentType: api.ContentTypeIRJSON, IdempotencyKey: "k1", Options: url.Values{"preset": {"test-n12"}}}, bytes.NewReader(body), int64(len(body)))
+		_, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: name, ContentType: api.ContentTypeIRJSON, IdempotencyKey: "k1", Options: testUploadOptions}, bytes.NewReader(body), int64(len(body)))
 		return err
 	}
 	if err := up("again", good); err != nil {
@@ -268,7 +268,7 @@ func TestCompileFailureIsReported(t *testing.T) {
 	}
 	g := ir.Chain("deep", []int{4}, dense(), sq(), dense(), sq(), dense(), sq(), dense())
 	body := graphJSON(t, g)
-	v, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: "deep", ContentType: api.ContentTypeIRJSON, Options: url.Values{"preset": {"test-n12"}}}, bytes.NewReader(body), int64(len(body)))
+	v, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: "deep", ContentType: api.ContentTypeIRJSON, Options: testUploadOptions}, bytes.NewReader(body), int64(len(body)))
 	if err != nil {
 		t.Fatal(err)
 	}

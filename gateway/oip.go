@@ -181,12 +181,17 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, wrap(err, "checking ciphertext for model %s", m.ID()))
 		return
 	}
+	cost, err := s.chargeFor(ctx, op, p.Tenant, m)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	blob, err := s.cfg.Blobs.Put(ctx, bytes.NewReader(in.ciphertext), int64(len(in.ciphertext)))
 	if err != nil {
 		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("storing input ciphertext: %w", err), ""))
 		return
 	}
-	job, created, err := s.cfg.Store.CreateJob(ctx, storage.CreateJobParams{
+	job, created, err := s.createPaidJob(ctx, p, m, storage.CreateJobParams{
 		TenantID:       p.Tenant,
 		Model:          m.Name,
 		ModelVersion:   m.Version,
@@ -194,9 +199,13 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		InputBlob:      blob.Key,
 		InputBytes:     blob.Size,
 		IdempotencyKey: idem,
-	})
+	}, cost)
 	if err != nil {
 		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
+		if be := budgetProblem(op, m.Name, err); be != nil {
+			s.fail(w, r, be)
+			return
+		}
 		switch {
 		case errors.Is(err, storage.ErrNotFound):
 			s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "model %s version %d was deleted", m.Name, m.Version))

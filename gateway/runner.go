@@ -291,7 +291,14 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 	if err != nil {
 		return nil, he.Stats{}, hit, err
 	}
-	out, stats, err := m.Evaluate(ctx, ks, input)
+	sigma := job.NoiseSigma
+	if sigma == 0 {
+		// A job accepted before budgets existed: the model's own noise.
+		if mech := m.Privacy(); mech != nil {
+			sigma = mech.Sigma
+		}
+	}
+	out, stats, err := m.Evaluate(ctx, ks, input, he.Release{Sigma: sigma})
 	if hegate.Is(err, hegate.KindInvalid) {
 		// The gateway checked this input in full when it accepted it, so
 		// a stored input that fails now is a fault of ours (a damaged

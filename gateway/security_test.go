@@ -20,6 +20,7 @@ import (
 
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
+	"github.com/hegate/hegate/storage"
 )
 
 // TestAuthenticateBeforeBodyLimit: a caller without a valid key gets 401 on
@@ -57,7 +58,7 @@ func TestRevokedAPIKey(t *testing.T) {
 	t.Parallel()
 	bd := setup(t, withoutWorkers())
 	tenant := mustTenant(t, bd)
-	second, err := CreateAPIKey(bd.ctx, bd.store, tenant, "second")
+	second, err := CreateAPIKey(bd.ctx, bd.store, tenant, "second", storage.RoleClient)
 	if err != nil {
 		t.Fatal(err)
 	}

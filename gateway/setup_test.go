@@ -11,6 +11,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -43,9 +44,24 @@ func testGraph(name string, seed uint64) *ir.Graph {
 	)
 }
 
+// testPrivacy is the mechanism of the tests' models: a declared output
+// range and noise of testSigma, well within resultTolerance.
+var testPrivacy = he.PrivacyOptions{OutputRange: [2]float64{-16, 16}, Sigma: testSigma}
+
+const (
+	testSigma       = 0.01
+	resultTolerance = 10 * testSigma
+)
+
+// testUploadOptions are the upload options of the tests' models.
+var testUploadOptions = url.Values{"preset": {"test-n12"}, "output_range": {"-16,16"}, "noise_sigma": {"0.01"}}
+
+// testBudget is a default budget no test exhausts by accident.
+var testBudget = storage.BudgetLimit{Capacity: math.MaxInt64 / 4, Period: storage.BudgetNever, Epsilon: 1e6, Delta: 1e-5}
+
 func compile(t testing.TB, g *ir.Graph) *he.Model {
 	t.Helper()
-	m, err := he.Compile(context.Background(), g, he.CompileOptions{Params: "test-n12", AllowInsecure: true})
+	m, err := he.Compile(context.Background(), g, he.CompileOptions{Params: "test-n12", AllowInsecure: true, Privacy: testPrivacy})
 	if err != nil {
 		t.Fatalf("compiling %s: %v", g.Name, err)
 	}
@@ -131,6 +147,7 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 		MaxKeySetBytes:     m.Manifest().KeySetBytes,
 		MaxCiphertextBytes: m.Manifest().CiphertextBytes,
 		WaitTimeout:        20 * time.Second,
+		DefaultBudget:      testBudget,
 	}
 	if o.cfg != nil {
 		o.cfg(&cfg)
@@ -240,7 +257,7 @@ func (bd *bundle) checkResult(t *testing.T, d device, x []float64, result []byte
 		t.Fatalf("decrypted %d values, want %d", len(got), len(want))
 	}
 	for i := range want {
-		if math.Abs(got[i]-want[i]) > 1e-3 {
+		if math.Abs(got[i]-want[i]) > resultTolerance {
 			t.Fatalf("output %d: got %.6f, want %.6f (all: %v vs %v)", i, got[i], want[i], got[:len(want)], want)
 		}
 	}

@@ -65,14 +65,16 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Rele
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
 	}
+	relStart := time.Now()
 	if err := c.release(out, ks.k.pk, rel); err != nil {
 		return nil, Stats{}, err
 	}
+	relTime := time.Since(relStart)
 	b, err := c.params.marshalCiphertext(ctResult, out, nil)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: %w", op, err)
 	}
-	return b, Stats{Cost: c.cost, Duration: time.Since(start)}, nil
+	return b, Stats{Cost: c.cost, Duration: time.Since(start), Release: relTime}, nil
 }
 
 // run evaluates the steps on the input ciphertext. Values are freed after

@@ -170,6 +170,9 @@ type KeySetInfo struct {
 type Stats struct {
 	Cost     Cost
 	Duration time.Duration
+	// Release is the part of Duration spent re-randomising and noising
+	// the result.
+	Release time.Duration
 }
 
 // Model is a graph compiled for a CKKS parameter set: pre-encoded weights,

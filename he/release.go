@@ -77,7 +77,7 @@ type Mechanism struct {
 	Epsilon float64 `json:"epsilon"`
 	Delta   float64 `json:"delta"`
 	// MaxSigma is the largest sigma the parameters hold without the noisy
-	// outputs wrapping around the last modulus.
+	// phase wrapping around the last modulus (or the sampler's limit).
 	MaxSigma float64 `json:"max_sigma"`
 }
 
@@ -174,13 +174,15 @@ func (c *compiled) buildMechanism(opts PrivacyOptions, period int, calibrated [2
 		MaxSigma:    c.maxSigma(period),
 	}
 	mech.Sensitivity = math.Sqrt(float64(mech.Outputs))*width + 2*mech.SlotError*math.Sqrt(float64(period))
-	// The noisy outputs must stay below q0/(2Δ) in every slot, where the
-	// noise is sigma·√Replicas.
+	// Decryption is exact on the coefficients mod q0: the message's
+	// coefficients (at most max |output| in output units: the embedding is
+	// a scaled isometry) plus wrapSigmas of the coefficient noise must stay
+	// below q0/(2Δ).
 	room := c.outputBound() - math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
 	if room <= 0 {
 		return nil, fmt.Errorf("output range [%g, %g] does not fit the last modulus (|output| < %g)", rg[0], rg[1], c.outputBound())
 	}
-	mech.MaxSigma = math.Min(mech.MaxSigma, room/wrapSigmas/math.Sqrt(float64(mech.Replicas)))
+	mech.MaxSigma = math.Min(mech.MaxSigma, room*math.Sqrt(float64(period))/wrapSigmas)
 
 	eps, delta := opts.QueryEpsilon, opts.QueryDelta
 	if eps == 0 {
@@ -219,11 +221,11 @@ func (c *compiled) outputBound() float64 {
 	return float64(p.Q()[0]) / (2 * p.DefaultScale().Float64())
 }
 
-// maxSigma is the largest sigma that the sampler accepts for sigma_c and
-// that leaves half of the last modulus to the outputs.
+// maxSigma is the largest sigma that the sampler accepts for sigma_c
+// (sigma·Δ/√period) and whose coefficient noise, wrapSigmas of it, leaves
+// half of the last modulus to the outputs.
 func (c *compiled) maxSigma(period int) float64 {
-	reps := float64(c.n / period)
-	wrap := c.outputBound() / 2 / wrapSigmas / math.Sqrt(reps)
+	wrap := c.outputBound() / 2 * math.Sqrt(float64(period)) / wrapSigmas
 	return math.Min(wrap, math.Sqrt(float64(dp.MaxGaussianSigma2)*float64(period))/c.params.ckks.DefaultScale().Float64())
 }
 

@@ -72,7 +72,7 @@ func encryptedRun(t *testing.T, g *ir.Graph, m *he.Model, n int) {
 			t.Fatal(err)
 		}
 		e0 := time.Now()
-		res, _, err := m.Evaluate(context.Background(), ks, ct)
+		res, _, err := m.Evaluate(context.Background(), ks, ct, he.Release{Sigma: 1e-4})
 		if err != nil {
 			t.Fatal(err)
 		}

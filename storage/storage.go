@@ -42,6 +42,7 @@ type APIKey struct {
 	TenantID   hegate.TenantID
 	Name       string
 	Prefix     string // the first characters of the secret, to recognise it in lists
+	Role       string // RoleAdmin or RoleClient
 	CreatedAt  time.Time
 	RevokedAt  *time.Time
 	LastUsedAt *time.Time
@@ -103,6 +104,16 @@ type Job struct {
 	// nil while the job still holds them. InputBytes and ResultBytes keep
 	// the sizes the blobs had.
 	BlobsExpiredAt *time.Time
+	// NoiseSigma is the scale of the differential-privacy noise that the
+	// worker adds to the result before release (the model's output
+	// units), fixed when the job is created so that the noise added is the
+	// noise paid for; 0 only for jobs created before budgets existed.
+	NoiseSigma float64
+	// PrivacyUnits is the privacy cost reserved for the job (units of
+	// 1e-9 rho, see Budgets) and PrivacyState where that reservation is:
+	// PrivacyNone, PrivacyReserved, PrivacySettled or PrivacyRefunded.
+	PrivacyUnits int64
+	PrivacyState string
 }
 
 // Expired reports whether retention removed the job's blobs.
@@ -131,7 +142,16 @@ type CreateAPIKeyParams struct {
 	Name     string
 	Prefix   string
 	Hash     []byte // SHA-256 of the secret, 32 bytes
+	Role     string // RoleAdmin or RoleClient; "" means RoleClient
 }
+
+// API key roles. A client key runs inferences and manages its key sets and
+// jobs; an admin key may also change the tenant's settings (budgets of its
+// own models). Keys made before roles existed are admin keys.
+const (
+	RoleAdmin  = "admin"
+	RoleClient = "client"
+)
 
 // APIKeyUseResolution is how stale APIKey.LastUsedAt may be.
 const APIKeyUseResolution = time.Minute
@@ -186,6 +206,8 @@ type CreateJobParams struct {
 	InputBlob      string
 	InputBytes     int64
 	IdempotencyKey string // optional
+	// NoiseSigma is the noise scale the job's result gets (Job.NoiseSigma), >= 0.
+	NoiseSigma float64
 }
 
 // MaxExpireJobs caps ExpireJobsParams.Limit.
@@ -225,7 +247,8 @@ type Jobs interface {
 	//   - ErrNotFound if the tenant does not exist, or p.ModelVersion > 0
 	//     names no version of the tenant's model p.Model that is not deleted;
 	//   - ErrConflict if that version is not ready (compiling or failed);
-	//   - an error if p.ModelVersion < 0.
+	//   - an error if p.ModelVersion < 0 or p.NoiseSigma is negative or
+	//     not finite.
 	//
 	// A job created concurrently with Models.DeleteModel of its model either
 	// commits first, and the delete is refused, or sees the model deleted.
@@ -238,14 +261,17 @@ type Jobs interface {
 	// counts the attempt. For workers only: it is not tenant-scoped.
 	// ErrConflict if the job is already terminal.
 	StartJob(ctx context.Context, id hegate.JobID) (Job, error)
-	// CompleteJob marks a running job succeeded with its result blob.
-	// ErrConflict if it is not running.
+	// CompleteJob marks a running job succeeded with its result blob and,
+	// in the same transaction, settles its privacy reservation (the result
+	// is released). ErrConflict if it is not running.
 	CompleteJob(ctx context.Context, id hegate.JobID, resultBlob string, resultBytes int64) (Job, error)
-	// FailJob marks a non-terminal job failed with a client-safe reason.
-	// ErrConflict if it is already terminal.
+	// FailJob marks a non-terminal job failed with a client-safe reason
+	// and, in the same transaction, refunds its privacy reservation
+	// (nothing was released). ErrConflict if it is already terminal.
 	FailJob(ctx context.Context, id hegate.JobID, reason string) (Job, error)
-	// CancelJob cancels the tenant's queued job; ErrNotFound if there is no
-	// such job, ErrConflict if it is no longer queued.
+	// CancelJob cancels the tenant's queued job and refunds its privacy
+	// reservation; ErrNotFound if there is no such job, ErrConflict if it
+	// is no longer queued.
 	CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
 	// ExpireJobs applies retention to at most p.Limit terminal jobs
 	// (succeeded, failed or cancelled) that finished before
@@ -524,8 +550,10 @@ type Store interface {
 	KeySets
 	Jobs
 	Models
+	Budgets
 	BlobReferences
 	Workers
+	Transactor
 	// Migrate applies pending migrations (ours and the job queue's).
 	Migrate(ctx context.Context) error
 	// Ping reports whether the database answers.

@@ -211,9 +211,12 @@ func compileModels(ctx context.Context, specs []builtin, cal *calibrator) ([]*he
 }
 
 // calibrator hands out sample inputs on which the compiler calibrates the
-// ranges of approximated activations: for graphs with ReLU or max pooling
-// and a 28×28 input, the first 512 MNIST training images with the graph's
-// preprocessing; nil for graphs that need none. The images are read once.
+// ranges of approximated activations and of the outputs (the privacy
+// mechanism's declared range): for graphs with a 28×28 input, the first
+// 512 MNIST training images with the graph's preprocessing. Other graphs
+// get none: those with ReLU or max pooling are refused, the others have no
+// calibrated output range (their uploader declares one). The images are
+// read once.
 type calibrator struct {
 	once sync.Once
 	set  *mnist.Set
@@ -228,7 +231,7 @@ func (c *calibrator) samples(g *ir.Graph) ([][]float64, error) {
 	for _, n := range g.Nodes {
 		need = need || n.Op == ir.OpRelu || n.Op == ir.OpMaxPool
 	}
-	if !need {
+	if g.InputSize() != mnist.Pixels && !need {
 		return nil, nil
 	}
 	if g.InputSize() != mnist.Pixels {

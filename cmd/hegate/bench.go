@@ -84,7 +84,11 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		var res []byte
-		res, stats, err = m.Evaluate(ctx, ks, ct)
+		rel := he.Release{Sigma: 1e-3}
+		if mech := m.Privacy(); mech != nil {
+			rel.Sigma = mech.Sigma
+		}
+		res, stats, err = m.Evaluate(ctx, ks, ct, rel)
 		if err != nil {
 			return err
 		}

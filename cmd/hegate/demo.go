@@ -12,12 +12,15 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/client"
+	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 	"github.com/hegate/hegate/modelzoo"
+	"github.com/hegate/hegate/storage"
 )
 
 // The demo runs the whole system in one process: an embedded gateway on a
@@ -26,8 +29,12 @@ import (
 // classifies MNIST test images under encryption.
 
 // maxLogitError is how far a decrypted logit may be from the plaintext
-// reference before the demo calls the run failed.
-const maxLogitError = 0.01
+// reference, beyond noiseSigmas times the noise, before the demo calls the
+// run failed.
+const (
+	maxLogitError = 0.01
+	noiseSigmas   = 6
+)
 
 func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("demo", stderr)
@@ -35,6 +42,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	offset := fs.Int("offset", 0, "index of the first test image")
 	modelName := fs.String("model", modelzoo.MNISTName, "model to run")
 	compareSplit := fs.Bool("compare-split", false, "run "+modelzoo.ResNetName+" whole and split after its first block, and compare upload bytes and latency")
+	sigma := fs.Float64("noise-sigma", 1, "differential-privacy noise (standard deviation) on each output; the demo's budget pays for exactly --images answers at it")
 	keep := fs.Bool("keep", false, "keep the temporary data folder")
 	verbose := fs.Bool("v", false, "print the gateway's logs")
 	if err := fs.Parse(args); err != nil {
@@ -42,6 +50,9 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	if *images < 1 {
 		return errors.New("--images must be at least 1")
+	}
+	if !(*sigma > 0) || math.IsInf(*sigma, 0) {
+		return errors.New("--noise-sigma must be a positive number")
 	}
 	names := []string{*modelName}
 	if *compareSplit {
@@ -104,7 +115,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		r, err := demoModel(ctx, base, apiKey, m, set, *offset, *images, stdout)
+		if err := demoBudget(ctx, b.store, tenant.ID, m, *sigma, *images, stdout); err != nil {
+			return err
+		}
+		r, err := demoModel(ctx, base, apiKey, m, set, *offset, *images, *sigma, stdout)
 		if err != nil {
 			return err
 		}
@@ -127,17 +141,54 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 
 // demoResult is what one model's run measured.
 type demoResult struct {
-	name                   string
-	n, correct, failures   int
-	keyBytes, sentPerImage int64
-	latency, head          time.Duration // mean per image; head: the device's plaintext part
+	name                        string
+	n, correct, agree, failures int
+	keyBytes, sentPerImage      int64
+	latency, head               time.Duration // mean per image; head: the device's plaintext part
+}
+
+// demoBudget sets the demo tenant's budget for model: exactly enough for
+// images answers with noise sigma, and says what that is worth.
+func demoBudget(ctx context.Context, store storage.Store, tenant hegate.TenantID, model *he.Model, sigma float64, images int, stdout io.Writer) error {
+	mech := model.Privacy()
+	if mech == nil {
+		return fmt.Errorf("model %s has no privacy mechanism: %s", model.ID(), model.Manifest().PrivacyNote)
+	}
+	if sigma > mech.MaxSigma {
+		return fmt.Errorf("--noise-sigma %g exceeds the %g that model %s's parameters hold", sigma, mech.MaxSigma, model.ID())
+	}
+	rho, err := mech.RhoAt(sigma)
+	if err != nil {
+		return err
+	}
+	per, err := dp.RhoUnitsCeil(rho)
+	if err != nil {
+		return fmt.Errorf("--noise-sigma %g: one answer would cost rho %g, more than a budget counts; use more noise", sigma, rho)
+	}
+	total, err := per.Times(int64(images))
+	if err != nil {
+		return fmt.Errorf("--noise-sigma %g: %d answers would cost more than a budget counts; use more noise or fewer images", sigma, images)
+	}
+	const delta = 1e-5
+	epsQuery, _ := dp.ZCDPToEpsilon(rho, delta)
+	epsTotal, _ := dp.ZCDPToEpsilon(total.Float64(), delta)
+	if _, err := store.SetBudget(ctx, storage.SetBudgetParams{
+		TenantID: tenant, Model: model.ID(), NoiseSigma: sigma, Actor: "demo", Reason: "the demo's budget",
+		Limit: storage.BudgetLimit{Capacity: int64(total), Period: storage.BudgetNever, Epsilon: epsTotal, Delta: delta},
+	}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "privacy   noise sigma %g on each output (sensitivity %.4g): one answer costs rho %s, epsilon %.4g at delta %g;\n", sigma, mech.Sensitivity, per, epsQuery, delta)
+	fmt.Fprintf(stdout, "          the budget pays for %d answers: epsilon %.4g. The model's own default is sigma %.4g (epsilon %.4g per answer);\n", images, epsTotal, mech.Sigma, mech.Epsilon)
+	fmt.Fprintf(stdout, "          see docs/privacy.md for what a meaningful epsilon costs in accuracy.\n")
+	return nil
 }
 
 // demoModel runs a simulated device against the gateway at base: it
 // fetches the manifest (never the weights, except a split model's head,
 // which a device deploying that model has), makes and uploads its keys, and
 // classifies the images under encryption.
-func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *mnist.Set, offset, images int, stdout io.Writer) (demoResult, error) {
+func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *mnist.Set, offset, images int, sigma float64, stdout io.Writer) (demoResult, error) {
 	name := string(model.ID())
 	res := demoResult{name: name, n: images}
 	graph := model.Graph()
@@ -236,8 +287,13 @@ func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *m
 		} else {
 			mark = "✗"
 		}
-		if diff > maxLogitError || pred != client.Argmax(want) {
-			mark += " differs from plaintext reference"
+		if pred == client.Argmax(want) {
+			res.agree++
+		} else {
+			mark += " (noise flipped the plaintext prediction)"
+		}
+		if diff > noiseSigmas*sigma+maxLogitError {
+			mark += " differs from plaintext reference beyond the noise"
 			res.failures++
 		}
 		fmt.Fprintf(stdout, "%5d  %5d  %10d  %7s  %9.1e  %s\n", i, label, pred, lat.Round(time.Millisecond), diff, mark)
@@ -245,14 +301,18 @@ func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *m
 	n := images
 	sent, recv := counter.sent.Load()-sent0, counter.received.Load()-recv0
 	res.sentPerImage = sent / int64(n)
-	fmt.Fprintf(stdout, "\naccuracy  %d/%d correct (%.1f%%) on MNIST test images %d..%d\n", res.correct, n, 100*float64(res.correct)/float64(n), offset, offset+n-1)
+	fmt.Fprintf(stdout, "\naccuracy  %d/%d correct (%.1f%%) on MNIST test images %d..%d; %d/%d agree with the plaintext model's prediction\n",
+		res.correct, n, 100*float64(res.correct)/float64(n), offset, offset+n-1, res.agree, n)
 	if completed > 0 {
 		res.latency = totalLatency / time.Duration(completed)
 		res.head = totalHead / time.Duration(completed)
 		fmt.Fprintf(stdout, "latency   %s mean per image (encrypt + upload + evaluate + download + decrypt)\n", res.latency.Round(time.Millisecond))
 	}
 	fmt.Fprintf(stdout, "traffic   keys %.1f MB once; per inference %.2f MB sent, %.2f MB received\n", float64(res.keyBytes)/1e6, float64(sent)/1e6/float64(n), float64(recv)/1e6/float64(n))
-	fmt.Fprintf(stdout, "accuracy  max |encrypted - plaintext| logit difference %.2e (limit %.0e)\n", worstErr, maxLogitError)
+	fmt.Fprintf(stdout, "accuracy  max |encrypted - plaintext| logit difference %.3g (noise sigma %g; limit %g)\n", worstErr, sigma, noiseSigmas*sigma+maxLogitError)
+	if bs, err := cl.Budget(ctx, name); err == nil {
+		fmt.Fprintf(stdout, "budget    spent rho %s of %s (epsilon %.4g of %.4g at delta %g)\n", bs.SpentRho, bs.CapacityRho, bs.SpentEpsilon, bs.Epsilon, bs.Delta)
+	}
 	return res, nil
 }
 

@@ -70,6 +70,12 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 		t.Fatal("tenant create printed no API key")
 	}
 
+	// The operator sets the tenant's budgets: the built-in model's, and
+	// the one the tenant uploads below (the model need not exist yet).
+	// Little noise, so predictions match labels; the budget is huge.
+	for _, model := range []string{"mnist-cryptonets", "digits"} {
+		cli("budget", "set", "--tenant", "fleet", "--model", model, "--epsilon", "1e8", "--delta", "1e-5", "--period", "month", "--sigma", "1", "--reason", "test")
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)

@@ -92,6 +92,9 @@ type backend struct {
 	retention time.Duration // 0: no sweeper, and the gateway does not quote one
 	sweeper   *gateway.Sweeper
 	events    *gateway.JobEvents // wakes waiting requests when this process's workers finish a job
+	// defaultBudget applies to tenants and models without a budget
+	// (capacity 0: none, such inferences are refused).
+	defaultBudget storage.BudgetLimit
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -198,7 +201,7 @@ func (b *backend) startSweeper(ctx context.Context) error {
 func (b *backend) server() (*gateway.Server, error) {
 	return gateway.New(gateway.Config{
 		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, Logger: b.logger, Metrics: b.metrics,
-		Retention: b.retention, JobEvents: b.events,
+		Retention: b.retention, JobEvents: b.events, DefaultBudget: b.defaultBudget,
 		// Uploaded models have their own, larger, exact sizes.
 		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
 	})
@@ -234,11 +237,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	wf.register(fs, 1)
 	var rf retentionFlags
 	rf.register(fs)
+	defBudget := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := rf.Validate(fs); err != nil {
 		return err
+	}
+	def, err := parseBudgetSpec(*defBudget)
+	if err != nil {
+		return fmt.Errorf("--default-budget: %w", err)
 	}
 	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
 	if err != nil {
@@ -246,6 +254,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	defer b.close()
 	b.retention = rf.Retention
+	b.defaultBudget = def
 	srv, err := b.server()
 	if err != nil {
 		return err

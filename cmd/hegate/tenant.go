@@ -11,6 +11,7 @@ import (
 	"github.com/hegate/hegate"
 
 	"github.com/hegate/hegate/gateway"
+	"github.com/hegate/hegate/storage"
 )
 
 func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -38,21 +39,28 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	case rest[0] == "create" && len(rest) == 2:
 		t, secret, err := gateway.CreateTenant(ctx, store, rest[1])
 		if err != nil {
-			return fmt.Errorf("creating tenant %q: %w", rest[1], err)
+			return err
 		}
-		fmt.Fprintf(stdout, "tenant  %s (%s)\napi key %s\n", t.Name, t.ID, secret)
+		fmt.Fprintf(stdout, "tenant  %s (%s)\napi key %s (admin)\n", t.Name, t.ID, secret)
 		fmt.Fprintln(stderr, "The API key is shown once; store it now.")
 		return nil
-	case rest[0] == "key" && len(rest) == 2:
+	case rest[0] == "key" && (len(rest) == 2 || len(rest) == 4 && rest[2] == "--role"):
+		role := storage.RoleClient
+		if len(rest) == 4 {
+			role = rest[3]
+		}
+		if role != storage.RoleClient && role != storage.RoleAdmin {
+			return fmt.Errorf("--role %q: want %s or %s", role, storage.RoleClient, storage.RoleAdmin)
+		}
 		t, err := store.GetTenantByName(ctx, rest[1])
 		if err != nil {
 			return fmt.Errorf("tenant %q: %w", rest[1], err)
 		}
-		secret, err := gateway.CreateAPIKey(ctx, store, t.ID, "cli")
+		secret, err := gateway.CreateAPIKey(ctx, store, t.ID, "cli", role)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "api key %s\n", secret)
+		fmt.Fprintf(stdout, "api key %s (%s)\n", secret, role)
 		return nil
 	case rest[0] == "keys" && len(rest) == 2:
 		t, err := store.GetTenantByName(ctx, rest[1])
@@ -64,9 +72,9 @@ func runTenant(ctx context.Context, args []string, stdout, stderr io.Writer) err
 			return err
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tCREATED\tLAST USED\tREVOKED")
+		fmt.Fprintln(tw, "ID\tPREFIX\tNAME\tROLE\tCREATED\tLAST USED\tREVOKED")
 		for _, k := range keys {
-			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.CreatedAt.Format(timeFormat), formatTime(k.LastUsedAt), formatTime(k.RevokedAt))
+			fmt.Fprintf(tw, "%s\t%s…\t%s\t%s\t%s\t%s\t%s\n", k.ID, k.Prefix, k.Name, k.Role, k.CreatedAt.Format(timeFormat), formatTime(k.LastUsedAt), formatTime(k.RevokedAt))
 		}
 		return tw.Flush()
 	case rest[0] == "revoke" && len(rest) == 3:

@@ -13,11 +13,11 @@ import (
 	"github.com/hegate/hegate/storage/internal/validate"
 )
 
-const apiKeyColumns = `id, tenant_id, name, prefix, created_at, revoked_at, last_used_at`
+const apiKeyColumns = `id, tenant_id, name, prefix, role, created_at, revoked_at, last_used_at`
 
 func scanAPIKey(row pgx.Row) (storage.APIKey, error) {
 	var k storage.APIKey
-	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt); err != nil {
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Role, &k.CreatedAt, &k.RevokedAt, &k.LastUsedAt); err != nil {
 		return storage.APIKey{}, translate(err)
 	}
 	k.CreatedAt = k.CreatedAt.UTC()
@@ -41,9 +41,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) 
 		return storage.APIKey{}, fmt.Errorf("creating API key: %w", err)
 	}
 	k, err := scanAPIKey(s.pool.QueryRow(ctx,
-		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at)
-		 VALUES ($1, $2, $3, $4, $5, $6) RETURNING `+apiKeyColumns,
-		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, s.now()))
+		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at, role)
+		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+apiKeyColumns,
+		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, s.now(), validate.Role(p.Role)))
 	if err != nil {
 		return storage.APIKey{}, fmt.Errorf("creating API key for tenant %s: %w", p.TenantID, err)
 	}

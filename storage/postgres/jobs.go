@@ -12,6 +12,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/budgets"
 	"github.com/hegate/hegate/storage/internal/ids"
 	"github.com/hegate/hegate/storage/internal/validate"
 )
@@ -21,16 +22,17 @@ const maxListJobs = 1000
 
 const jobColumns = `id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
-	blobs_expired_at`
+	blobs_expired_at, noise_sigma, privacy_units, privacy_state`
 
-func scanJob(row pgx.Row) (storage.Job, error) {
+// scanJob scans jobColumns and then, into extra, any columns that follow.
+func scanJob(row pgx.Row, extra ...any) (storage.Job, error) {
 	var (
 		j   storage.Job
 		key *string
 	)
-	err := row.Scan(&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
+	err := row.Scan(append([]any{&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
 		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
-		&j.BlobsExpiredAt)
+		&j.BlobsExpiredAt, &j.NoiseSigma, &j.PrivacyUnits, &j.PrivacyState}, extra...)...)
 	if err != nil {
 		return storage.Job{}, translate(err)
 	}
@@ -45,6 +47,19 @@ func scanJob(row pgx.Row) (storage.Job, error) {
 }
 
 // CreateJob inserts a queued job and its River job in one transaction; see
+// storage.Jobs and createJob.
+func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
+	err = s.InTx(ctx, func(tx storage.Tx) error {
+		job, created, err = tx.CreateJob(ctx, p)
+		return err
+	})
+	if err != nil {
+		return storage.Job{}, false, err
+	}
+	return job, created, nil
+}
+
+// createJob inserts a queued job and its River job in tx; see
 // storage.Jobs. With an IdempotencyKey the tenant already used, the
 // existing job is returned with created == false and nothing is enqueued.
 // ErrNotFound if the tenant does not exist or p.ModelVersion names no
@@ -52,67 +67,68 @@ func scanJob(row pgx.Row) (storage.Job, error) {
 // not ready.
 //
 // It holds the models row of (tenant, p.Model), if there is one, FOR KEY
-// SHARE until it commits: DeleteModel locks that row FOR UPDATE before it
+// SHARE until tx ends: DeleteModel locks that row FOR UPDATE before it
 // looks for unfinished jobs, so it either waits for this job and sees it,
 // or has committed the delete before this transaction checks the version.
 // Concurrent CreateJobs, and CreateModelVersion's upsert of the row, do
 // not wait for each other.
-func (s *Store) CreateJob(ctx context.Context, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
+func (s *Store) createJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobParams) (job storage.Job, created bool, err error) {
 	if err := validate.CreateJob(p); err != nil {
 		return storage.Job{}, false, fmt.Errorf("creating job: %w", err)
 	}
-	var key *string
-	if p.IdempotencyKey != "" {
-		key = &p.IdempotencyKey
-	}
-	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		created = false
-		var one int
-		err := tx.QueryRow(ctx,
-			`SELECT 1 FROM models WHERE tenant_id = $1 AND name = $2 FOR KEY SHARE`,
-			p.TenantID, p.Model).Scan(&one)
-		if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-			return translate(err) // no row: no stored model of that name, nothing to hold
-		}
-		if key != nil {
-			job, err = scanJob(tx.QueryRow(ctx,
-				`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
-				p.TenantID, p.IdempotencyKey))
-			if !errors.Is(err, errNoRows) {
-				return err // the replayed job, or a failure
-			}
-		}
-		if p.ModelVersion > 0 {
-			if err := readyVersion(ctx, tx, p.TenantID, p.Model, p.ModelVersion); err != nil {
-				return err
-			}
-		}
-		// ON CONFLICT waits for a concurrent insert of the same key and,
-		// if that one commits, inserts nothing; the SELECT below then sees it.
-		job, err = scanJob(tx.QueryRow(ctx,
-			`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
-			                   idempotency_key, created_at)
-			 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9)
-			 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
-			 RETURNING `+jobColumns,
-			ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, s.now()))
-		switch {
-		case err == nil:
-			created = true
-			return s.queue.Enqueue(ctx, tx, job.ID)
-		case errors.Is(err, errNoRows):
-			job, err = scanJob(tx.QueryRow(ctx,
-				`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
-				p.TenantID, p.IdempotencyKey))
-			return err
-		default:
-			return err
-		}
-	})
+	job, created, err = s.insertJob(ctx, tx, p)
 	if err != nil {
 		return storage.Job{}, false, fmt.Errorf("creating job for tenant %s: %w", p.TenantID, translate(err))
 	}
 	return job, created, nil
+}
+
+func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobParams) (storage.Job, bool, error) {
+	var key *string
+	if p.IdempotencyKey != "" {
+		key = &p.IdempotencyKey
+	}
+	var one int
+	err := tx.QueryRow(ctx,
+		`SELECT 1 FROM models WHERE tenant_id = $1 AND name = $2 FOR KEY SHARE`,
+		p.TenantID, p.Model).Scan(&one)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return storage.Job{}, false, translate(err) // no row: no stored model of that name, nothing to hold
+	}
+	if key != nil {
+		job, err := scanJob(tx.QueryRow(ctx,
+			`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
+			p.TenantID, p.IdempotencyKey))
+		if !errors.Is(err, errNoRows) {
+			return job, false, err // the replayed job, or a failure
+		}
+	}
+	if p.ModelVersion > 0 {
+		if err := readyVersion(ctx, tx, p.TenantID, p.Model, p.ModelVersion); err != nil {
+			return storage.Job{}, false, err
+		}
+	}
+	// ON CONFLICT waits for a concurrent insert of the same key and,
+	// if that one commits, inserts nothing; the SELECT below then sees it.
+	job, err := scanJob(tx.QueryRow(ctx,
+		`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
+		                   idempotency_key, created_at, noise_sigma)
+		 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)
+		 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+		 RETURNING `+jobColumns,
+		ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, s.now(),
+		p.NoiseSigma))
+	switch {
+	case err == nil:
+		return job, true, s.queue.Enqueue(ctx, tx, job.ID)
+	case errors.Is(err, errNoRows):
+		job, err = scanJob(tx.QueryRow(ctx,
+			`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
+			p.TenantID, p.IdempotencyKey))
+		return job, false, err
+	default:
+		return storage.Job{}, false, err
+	}
 }
 
 // readyVersion returns nil if the tenant's model has the version, not
@@ -157,7 +173,7 @@ func (s *Store) ListJobs(ctx context.Context, tenant hegate.TenantID, limit int)
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs of tenant %s: %w", tenant, translate(err))
 	}
-	out, err := collect(rows, scanJob)
+	out, err := collect(rows, func(row pgx.Row) (storage.Job, error) { return scanJob(row) })
 	if err != nil {
 		return nil, fmt.Errorf("listing jobs of tenant %s: %w", tenant, err)
 	}
@@ -168,22 +184,23 @@ func (s *Store) ListJobs(ctx context.Context, tenant hegate.TenantID, limit int)
 // StartedAt keeps the first attempt's time. ErrConflict if the job is
 // terminal, ErrNotFound if there is none.
 func (s *Store) StartJob(ctx context.Context, id hegate.JobID) (storage.Job, error) {
-	j, err := s.transition(ctx, false, "", id,
+	j, err := transition(ctx, s.pool, false, "", id,
 		`UPDATE jobs SET status = 'running', attempts = attempts + 1, started_at = COALESCE(started_at, $2)
 		 WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns,
-		id, s.now())
+		[]any{id, s.now()})
 	if err != nil {
 		return storage.Job{}, fmt.Errorf("starting job %s: %w", id, err)
 	}
 	return j, nil
 }
 
-// CompleteJob marks a running job succeeded with its result; ErrConflict if
-// it is not running, ErrNotFound if there is none.
+// CompleteJob marks a running job succeeded with its result and settles
+// its reservation in the same transaction; ErrConflict if it is not
+// running, ErrNotFound if there is none.
 func (s *Store) CompleteJob(ctx context.Context, id hegate.JobID, resultBlob string, resultBytes int64) (storage.Job, error) {
-	j, err := s.transition(ctx, false, "", id,
-		`UPDATE jobs SET status = 'succeeded', result_blob = $2, result_bytes = $3, finished_at = $4
-		 WHERE id = $1 AND status = 'running' RETURNING `+jobColumns,
+	j, err := s.finishJob(ctx, false, "", id, storage.PrivacySettled, storage.ActorWorker, budgets.ReasonComplete,
+		`UPDATE jobs SET status = 'succeeded', result_blob = $2, result_bytes = $3, finished_at = $4, `+moveReservation(storage.PrivacySettled)+`
+		 WHERE id = $1 AND status = 'running'`,
 		id, resultBlob, resultBytes, s.now())
 	if err != nil {
 		return storage.Job{}, fmt.Errorf("completing job %s: %w", id, err)
@@ -191,12 +208,13 @@ func (s *Store) CompleteJob(ctx context.Context, id hegate.JobID, resultBlob str
 	return j, nil
 }
 
-// FailJob marks a queued or running job failed with a client-safe reason;
-// ErrConflict if it is terminal, ErrNotFound if there is none.
+// FailJob marks a queued or running job failed with a client-safe reason
+// and refunds its reservation in the same transaction; ErrConflict if it
+// is terminal, ErrNotFound if there is none.
 func (s *Store) FailJob(ctx context.Context, id hegate.JobID, reason string) (storage.Job, error) {
-	j, err := s.transition(ctx, false, "", id,
-		`UPDATE jobs SET status = 'failed', error = $2, finished_at = $3
-		 WHERE id = $1 AND status IN ('queued', 'running') RETURNING `+jobColumns,
+	j, err := s.finishJob(ctx, false, "", id, storage.PrivacyRefunded, storage.ActorWorker, budgets.ReasonFail,
+		`UPDATE jobs SET status = 'failed', error = $2, finished_at = $3, `+moveReservation(storage.PrivacyRefunded)+`
+		 WHERE id = $1 AND status IN ('queued', 'running')`,
 		id, reason, s.now())
 	if err != nil {
 		return storage.Job{}, fmt.Errorf("failing job %s: %w", id, err)
@@ -204,13 +222,14 @@ func (s *Store) FailJob(ctx context.Context, id hegate.JobID, reason string) (st
 	return j, nil
 }
 
-// CancelJob cancels the tenant's queued job; ErrNotFound if the tenant has
-// no such job, ErrConflict if it is no longer queued. The River job stays
-// queued and completes without calling the handler.
+// CancelJob cancels the tenant's queued job and refunds its reservation
+// in the same transaction; ErrNotFound if the tenant has no such job,
+// ErrConflict if it is no longer queued. The River job stays queued and
+// completes without calling the handler.
 func (s *Store) CancelJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (storage.Job, error) {
-	j, err := s.transition(ctx, true, tenant, id,
-		`UPDATE jobs SET status = 'cancelled', finished_at = $3
-		 WHERE tenant_id = $1 AND id = $2 AND status = 'queued' RETURNING `+jobColumns,
+	j, err := s.finishJob(ctx, true, tenant, id, storage.PrivacyRefunded, storage.ActorTenant, budgets.ReasonCancel,
+		`UPDATE jobs SET status = 'cancelled', finished_at = $3, `+moveReservation(storage.PrivacyRefunded)+`
+		 WHERE tenant_id = $1 AND id = $2 AND status = 'queued'`,
 		tenant, id, s.now())
 	if err != nil {
 		return storage.Job{}, fmt.Errorf("cancelling job %s: %w", id, err)
@@ -344,12 +363,17 @@ type querier interface {
 	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
 }
 
-// transition runs a conditional UPDATE ... RETURNING on one job. When it
-// changes no row it tells why: ErrNotFound if the job does not exist (or
-// belongs to another tenant than tenant when scoped), else ErrConflict
-// naming its status.
-func (s *Store) transition(ctx context.Context, scoped bool, tenant hegate.TenantID, id hegate.JobID, query string, args ...any) (storage.Job, error) {
-	j, err := scanJob(s.pool.QueryRow(ctx, query, args...))
+// rowQuerier is a pgx.Tx or the pool.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// transition runs on q a conditional UPDATE ... RETURNING jobColumns on
+// one job, and any further columns into extra. When it changes no row it
+// tells why: ErrNotFound if the job does not exist (or belongs to another
+// tenant than tenant when scoped), else ErrConflict naming its status.
+func transition(ctx context.Context, q rowQuerier, scoped bool, tenant hegate.TenantID, id hegate.JobID, query string, args []any, extra ...any) (storage.Job, error) {
+	j, err := scanJob(q.QueryRow(ctx, query, args...), extra...)
 	if !errors.Is(err, errNoRows) {
 		return j, err
 	}
@@ -357,13 +381,45 @@ func (s *Store) transition(ctx context.Context, scoped bool, tenant hegate.Tenan
 		owner  hegate.TenantID
 		status storage.JobStatus
 	)
-	if err := s.pool.QueryRow(ctx, `SELECT tenant_id, status FROM jobs WHERE id = $1`, id).Scan(&owner, &status); err != nil {
+	if err := q.QueryRow(ctx, `SELECT tenant_id, status FROM jobs WHERE id = $1`, id).Scan(&owner, &status); err != nil {
 		return storage.Job{}, translate(err)
 	}
 	if scoped && owner != tenant {
 		return storage.Job{}, storage.ErrNotFound
 	}
 	return storage.Job{}, fmt.Errorf("%w: job is %s", storage.ErrConflict, status)
+}
+
+// moveReservation is the SET term of a job's final transition that moves
+// its reservation, if it has one, to state to (settled or refunded).
+func moveReservation(to string) string {
+	return `privacy_state = CASE privacy_state WHEN 'reserved' THEN '` + to + `' ELSE privacy_state END`
+}
+
+// finishJob ends a job with query, a conditional UPDATE (without
+// RETURNING) whose SET includes moveReservation(to), and in the same
+// transaction settles (to == PrivacySettled) or refunds the job's
+// reservation in the periods it was made in, as actor for reason; see
+// transition for the errors. A job that reaches a final state is never
+// touched again, so finding it in state to after the UPDATE means this
+// call moved it there: it settles or refunds once.
+func (s *Store) finishJob(ctx context.Context, scoped bool, tenant hegate.TenantID, id hegate.JobID,
+	to, actor, reason, query string, args ...any,
+) (j storage.Job, err error) {
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var tenantStart, globalStart *time.Time
+		j, err = transition(ctx, tx, scoped, tenant, id,
+			query+` RETURNING `+jobColumns+`, privacy_period_start, global_period_start`, args,
+			&tenantStart, &globalStart)
+		if err != nil || j.PrivacyState != to {
+			return err
+		}
+		return s.release(ctx, tx, j, tenantStart, globalStart, actor, reason)
+	})
+	if err != nil {
+		return storage.Job{}, translate(err)
+	}
+	return j, nil
 }
 
 // jobStatus returns a job's status, whoever owns it, or ErrNotFound: the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/jobqueue"
 	"github.com/hegate/hegate/storage/postgres"
 	"github.com/hegate/hegate/storage/storagetest"
 )
@@ -98,8 +100,32 @@ func freshSchema(t *testing.T) string {
 // open returns a migrated store in a fresh schema, on the clock now.
 func open(t *testing.T, now func() time.Time) storage.Store {
 	t.Helper()
-	s, err := postgres.Open(t.Context(), postgres.Config{URL: databaseURL(), Schema: freshSchema(t), MaxConns: 8, Now: now})
-	return storagetest.Ready(t, s, err)
+	schema := freshSchema(t)
+	s, err := postgres.Open(t.Context(), postgres.Config{URL: databaseURL(), Schema: schema, MaxConns: 8, Now: now})
+	storagetest.Ready(t, s, err)
+	return testStore{Store: s, schema: schema}
+}
+
+// testStore is a Store that the suite can look behind.
+type testStore struct {
+	*postgres.Store
+	schema string
+}
+
+var _ storagetest.QueueInspector = testStore{}
+
+// QueuedInference reads River's table in the store's schema.
+func (s testStore) QueuedInference(ctx context.Context) ([]hegate.JobID, error) {
+	conn, err := pgx.Connect(ctx, databaseURL())
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close(ctx)
+	rows, err := conn.Query(ctx, `SELECT args->>'job_id' FROM `+s.schema+`.river_job WHERE kind = $1`, jobqueue.Kind)
+	if err != nil {
+		return nil, err
+	}
+	return pgx.CollectRows(rows, pgx.RowTo[hegate.JobID])
 }
 
 func TestStore(t *testing.T) {
@@ -189,6 +215,119 @@ func TestSeparateWorkerProcess(t *testing.T) {
 	ready, err := serve.GetModelVersion(ctx, tn.ID, "uploaded", 0)
 	if err != nil || ready.Version != v.Version {
 		t.Fatalf("GetModelVersion(0) after the worker compiled: %+v, %v", ready, err)
+	}
+}
+
+// TestTwoGatewaysShareBudgets reserves, concurrently, through two Stores
+// on one schema, as two gateway processes do: neither a global budget that
+// two tenants share nor a tenant's own budget is ever overspent.
+func TestTwoGatewaysShareBudgets(t *testing.T) {
+	t.Parallel()
+	schema := freshSchema(t)
+	ctx := t.Context()
+	var gateways [2]*postgres.Store
+	for i := range gateways {
+		s, err := postgres.Open(ctx, postgres.Config{URL: databaseURL(), Schema: schema, MaxConns: 6})
+		if err != nil {
+			t.Fatalf("Open: %v", err)
+		}
+		defer s.Close()
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatalf("Migrate: %v", err)
+		}
+		gateways[i] = s
+	}
+	const (
+		unit        = int64(1000)
+		sharing     = 8  // tenants sharing model "shared" (each queues on its own usage row first)
+		globalFits  = 29 // queries of model "shared", across those tenants
+		tenantFits  = 17 // queries of model "own" by the last tenant
+		perGateway  = 64 // submits per gateway and model
+		model, mine = hegate.ModelID("shared"), hegate.ModelID("own")
+	)
+	var tenants []hegate.TenantID
+	for i := range sharing + 1 {
+		name := fmt.Sprintf("tenant-%d", i)
+		tn, err := gateways[0].CreateTenant(ctx, storage.CreateTenantParams{Name: name})
+		if err != nil {
+			t.Fatalf("CreateTenant: %v", err)
+		}
+		tenants = append(tenants, tn.ID)
+	}
+	plenty := storage.BudgetLimit{Capacity: 1 << 40, Period: storage.BudgetDaily}
+	if _, err := gateways[1].SetGlobalBudget(ctx, storage.SetGlobalBudgetParams{
+		Model: model, Limit: storage.BudgetLimit{Capacity: globalFits * unit, Period: storage.BudgetDaily}, Actor: "test",
+	}); err != nil {
+		t.Fatalf("SetGlobalBudget: %v", err)
+	}
+	if _, err := gateways[0].SetBudget(ctx, storage.SetBudgetParams{
+		TenantID: tenants[sharing], Model: mine, Limit: storage.BudgetLimit{Capacity: tenantFits * unit, Period: storage.BudgetMonthly}, Actor: "test",
+	}); err != nil {
+		t.Fatalf("SetBudget: %v", err)
+	}
+
+	var (
+		mu       sync.Mutex
+		wg       sync.WaitGroup
+		accepted = map[hegate.ModelID]int{}
+		errs     []error
+	)
+	submit := func(s *postgres.Store, tenant hegate.TenantID, m hegate.ModelID) {
+		err := s.InTx(ctx, func(tx storage.Tx) error {
+			j, _, err := tx.CreateJob(ctx, storage.CreateJobParams{TenantID: tenant, Model: m, KeySetID: "k", InputBlob: "b"})
+			if err != nil {
+				return err
+			}
+			_, err = tx.ReserveBudget(ctx, storage.ReserveBudgetParams{JobID: j.ID, Cost: unit, Default: plenty, Global: true, Actor: "test"})
+			return err
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		switch {
+		case err == nil:
+			accepted[m]++
+		case !errors.Is(err, storage.ErrBudgetExhausted):
+			errs = append(errs, err)
+		}
+	}
+	for i := range perGateway {
+		for g, s := range gateways {
+			wg.Go(func() { submit(s, tenants[(i+g)%sharing], model) }) // every sharing tenant on both gateways
+			wg.Go(func() { submit(s, tenants[sharing], mine) })
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("submits: %v", errs)
+	}
+	if accepted[model] != globalFits || accepted[mine] != tenantFits {
+		t.Fatalf("accepted %d queries of the shared model and %d of the last tenant's, want %d and %d",
+			accepted[model], accepted[mine], globalFits, tenantFits)
+	}
+	for _, s := range gateways {
+		gu, err := s.GlobalBudgetUsage(ctx, model)
+		if err != nil || gu.Reserved != globalFits*unit || gu.Spent != 0 {
+			t.Fatalf("GlobalBudgetUsage: %+v, %v", gu, err)
+		}
+		u, err := s.BudgetUsage(ctx, tenants[sharing], mine, plenty)
+		if err != nil || u.Reserved != tenantFits*unit || u.Left() != 0 {
+			t.Fatalf("BudgetUsage of the last tenant: %+v, %v", u, err)
+		}
+	}
+	var sum int64
+	for _, tn := range tenants[:sharing] {
+		l, err := gateways[0].Ledger(ctx, storage.LedgerQuery{TenantID: tn, Model: model, Limit: storage.MaxLedgerEntries})
+		if err != nil {
+			t.Fatalf("Ledger: %v", err)
+		}
+		for _, e := range l {
+			if e.Scope == storage.ScopeGlobal && e.Kind == storage.LedgerReserve {
+				sum += e.Units
+			}
+		}
+	}
+	if sum != globalFits*unit {
+		t.Fatalf("global reserve entries add up to %d, want %d", sum, globalFits*unit)
 	}
 }
 

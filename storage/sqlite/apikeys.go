@@ -10,14 +10,14 @@ import (
 	"github.com/hegate/hegate/storage/internal/validate"
 )
 
-const apiKeyColumns = `id, tenant_id, name, prefix, created_at, revoked_at, last_used_at`
+const apiKeyColumns = `id, tenant_id, name, prefix, role, created_at, revoked_at, last_used_at`
 
 func scanAPIKey(row scanner) (storage.APIKey, error) {
 	var (
 		k                         storage.APIKey
 		created, revoked, lastUse nullTime
 	)
-	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &created, &revoked, &lastUse); err != nil {
+	if err := row.Scan(&k.ID, &k.TenantID, &k.Name, &k.Prefix, &k.Role, &created, &revoked, &lastUse); err != nil {
 		return storage.APIKey{}, translate(err)
 	}
 	k.CreatedAt = created.Time
@@ -33,9 +33,9 @@ func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) 
 		return storage.APIKey{}, fmt.Errorf("creating API key: %w", err)
 	}
 	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
-		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at)
-		 VALUES (?1, ?2, ?3, ?4, ?5, ?6) RETURNING `+apiKeyColumns,
-		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, dbTime(s.now())))
+		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at, role)
+		 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING `+apiKeyColumns,
+		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, dbTime(s.now()), validate.Role(p.Role)))
 	if err != nil {
 		return storage.APIKey{}, fmt.Errorf("creating API key for tenant %s: %w", p.TenantID, err)
 	}

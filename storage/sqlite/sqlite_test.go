@@ -2,12 +2,15 @@ package sqlite_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/storage/internal/jobqueue"
 	"github.com/hegate/hegate/storage/sqlite"
 	"github.com/hegate/hegate/storage/storagetest"
 )
@@ -16,8 +19,44 @@ import (
 // on the clock now.
 func open(t *testing.T, now func() time.Time) storage.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: filepath.Join(t.TempDir(), "hegate.db"), Now: now})
-	return storagetest.Ready(t, s, err)
+	path := filepath.Join(t.TempDir(), "hegate.db")
+	s, err := sqlite.Open(t.Context(), sqlite.Config{Path: path, Now: now})
+	storagetest.Ready(t, s, err)
+	return testStore{Store: s, path: path}
+}
+
+// testStore is a Store that the suite can look behind.
+type testStore struct {
+	*sqlite.Store
+	path string
+}
+
+var _ storagetest.QueueInspector = testStore{}
+
+// QueuedInference reads River's table through a connection of its own
+// (the file is in WAL mode: it reads what is committed, beside the
+// Store's connection).
+func (s testStore) QueuedInference(ctx context.Context) ([]hegate.JobID, error) {
+	db, err := sql.Open("sqlite", s.path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		return nil, err
+	}
+	defer db.Close()
+	rows, err := db.QueryContext(ctx,
+		`SELECT json_extract(args, '$.job_id') FROM river_job WHERE kind = ?1`, jobqueue.Kind)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []hegate.JobID
+	for rows.Next() {
+		var id hegate.JobID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		out = append(out, id)
+	}
+	return out, rows.Err()
 }
 
 func TestStore(t *testing.T) {

@@ -9,6 +9,24 @@ import (
 )
 
 var apiKeyTests = []test{
+	{"ok/apikey/roles", func(t *testing.T, b bundle) {
+		for _, tc := range []struct{ give, want string }{{"", storage.RoleClient}, {storage.RoleClient, storage.RoleClient}, {storage.RoleAdmin, storage.RoleAdmin}} {
+			secret := "role-" + tc.give
+			k, err := b.store.CreateAPIKey(b.ctx, storage.CreateAPIKeyParams{TenantID: b.a.ID, Name: "k", Prefix: "k", Hash: hashOf(secret), Role: tc.give})
+			noErr(t, "CreateAPIKey", err)
+			got, err := b.store.LookupAPIKey(b.ctx, hashOf(secret))
+			noErr(t, "LookupAPIKey", err)
+			if k.Role != tc.want || got.Role != tc.want {
+				t.Fatalf("role %q stored as %q, looked up as %q; want %q", tc.give, k.Role, got.Role, tc.want)
+			}
+		}
+	}},
+	{"fail/apikey/unknown-role", func(t *testing.T, b bundle) {
+		_, err := b.store.CreateAPIKey(b.ctx, storage.CreateAPIKeyParams{TenantID: b.a.ID, Name: "k", Prefix: "k", Hash: hashOf("bad-role"), Role: "root"})
+		if err == nil {
+			t.Fatal("CreateAPIKey accepted role \"root\"")
+		}
+	}},
 	{"ok/apikey/last-used-at-most-once-per-resolution", func(t *testing.T, b bundle) {
 		var mu sync.Mutex
 		now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -16,6 +16,9 @@
 // Subtests are named ok/... for documented successes and fail/... for
 // documented failures, run in parallel, and each opens its own store, so a
 // failure points at one behaviour and nothing leaks between them.
+//
+// The stores an Opener returns must also implement QueueInspector, so that
+// the transaction tests can see the job queue itself.
 package storagetest
 
 import (
@@ -37,8 +40,19 @@ import (
 const waitLimit = 30 * time.Second
 
 // Opener opens a fresh, migrated, empty store whose clock is now (time.Now
-// when nil) and closes it when t ends.
+// when nil) and closes it when t ends. The store must implement
+// QueueInspector too.
 type Opener func(t *testing.T, now func() time.Time) storage.Store
+
+// QueueInspector looks at the job queue behind a store, below the storage
+// interface. A worker skips a work item whose job row does not exist, so
+// only this can tell that a rolled-back job left no work item behind.
+// Engines implement it in their tests, with their own SQL.
+type QueueInspector interface {
+	// QueuedInference returns the job ids of every inference work item in
+	// the queue, whatever its state, in no particular order.
+	QueuedInference(ctx context.Context) ([]hegate.JobID, error)
+}
 
 // bundle is what setup returns: a fresh store with two tenants, and the
 // Opener for a test that needs a store of its own.
@@ -70,6 +84,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, modelTests...)
 	tests = append(tests, workerTests...)
 	tests = append(tests, compileWorkerTests...)
+	tests = append(tests, budgetTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

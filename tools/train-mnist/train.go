@@ -30,6 +30,7 @@ type config struct {
 	Bounds  bounds // soft magnitude limits
 	Log     io.Writer
 	Eval    *mnist.Set // if set, its accuracy is logged after each epoch (never used to choose anything)
+	DP      *dpConfig  // if set, train with DP-SGD (see dp.go)
 }
 
 // epochStats summarise one epoch.
@@ -37,17 +38,22 @@ type epochStats struct {
 	Loss     float64 // mean training loss (with penalty) over the epoch
 	TrainAcc float64 // accuracy on the (augmented) training batches as they were seen
 	EvalAcc  float64 // accuracy on cfg.Eval, or NaN
+	Clipped  float64 // DP-SGD: fraction of the per-example gradients that were clipped
 	Took     time.Duration
 }
 
 // train fits a fresh network to set with minibatch Adam on softmax
-// cross-entropy and returns the flat parameter vector.
+// cross-entropy and returns the flat parameter vector. With cfg.DP set it
+// trains with DP-SGD instead (trainDP).
 func train(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, error) {
 	if cfg.Epochs <= 0 || cfg.Batch <= 0 || cfg.LR <= 0 || cfg.Workers <= 0 || cfg.Shift < 0 {
 		return nil, nil, fmt.Errorf("epochs, batch, lr and workers must be positive and shift not negative: %+v", cfg)
 	}
 	if set.Len() == 0 {
 		return nil, nil, fmt.Errorf("empty training set")
+	}
+	if cfg.DP != nil {
+		return trainDP(n, set, cfg)
 	}
 	if cfg.Log == nil {
 		cfg.Log = io.Discard
