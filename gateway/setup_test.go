@@ -93,6 +93,12 @@ type bundle struct {
 type setupOptions struct {
 	workers bool
 	cfg     func(*Config)
+	store   func(t *testing.T) storage.Store // nil: SQLite in a temporary folder
+}
+
+// withStore runs the gateway on another migrated store.
+func withStore(open func(t *testing.T) storage.Store) setupOption {
+	return func(o *setupOptions) { o.store = open }
 }
 
 // setupOption changes setup.
@@ -114,13 +120,19 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	dir := t.TempDir()
 	log := slog.New(slog.NewJSONHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelWarn}))
 
-	store, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "hegate.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = store.Close() })
-	if err := store.Migrate(ctx); err != nil {
-		t.Fatal(err)
+	var store storage.Store
+	if o.store != nil {
+		store = o.store(t)
+	} else {
+		s, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "hegate.db")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if err := s.Migrate(ctx); err != nil {
+			t.Fatal(err)
+		}
+		store = s
 	}
 	blobDir := filepath.Join(dir, "blobs")
 	blobs, err := blobfs.New(blobDir)
