@@ -436,4 +436,3 @@ func TestBudgetRefusals(t *testing.T) {
 		wantProblem(t, bd.call(t, http.MethodGet, "/v1/budget/ledger?limit=0", bd.a.secret, nil, nil), http.StatusBadRequest, "limit")
 	})
 }
-
