@@ -38,7 +38,7 @@ func newGaussianParams(sigma2 *big.Rat) *gaussianParams {
 	var fl big.Int
 	fl.Quo(p, q)
 	fl.Sqrt(&fl)
-	g.t = fl.Uint64() + 1 // sigma^2 <= 2^110, so floor(sigma) <= 2^55
+	g.t = fl.Uint64() + 1 // sigma^2 <= 2^112, so floor(sigma) <= 2^56
 	var t big.Int
 	t.SetUint64(g.t)
 	g.p.Set(p)

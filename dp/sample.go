@@ -9,14 +9,14 @@ import (
 )
 
 // Limits on sampler parameters. They keep every intermediate value and every
-// output inside int64 (except with probability below 2^-360) and refuse
+// output inside int64 (except with probability below 2^-184) and refuse
 // inputs that could only be mistakes.
 const (
 	// MaxGaussianSigma2 is the largest sigma^2 DiscreteGaussian accepts:
-	// 2^110, a standard deviation of 2^55 (the noise that floods a CKKS
+	// 2^112, a standard deviation of 2^56 (the noise that floods a CKKS
 	// phase is that large: he/release.go). A draw then leaves int64 only if
-	// its Laplace proposal's geometric part reaches 256, with probability
-	// e^-256 < 2^-360.
+	// its Laplace proposal's geometric part reaches 128, with probability
+	// e^-128 < 2^-184.
 	MaxGaussianSigma2 = 1 << maxGaussianSigma2Log2
 	// MaxLaplaceScale is the largest scale DiscreteLaplace accepts: 2^50.
 	MaxLaplaceScale = 1 << maxLaplaceScaleLog2
@@ -26,7 +26,7 @@ const (
 	// MaxVectorLength is the largest n DiscreteGaussianVector accepts.
 	MaxVectorLength = 1 << 24
 
-	maxGaussianSigma2Log2 = 110
+	maxGaussianSigma2Log2 = 112
 	maxLaplaceScaleLog2   = 50
 )
 
@@ -85,7 +85,7 @@ func checkRational(name string, x *big.Rat, maxLog2 int) error {
 }
 
 // errOutOfRange reports a draw whose magnitude does not fit in an int64. With
-// the parameter limits above it happens with probability below 2^-360.
+// the parameter limits above it happens with probability below 2^-184.
 var errOutOfRange = fmt.Errorf("dp: sampled value does not fit in an int64")
 
 // laplaceScratch holds the big integers of the general discrete Laplace path.

@@ -11,7 +11,7 @@ import (
 
 func TestSamplerRejectsBadParameters(t *testing.T) {
 	s := NewSampler(seededReader(1))
-	huge := new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), 111))
+	huge := new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), 113))
 	longDen := new(big.Rat).SetFrac(big.NewInt(1), new(big.Int).Lsh(big.NewInt(3), MaxRationalBits))
 	for _, tc := range []struct {
 		name string
@@ -20,7 +20,7 @@ func TestSamplerRejectsBadParameters(t *testing.T) {
 		{"nil", nil},
 		{"zero", new(big.Rat)},
 		{"negative", big.NewRat(-9, 1)},
-		{"above 2^110", huge},
+		{"above 2^112", huge},
 		{"denominator beyond 512 bits", longDen},
 	} {
 		if _, err := s.DiscreteGaussian(tc.x); !errors.Is(err, ErrInvalidParameter) {
@@ -45,11 +45,11 @@ func TestSamplerRejectsBadParameters(t *testing.T) {
 		t.Errorf("DiscreteGaussianVector(n = 0) = %v, %v; want empty", v, err)
 	}
 	// The largest accepted parameters work.
-	if _, err := s.DiscreteGaussian(new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), 110))); err != nil {
-		t.Errorf("DiscreteGaussian(2^110): %v", err)
+	if _, err := s.DiscreteGaussian(new(big.Rat).SetInt(new(big.Int).Lsh(big.NewInt(1), 112))); err != nil {
+		t.Errorf("DiscreteGaussian(2^112): %v", err)
 	}
-	if _, err := s.DiscreteGaussian(new(big.Rat).SetInt(new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 110), big.NewInt(1)))); !errors.Is(err, ErrInvalidParameter) {
-		t.Errorf("DiscreteGaussian(2^110 + 1): err = %v, want ErrInvalidParameter", err)
+	if _, err := s.DiscreteGaussian(new(big.Rat).SetInt(new(big.Int).Add(new(big.Int).Lsh(big.NewInt(1), 112), big.NewInt(1)))); !errors.Is(err, ErrInvalidParameter) {
+		t.Errorf("DiscreteGaussian(2^112 + 1): err = %v, want ErrInvalidParameter", err)
 	}
 	if _, err := s.DiscreteLaplace(new(big.Rat).SetInt64(MaxLaplaceScale)); err != nil {
 		t.Errorf("DiscreteLaplace(2^50): %v", err)

@@ -108,9 +108,10 @@ const (
 	// rangeWiden widens a calibrated output range on each side, as a
 	// fraction of its width.
 	rangeWiden = 0.1
-	// wrapSigmas is how many standard deviations of noise the last modulus
-	// must hold beyond the output range.
-	wrapSigmas = 16
+	// wrapSigmas is how many standard deviations of coefficient noise the
+	// last modulus must hold beyond the outputs: a coefficient wraps with
+	// probability 2e-19, which garbles that answer (never its privacy).
+	wrapSigmas = 9
 )
 
 // Release says how Evaluate releases one result.
@@ -171,18 +172,13 @@ func (c *compiled) buildMechanism(opts PrivacyOptions, period int, calibrated [2
 		Period:      period,
 		Replicas:    c.n / period,
 		SlotError:   width * slotErrorFraction,
-		MaxSigma:    c.maxSigma(period),
 	}
 	mech.Sensitivity = math.Sqrt(float64(mech.Outputs))*width + 2*mech.SlotError*math.Sqrt(float64(period))
-	// Decryption is exact on the coefficients mod q0: the message's
-	// coefficients (at most max |output| in output units: the embedding is
-	// a scaled isometry) plus wrapSigmas of the coefficient noise must stay
-	// below q0/(2Δ).
-	room := c.outputBound() - math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
-	if room <= 0 {
+	maxAbs := math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
+	if maxAbs >= c.outputBound() {
 		return nil, fmt.Errorf("output range [%g, %g] does not fit the last modulus (|output| < %g)", rg[0], rg[1], c.outputBound())
 	}
-	mech.MaxSigma = math.Min(mech.MaxSigma, room*math.Sqrt(float64(period))/wrapSigmas)
+	mech.MaxSigma = c.maxSigma(period, maxAbs)
 
 	eps, delta := opts.QueryEpsilon, opts.QueryDelta
 	if eps == 0 {
@@ -222,11 +218,22 @@ func (c *compiled) outputBound() float64 {
 }
 
 // maxSigma is the largest sigma that the sampler accepts for sigma_c
-// (sigma·Δ/√period) and whose coefficient noise, wrapSigmas of it, leaves
-// half of the last modulus to the outputs.
-func (c *compiled) maxSigma(period int) float64 {
-	wrap := c.outputBound() / 2 * math.Sqrt(float64(period)) / wrapSigmas
+// (sigma·Δ/√period) and whose coefficient noise, wrapSigmas of it, fits in
+// the last modulus beside outputs of at most maxAbs. Decryption is exact on
+// the coefficients mod q0, and the message's coefficients are at most
+// maxAbs·Δ (the embedding is a scaled isometry).
+func (c *compiled) maxSigma(period int, maxAbs float64) float64 {
+	wrap := (c.outputBound() - maxAbs) * math.Sqrt(float64(period)) / wrapSigmas
 	return math.Min(wrap, math.Sqrt(float64(dp.MaxGaussianSigma2)*float64(period))/c.params.ckks.DefaultScale().Float64())
+}
+
+// releaseMaxSigma is the largest sigma release accepts: the mechanism's,
+// or with outputs of unknown range half the last modulus.
+func (c *compiled) releaseMaxSigma() float64 {
+	if c.mechanism != nil {
+		return c.mechanism.MaxSigma
+	}
+	return c.maxSigma(c.outputPeriod, c.outputBound()/2)
 }
 
 // floodSigma2 is sigma_c² = sigma²·Δ²/Period, exactly.
@@ -248,8 +255,8 @@ func (c *compiled) release(ct *rlwe.Ciphertext, pk *rlwe.PublicKey, rel Release)
 		return hegate.E(op, hegate.KindInvalid, nil, "the key set has no public key; upload a key set made by this version")
 	case !(rel.Sigma > 0) || math.IsInf(rel.Sigma, 0):
 		return hegate.E(op, hegate.KindInvalid, nil, "noise sigma %g must be positive and finite", rel.Sigma)
-	case rel.Sigma > c.maxSigma(c.outputPeriod):
-		return hegate.E(op, hegate.KindInvalid, nil, "noise sigma %g exceeds the %g that model %s's parameters hold", rel.Sigma, c.maxSigma(c.outputPeriod), c.name)
+	case rel.Sigma > c.releaseMaxSigma():
+		return hegate.E(op, hegate.KindInvalid, nil, "noise sigma %g exceeds the %g that model %s's parameters hold", rel.Sigma, c.releaseMaxSigma(), c.name)
 	}
 	p := c.params.ckks
 	level := ct.Level()

@@ -248,7 +248,7 @@ func TestReleaseRefuses(t *testing.T) {
 		{"zero sigma", k.ks, Release{}, "must be positive"},
 		{"NaN sigma", k.ks, Release{Sigma: math.NaN()}, "must be positive"},
 		{"infinite sigma", k.ks, Release{Sigma: math.Inf(1)}, "must be positive"},
-		{"sigma too large", k.ks, Release{Sigma: 2 * m.c.maxSigma(m.c.outputPeriod)}, "exceeds"},
+		{"sigma too large", k.ks, Release{Sigma: 2 * m.c.releaseMaxSigma()}, "exceeds"},
 		{"no public key", noPK, testRelease, "no public key"},
 	} {
 		t.Run("fail/"+tc.name, func(t *testing.T) {
