@@ -449,6 +449,7 @@ type Options struct {
 	// mechanism (otherwise calibrated); NoiseSigma or QueryEpsilon and
 	// QueryDelta set its default noise (see he.PrivacyOptions).
 	OutputRange  *[2]float64 `json:"output_range,omitempty"`
+	Clip         bool        `json:"clip,omitempty"`
 	NoiseSigma   float64     `json:"noise_sigma,omitempty"`
 	QueryEpsilon float64     `json:"query_epsilon,omitempty"`
 	QueryDelta   float64     `json:"query_delta,omitempty"`
@@ -525,7 +526,7 @@ func (o Options) compileOptions(allowInsecure bool) he.CompileOptions {
 }
 
 func (o Options) privacyOptions() he.PrivacyOptions {
-	p := he.PrivacyOptions{Sigma: o.NoiseSigma, QueryEpsilon: o.QueryEpsilon, QueryDelta: o.QueryDelta}
+	p := he.PrivacyOptions{Sigma: o.NoiseSigma, QueryEpsilon: o.QueryEpsilon, QueryDelta: o.QueryDelta, Clip: o.Clip}
 	if o.OutputRange != nil {
 		p.OutputRange = *o.OutputRange
 	}

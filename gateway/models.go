@@ -168,6 +168,13 @@ func uploadOptions(op string, q map[string][]string) (catalog.Options, error) {
 			return o, err
 		}
 	}
+	switch get("clip") {
+	case "", "false":
+	case "true":
+		o.Clip = true
+	default:
+		return o, hegate.E(op, hegate.KindInvalid, nil, "query clip=%q: want true or false", truncate(get("clip"), 40))
+	}
 	if v := get("output_range"); v != "" {
 		// "low,high"
 		lo, hi, ok := strings.Cut(v, ",")

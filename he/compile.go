@@ -24,6 +24,12 @@ import (
 // make. Errors are KindInvalid when the graph cannot be compiled, and say
 // which node and why (or how many levels it needs and the preset has).
 func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, error) {
+	if opts.Privacy.Clip {
+		var err error
+		if g, opts, err = withOutputClip(ctx, g, opts); err != nil {
+			return nil, err
+		}
+	}
 	if opts.SplitAfter == "" {
 		return compileWhole(ctx, g, opts)
 	}
@@ -187,6 +193,7 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 	if rg.Output != nil {
 		calOut = *rg.Output
 	}
+	c.clipOutput = opts.Privacy.Clip
 	period, err := c.releasePeriod()
 	var mech *Mechanism
 	if err == nil {
@@ -440,6 +447,7 @@ type compiled struct {
 	// why, when they cannot be.
 	mechanism   *Mechanism
 	privacyNote string
+	clipOutput  bool // the last step is the output clip (clip.go)
 }
 
 // liveCiphertexts is the largest number of values alive at once during an

@@ -68,6 +68,11 @@ type Mechanism struct {
 	SlotError float64 `json:"slot_error"`
 	// Sensitivity is the L2 sensitivity S above, in output units.
 	Sensitivity float64 `json:"sensitivity"`
+	// Clip is set when the outputs pass through the output clip
+	// (PrivacyOptions.Clip): OutputRange then holds for every exact output
+	// of the network in ClipDomain.
+	Clip       bool       `json:"clip,omitempty"`
+	ClipDomain [2]float64 `json:"clip_domain,omitzero"`
 	// Sigma is the default noise standard deviation of each output (after
 	// the device averages the replicas); a tenant may be given another.
 	Sigma float64 `json:"sigma"`
@@ -97,6 +102,10 @@ type PrivacyOptions struct {
 	// QueryEpsilon and QueryDelta are the per-query guarantee that sets
 	// the default sigma: DefaultQueryEpsilon and DefaultQueryDelta if 0.
 	QueryEpsilon, QueryDelta float64
+	// Clip appends the output clip (clip.go): the declared range then
+	// holds for network outputs up to twice as far out, at the cost of two
+	// levels.
+	Clip bool
 }
 
 // Defaults of PrivacyOptions.
@@ -140,10 +149,24 @@ func (m *Model) Privacy() *Mechanism {
 // or an error when the last step is not linear (its unused slots would not
 // be known to be zero, and the device could read them).
 func (c *compiled) releasePeriod() (int, error) {
-	if len(c.steps) == 0 || c.steps[len(c.steps)-1].kind != kindLinear {
-		return 0, fmt.Errorf("the model's last step is not linear, so its unused slots are not known to be zero")
+	if len(c.steps) == 0 {
+		return 0, fmt.Errorf("the model has no steps")
 	}
-	period := c.steps[len(c.steps)-1].lin.period
+	last := &c.steps[len(c.steps)-1]
+	if c.clipOutput && last.isClip() && len(c.steps) > 1 {
+		// The clip is slot-wise and maps 0 to 0: the layout of the
+		// linear step before it holds.
+		for i := len(c.steps) - 2; i >= 0; i-- {
+			if c.steps[i].out == last.in[0] {
+				last = &c.steps[i]
+				break
+			}
+		}
+	}
+	if last.kind != kindLinear {
+		return 0, fmt.Errorf("the model's last step is not linear (nor the output clip after a linear step), so its unused slots are not known to be zero")
+	}
+	period := last.lin.period
 	if period < c.outputSize || period > c.n || c.n%period != 0 {
 		return 0, fmt.Errorf("output period %d does not fit %d outputs in %d slots", period, c.outputSize, c.n)
 	}
@@ -174,6 +197,10 @@ func (c *compiled) buildMechanism(opts PrivacyOptions, period int, calibrated [2
 		SlotError:   width * slotErrorFraction,
 	}
 	mech.Sensitivity = math.Sqrt(float64(mech.Outputs))*width + 2*mech.SlotError*math.Sqrt(float64(period))
+	if c.clipOutput {
+		r := math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
+		mech.Clip, mech.ClipDomain = true, [2]float64{-clipDomainFactor * r, clipDomainFactor * r}
+	}
 	maxAbs := math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
 	if maxAbs >= c.outputBound() {
 		return nil, fmt.Errorf("output range [%g, %g] does not fit the last modulus (|output| < %g)", rg[0], rg[1], c.outputBound())

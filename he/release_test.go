@@ -339,3 +339,69 @@ func TestMechanism(t *testing.T) {
 		})
 	}
 }
+
+// TestOutputClip compiles a model with the output clip: the declared range
+// is [−R, R] and holds, exactly, for network outputs up to 2R; the order of
+// outputs inside the range is kept; the encrypted result matches the
+// clipped reference, and the slots beyond the outputs still hold zero.
+func TestOutputClip(t *testing.T) {
+	r := rand.New(rand.NewPCG(49, 50))
+	g := tinyDense(r)
+	opts := testOpts
+	opts.Privacy = PrivacyOptions{Clip: true}
+	m := compileTest(t, g, opts)
+	mech := m.Privacy()
+	if mech == nil || !mech.Clip {
+		t.Fatalf("mechanism %+v: want the clip (%s)", mech, m.Manifest().PrivacyNote)
+	}
+	R := mech.OutputRange[1]
+	if mech.OutputRange[0] != -R || mech.ClipDomain != [2]float64{-2 * R, 2 * R} {
+		t.Fatalf("range %v, clip domain %v: want [−R, R] and [−2R, 2R]", mech.OutputRange, mech.ClipDomain)
+	}
+	clipped := m.Graph()
+	if clipped.Output != "privacy.clip" {
+		t.Fatalf("the compiled graph's output is %q", clipped.Output)
+	}
+	// In plaintext: the clip is R·f(y/R) of the network's output y, within
+	// [−R, R] for |y| <= 2R, and increasing on [−R, R].
+	for trial := 0; trial < 200; trial++ {
+		x := randVec(r, g.InputSize(), 1+3*r.Float64())
+		y, _ := g.Run(x)
+		z, _ := clipped.Run(x)
+		for i := range y {
+			u := y[i] / R
+			if want := R * (1.5*u - 0.5*u*u*u); math.Abs(z[i]-want) > 1e-9*R {
+				t.Fatalf("clip(%v) = %v, want %v", y[i], z[i], want)
+			}
+			if math.Abs(y[i]) <= 2*R && math.Abs(z[i]) > R*(1+1e-12) {
+				t.Fatalf("network output %v (within 2R = %v) clipped to %v, outside [−R, R]", y[i], 2*R, z[i])
+			}
+		}
+		for i := range y {
+			for j := range y {
+				if math.Abs(y[i]) <= R && math.Abs(y[j]) <= R && y[i] < y[j] && !(z[i] < z[j]) {
+					t.Fatalf("clip does not keep the order of %v < %v (%v, %v)", y[i], y[j], z[i], z[j])
+				}
+			}
+		}
+	}
+	k := withKeys(t, m)
+	x := randVec(r, g.InputSize(), 1)
+	k.checkAgainstReference(t, x, k.evaluate(t, nil, x))
+	want, _ := m.Approximate(x)
+	raw, _ := rawResult(t, k, x)
+	p := m.c.params.ckks
+	all := make([]float64, m.c.n)
+	if err := ckks.NewEncoder(p).Decode(rlwe.NewDecryptor(p, k.sk.sk.sk).DecryptNew(raw), all); err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range all {
+		expect := 0.0
+		if j := i % mech.Period; j < len(want) {
+			expect = want[j]
+		}
+		if math.Abs(v-expect) > mech.SlotError {
+			t.Fatalf("slot %d holds %v, want %v", i, v, expect)
+		}
+	}
+}

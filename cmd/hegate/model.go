@@ -53,9 +53,18 @@ type modelFlags struct {
 	scale, mean, std      float64
 	layout                string
 	name                  string
+	// privacy
+	clip                           bool
+	outputRange                    string
+	noiseSigma, queryEps, queryDel float64
 }
 
 func (m *modelFlags) register(fs *flag.FlagSet) {
+	fs.BoolVar(&m.clip, "clip", false, "privacy: clip the outputs with a public polynomial so the declared range holds for network outputs twice as far out (two more levels)")
+	fs.StringVar(&m.outputRange, "output-range", "", "privacy: declared range of the outputs, low,high (default: calibrated)")
+	fs.Float64Var(&m.noiseSigma, "noise-sigma", 0, "privacy: default noise standard deviation on each output (default: from --query-epsilon)")
+	fs.Float64Var(&m.queryEps, "query-epsilon", 0, fmt.Sprintf("privacy: per-answer epsilon that sets the default noise (default %g)", he.DefaultQueryEpsilon))
+	fs.Float64Var(&m.queryDel, "query-delta", 0, fmt.Sprintf("privacy: per-answer delta (default %g)", he.DefaultQueryDelta))
 	fs.StringVar(&m.preset, "preset", "", "parameter preset ("+strings.Join(he.Presets(), ", ")+"); default: the smallest 128-bit preset the model fits")
 	fs.StringVar(&m.method, "approx-method", "", "how ReLU and max are approximated: composite (default) or chebyshev")
 	fs.StringVar(&m.maxpool, "maxpool", "", "max pooling as a polynomial max (max, the default) or replaced by average pooling (average)")
@@ -87,9 +96,19 @@ func (m *modelFlags) preprocess() *ir.Preprocess {
 	return p
 }
 
-func (m *modelFlags) compileOptions() he.CompileOptions {
-	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter, DeviceMACs: m.deviceMACs,
-		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, MaxPool: m.maxpool, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}
+func (m *modelFlags) compileOptions() (he.CompileOptions, error) {
+	priv := he.PrivacyOptions{Clip: m.clip, Sigma: m.noiseSigma, QueryEpsilon: m.queryEps, QueryDelta: m.queryDel}
+	if m.outputRange != "" {
+		lo, hi, ok := strings.Cut(m.outputRange, ",")
+		a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
+		b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
+		if !ok || err1 != nil || err2 != nil || !(a < b) {
+			return he.CompileOptions{}, fmt.Errorf("--output-range %q: want low,high with low < high", m.outputRange)
+		}
+		priv.OutputRange = [2]float64{a, b}
+	}
+	return he.CompileOptions{Params: m.preset, SplitAfter: m.splitAfter, DeviceMACs: m.deviceMACs, Privacy: priv,
+		Approx: he.ApproxOptions{Method: m.method, Sign: m.sign, MaxPool: m.maxpool, ReluDegree: m.reluDegree, AbsDegree: m.absDegree, Margin: m.margin}}, nil
 }
 
 // query is the upload's query parameters.
@@ -109,6 +128,13 @@ func (m *modelFlags) query() url.Values {
 	set("margin", strconv.FormatFloat(m.margin, 'g', -1, 64))
 	set("split_after", m.splitAfter)
 	set("device_macs", strconv.FormatInt(m.deviceMACs, 10))
+	if m.clip {
+		q.Set("clip", "true")
+	}
+	set("output_range", m.outputRange)
+	set("noise_sigma", strconv.FormatFloat(m.noiseSigma, 'g', -1, 64))
+	set("query_epsilon", strconv.FormatFloat(m.queryEps, 'g', -1, 64))
+	set("query_delta", strconv.FormatFloat(m.queryDel, 'g', -1, 64))
 	if p := m.preprocess(); p != nil {
 		q.Set("scale", strconv.FormatFloat(p.Scale, 'g', -1, 64))
 		q.Set("mean", strconv.FormatFloat(p.Mean, 'g', -1, 64))
@@ -247,7 +273,10 @@ func loadModelGraph(cfg backendConfig, ref string, mf *modelFlags) (*ir.Graph, e
 // inspectModel prints the compile report, or, when the model does not fit
 // any preset, its depth and the compiler's reason.
 func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool, calibrate int, measure bool, stdout io.Writer) error {
-	opts := mf.compileOptions()
+	opts, err := mf.compileOptions()
+	if err != nil {
+		return err
+	}
 	cal, err := calibrationFor(g)
 	if err != nil {
 		return err
@@ -289,6 +318,15 @@ func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool,
 	fmt.Fprintf(stdout, "keys       %d Galois keys + relinearisation, %s to upload once\n", len(man.GaloisElements), mb(man.KeySetBytes))
 	fmt.Fprintf(stdout, "traffic    %s up, %s down per inference\n", mb(man.CiphertextBytes), mb(man.ResultBytes))
 	fmt.Fprintf(stdout, "memory     %s of pre-encoded weights per process; about %s more per evaluation (expanded keys, live ciphertexts)\n", mb(man.EncodedBytes), mb(man.EvaluationBytes))
+	if pr := man.Privacy; pr != nil {
+		fmt.Fprintf(stdout, "privacy    outputs declared in [%.4g, %.4g], L2 sensitivity %.4g; default noise sigma %.4g per output: rho %.4g, epsilon %.4g at delta %g per answer (max sigma %.4g)\n",
+			pr.OutputRange[0], pr.OutputRange[1], pr.Sensitivity, pr.Sigma, pr.Rho, pr.Epsilon, pr.Delta, pr.MaxSigma)
+		if pr.Clip {
+			fmt.Fprintf(stdout, "           output clip: the range holds for network outputs in [%.4g, %.4g]\n", pr.ClipDomain[0], pr.ClipDomain[1])
+		}
+	} else {
+		fmt.Fprintf(stdout, "privacy    none: %s\n", man.PrivacyNote)
+	}
 	if measure {
 		byLevel := map[int]he.Primitives{}
 		for _, st := range man.Steps {
@@ -348,7 +386,10 @@ func predictor(ctx context.Context, g *ir.Graph, mf *modelFlags, approx, int8Hea
 		}
 	}
 	if approx {
-		opts := mf.compileOptions()
+		opts, err := mf.compileOptions()
+		if err != nil {
+			return nil, "", err
+		}
 		opts.SplitAfter = ""
 		cal, err := calibrationFor(g)
 		if err != nil {
