@@ -81,7 +81,7 @@ func ParseRho(s string) (Rho, error) {
 	}
 	x.Mul(x, new(big.Rat).SetInt64(RhoUnitsPerRho))
 	if !x.IsInt() {
-		return 0, fmt.Errorf("%w: rho %q has more precision than 1e-12", ErrInvalidParameter, s)
+		return 0, fmt.Errorf("%w: rho %q has more precision than 1e-9", ErrInvalidParameter, s)
 	}
 	if !x.Num().IsInt64() {
 		return 0, fmt.Errorf("%w: rho %q is out of range", ErrInvalidParameter, s)

@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
 
@@ -45,13 +48,22 @@ func (s *Server) chargeFor(ctx context.Context, op string, tenant hegate.TenantI
 	sigma := mech.Sigma
 	b, err := s.cfg.Store.GetBudget(ctx, tenant, m.Name)
 	switch {
+	case err == nil && m.Builtin() && strings.HasPrefix(b.UpdatedBy, actorAPIKeyPrefix):
+		// Budgets are keyed by name: this one was set through the API for
+		// the tenant's own model of that name, which a built-in model now
+		// shadows. A tenant must never set a built-in's budget.
+		return charge{}, hegate.E(op, hegate.KindForbidden, nil, "the budget of model %s was set by the tenant for its own model of that name, and a built-in model of that name now takes its place: the operator must set or delete it (hegate budget set|delete)", m.Name)
 	case err == nil && b.NoiseSigma > 0:
 		sigma = b.NoiseSigma
 	case err != nil && !errors.Is(err, storage.ErrNotFound):
 		return charge{}, hegate.E(op, hegate.KindUnavailable, fmt.Errorf("reading budget: %w", err), "")
 	}
-	if errors.Is(err, storage.ErrNotFound) && s.cfg.DefaultBudget.Capacity == 0 {
-		return charge{}, hegate.E(op, hegate.KindForbidden, nil, "no privacy budget is set for model %s and this gateway has no default: an administrator sets one (hegate budget set, or PUT /v1/budgets/%s)", m.Name, m.Name)
+	limit := b.BudgetLimit
+	if errors.Is(err, storage.ErrNotFound) {
+		if s.cfg.DefaultBudget.Capacity == 0 {
+			return charge{}, hegate.E(op, hegate.KindForbidden, nil, "no privacy budget is set for model %s and this gateway has no default: an administrator sets one (hegate budget set, or PUT /v1/budgets/%s)", m.Name, m.Name)
+		}
+		limit = s.cfg.DefaultBudget
 	}
 	if sigma > mech.MaxSigma {
 		return charge{}, hegate.E(op, hegate.KindInvalid, nil, "the noise sigma %g set for model %s exceeds the %g its parameters hold; an administrator must lower it", sigma, m.Name, mech.MaxSigma)
@@ -63,6 +75,10 @@ func (s *Server) chargeFor(ctx context.Context, op string, tenant hegate.TenantI
 	units, err := dp.RhoUnitsCeil(rho)
 	if err != nil || units <= 0 {
 		return charge{}, hegate.E(op, hegate.KindInvalid, err, "one query of model %s would cost rho %g, which no budget can count", m.Name, rho)
+	}
+	if int64(units) > limit.Capacity {
+		// Waiting for a renewal would not help: say so instead of 429.
+		return charge{}, hegate.E(op, hegate.KindForbidden, nil, "one answer of model %s with noise sigma %g costs rho %s, more than the whole budget (rho %s per %s): an administrator must raise the budget or the noise", m.Name, sigma, units, dp.Rho(limit.Capacity), limit.Period)
 	}
 	return charge{sigma: sigma, rho: rho, units: int64(units), set: b.TenantID != ""}, nil
 }
@@ -94,8 +110,11 @@ func (s *Server) createPaidJob(ctx context.Context, p Principal, m catalog.Model
 	return job, created, err
 }
 
+// actorAPIKeyPrefix starts the ledger actor of a principal.
+const actorAPIKeyPrefix = "api-key:"
+
 // actor names the principal in the ledger.
-func (p Principal) actor() string { return "api-key:" + string(p.APIKey) }
+func (p Principal) actor() string { return actorAPIKeyPrefix + string(p.APIKey) }
 
 // budgetProblem turns a refused reservation into the client's error: 429,
 // with Retry-After at the renewal when there is one.
@@ -104,8 +123,12 @@ func budgetProblem(op string, m hegate.ModelID, err error) error {
 	if !errors.As(err, &be) {
 		return nil
 	}
-	e := hegate.E(op, hegate.KindBudgetExhausted, err, "the %s privacy budget of model %s has rho %s left this period; one query costs %s",
-		be.Scope, m, dp.Rho(be.Left), dp.Rho(be.Cost))
+	e := hegate.E(op, hegate.KindBudgetExhausted, err, "the privacy budget of model %s has rho %s left this period; one query costs %s",
+		m, dp.Rho(be.Left), dp.Rho(be.Cost))
+	if be.Scope == storage.ScopeGlobal {
+		// What is left of a global budget tells of other tenants' use.
+		e = hegate.E(op, hegate.KindBudgetExhausted, err, "the global privacy budget of model %s, shared by all tenants, cannot pay for another query this period", m)
+	}
 	if be.RenewsAt.IsZero() {
 		return e
 	}
@@ -278,6 +301,16 @@ func (s *Server) SetBudget(ctx context.Context, p Principal, params SetBudgetPar
 	if s.catalog.IsBuiltin(params.Model) {
 		return storage.Budget{}, hegate.E(op, hegate.KindForbidden, nil, "model %s is built in: its budgets are set by the operator of this gateway", params.Model)
 	}
+	vs, err := s.cfg.Store.ListModelVersions(ctx, p.Tenant, params.Model)
+	if err != nil {
+		return storage.Budget{}, hegate.E(op, hegate.KindUnavailable, err, "")
+	}
+	if len(vs) == 0 {
+		return storage.Budget{}, hegate.E(op, hegate.KindNotFound, nil, "the tenant has no model %s: budgets are set for the tenant's uploaded models", params.Model)
+	}
+	if err := checkReason(params.Request.Reason); err != nil {
+		return storage.Budget{}, hegate.E(op, hegate.KindInvalid, nil, "%v", err)
+	}
 	limit, err := BudgetLimit(params.Request.Epsilon, params.Request.Delta, params.Request.Period)
 	if err != nil {
 		return storage.Budget{}, hegate.E(op, hegate.KindInvalid, err, "%v", err)
@@ -286,14 +319,43 @@ func (s *Server) SetBudget(ctx context.Context, p Principal, params SetBudgetPar
 	if !(sigma >= 0) || math.IsInf(sigma, 0) {
 		return storage.Budget{}, hegate.E(op, hegate.KindInvalid, nil, "noise_sigma must be a finite number >= 0")
 	}
-	if len(params.Request.Reason) > storage.MaxReasonBytes {
-		return storage.Budget{}, hegate.E(op, hegate.KindInvalid, nil, "reason is longer than %d bytes", storage.MaxReasonBytes)
+	if m, ok := s.catalog.Loaded(ctx, p.Tenant, params.Model); ok {
+		if mech := m.Privacy(); mech != nil && sigma > mech.MaxSigma {
+			return storage.Budget{}, hegate.E(op, hegate.KindInvalid, nil, "noise_sigma %g exceeds the %g that model %s's parameters hold", sigma, mech.MaxSigma, params.Model)
+		}
 	}
-	b, err := s.cfg.Store.SetBudget(ctx, storage.SetBudgetParams{
+	return SetBudgetCarrying(ctx, s.cfg.Store, storage.SetBudgetParams{
 		TenantID: p.Tenant, Model: params.Model, Limit: limit, NoiseSigma: sigma, Actor: p.actor(), Reason: params.Request.Reason,
-	})
+	}, s.cfg.DefaultBudget)
+}
+
+// SetBudgetCarrying sets a budget (see storage.Budgets.SetBudget) and,
+// when that changes its period while the current period has spend or
+// reservations, carries them into the new period as an adjustment: usage
+// is kept per period, and without the carry a change from "day" to
+// "never" would hand out a fresh budget. Jobs still reserved then settle
+// into their old period, so the carry can only overcount. def is the
+// default that applied when no budget was set. (A query reserved between
+// the two writes is counted in the new period too; it is not refused.)
+func SetBudgetCarrying(ctx context.Context, store storage.Budgets, p storage.SetBudgetParams, def storage.BudgetLimit) (storage.Budget, error) {
+	const op = "budget.set"
+	before, err := store.BudgetUsage(ctx, p.TenantID, p.Model, def)
 	if err != nil {
 		return storage.Budget{}, hegate.E(op, hegate.KindUnavailable, err, "")
+	}
+	b, err := store.SetBudget(ctx, p)
+	if err != nil {
+		return storage.Budget{}, hegate.E(op, hegate.KindUnavailable, err, "")
+	}
+	carry := before.Spent + before.Reserved
+	if before.Limit.Period == p.Limit.Period || carry == 0 {
+		return b, nil
+	}
+	if _, err := store.AdjustBudget(ctx, storage.AdjustBudgetParams{
+		TenantID: p.TenantID, Model: p.Model, Units: carry, Actor: p.Actor,
+		Reason: fmt.Sprintf("carried over from the %s period that began %s, when the period changed to %s", before.Limit.Period, before.PeriodStart.Format(time.RFC3339), p.Limit.Period),
+	}, p.Limit); err != nil {
+		return storage.Budget{}, hegate.E(op, hegate.KindUnavailable, fmt.Errorf("carrying the spend into the new period: %w", err), "")
 	}
 	return b, nil
 }
@@ -378,7 +440,12 @@ func (s *Server) deleteBudget(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindForbidden, nil, "model %s is built in: its budgets are set by the operator of this gateway", name))
 		return
 	}
-	err = s.cfg.Store.DeleteBudget(r.Context(), p.Tenant, name, p.actor(), r.URL.Query().Get("reason"))
+	reason := r.URL.Query().Get("reason")
+	if err := checkReason(reason); err != nil {
+		s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "%v", err))
+		return
+	}
+	err = s.cfg.Store.DeleteBudget(r.Context(), p.Tenant, name, p.actor(), reason)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
 		s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "no budget is set for model %s", name))
@@ -389,11 +456,16 @@ func (s *Server) deleteBudget(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-// getLedger answers GET /v1/budget/ledger?model=&before=&limit=.
+// getLedger answers GET /v1/budget/ledger?model=&before=&limit=, for
+// admin keys: it names every job of the tenant.
 func (s *Server) getLedger(w http.ResponseWriter, r *http.Request) {
 	const op = "budget.ledger"
 	p, err := principal(r)
 	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := p.requireAdmin(op); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -462,6 +534,23 @@ func decodeBody(r *http.Request, op string, limit int64, v any) error {
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		return hegate.E(op, hegate.KindInvalid, err, "the body is not the expected JSON: %v", err)
+	}
+	return nil
+}
+
+// checkReason refuses a ledger reason that is too long or not printable
+// text (PostgreSQL refuses NUL and invalid UTF-8; nobody should store them).
+func checkReason(reason string) error {
+	if len(reason) > storage.MaxReasonBytes {
+		return fmt.Errorf("reason is longer than %d bytes", storage.MaxReasonBytes)
+	}
+	if !utf8.ValidString(reason) {
+		return errors.New("reason is not valid UTF-8")
+	}
+	for _, c := range reason {
+		if unicode.IsControl(c) && c != '\n' && c != '\t' {
+			return errors.New("reason holds control characters")
+		}
 	}
 	return nil
 }

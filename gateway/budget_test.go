@@ -385,6 +385,53 @@ func TestBudgetRefusals(t *testing.T) {
 			t.Fatalf("problem %q, Retry-After %q: want budget-exhausted and none (the budget never renews)", p.Type, resp.Header.Get("Retry-After"))
 		}
 	})
+	t.Run("fail/tenant-set-budget-on-a-built-in", func(t *testing.T) {
+		// A row written through the API for the tenant's own model of a
+		// name that a built-in now has: never used for the built-in.
+		bd := setup(t, withoutWorkers())
+		if _, err := bd.store.SetBudget(bd.ctx, storage.SetBudgetParams{
+			TenantID: tenantOf(t, bd, "tenant-a"), Model: "tiny", Actor: "api-key:key_x", NoiseSigma: 1e-9,
+			Limit: storage.BudgetLimit{Capacity: math.MaxInt64 / 4, Period: storage.BudgetNever, Epsilon: 1e9, Delta: 1e-5},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		ksID := bd.upload(t, bd.a)
+		_, ct := bd.input(t, bd.a, 8)
+		body, hdr := binaryInfer(t, ksID, ct, "")
+		wantProblem(t, bd.call(t, http.MethodPost, "/v2/models/tiny/infer", bd.a.secret, bytes.NewReader(body), hdr), http.StatusForbidden, "built-in model")
+	})
+	t.Run("fail/one-answer-costs-more-than-the-budget", func(t *testing.T) {
+		bd := setup(t, withoutWorkers(), withConfig(func(c *Config) {
+			c.DefaultBudget = storage.BudgetLimit{Capacity: 1, Period: storage.BudgetMonthly, Epsilon: 1e-9, Delta: 1e-5}
+		}))
+		ksID := bd.upload(t, bd.a)
+		_, ct := bd.input(t, bd.a, 9)
+		body, hdr := binaryInfer(t, ksID, ct, "")
+		resp := bd.call(t, http.MethodPost, "/v2/models/tiny/infer", bd.a.secret, bytes.NewReader(body), hdr)
+		wantProblem(t, resp, http.StatusForbidden, "more than the whole budget")
+	})
+	t.Run("fail/runner-refuses-an-unpaid-job", func(t *testing.T) {
+		bd := setup(t, withoutWorkers())
+		tenant := tenantOf(t, bd, "tenant-a")
+		ksID := bd.upload(t, bd.a)
+		_, ct := bd.input(t, bd.a, 10)
+		blob, err := bd.blobs.Put(bd.ctx, bytes.NewReader(ct), int64(len(ct)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A job that bypassed the gateway (or predates budgets): no reservation.
+		job, _, err := bd.store.CreateJob(bd.ctx, storage.CreateJobParams{TenantID: tenant, Model: "tiny", KeySetID: hegate.KeySetID(ksID), InputBlob: blob.Key, InputBytes: blob.Size, NoiseSigma: testSigma})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := bd.runner.Handle(bd.ctx, job.ID); err != nil {
+			t.Fatal(err)
+		}
+		j, err := bd.store.GetJob(bd.ctx, tenant, job.ID)
+		if err != nil || j.Status != storage.JobFailed || j.ResultBlob != "" {
+			t.Fatalf("unpaid job: %+v, %v; want failed without a result", j, err)
+		}
+	})
 	t.Run("fail/admin-api", func(t *testing.T) {
 		bd := setup(t, withoutWorkers())
 		tenant := tenantOf(t, bd, "tenant-a")
@@ -396,7 +443,27 @@ func TestBudgetRefusals(t *testing.T) {
 			return bd.call(t, http.MethodPut, "/v1/budgets/"+model, key, bytes.NewReader([]byte(body)), http.Header{"Content-Type": {"application/json"}})
 		}
 		good := `{"epsilon": 2, "delta": 1e-6, "period": "week", "reason": "pilot"}`
+		wantProblem(t, put(bd.a.secret, "mine", good), http.StatusNotFound, "no model mine")
+		// An uploaded model (compiling is enough: no workers here).
+		body := graphJSON(t, testGraph("mine", 3))
+		if _, err := bd.a.client.UploadModel(bd.ctx, client.ModelUpload{Name: "mine", ContentType: api.ContentTypeIRJSON, Options: testUploadOptions}, bytes.NewReader(body), int64(len(body))); err != nil {
+			t.Fatal(err)
+		}
+		clientCl, err := client.New(bd.ts.URL, clientKey, client.WithHTTPClient(bd.ts.Client()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := clientCl.UploadModel(bd.ctx, client.ModelUpload{Name: "theirs", ContentType: api.ContentTypeIRJSON, Options: testUploadOptions}, bytes.NewReader(body), int64(len(body))); client.StatusOf(err) != http.StatusForbidden {
+			t.Fatalf("a client key uploaded a model: %v", err)
+		}
+		if err := clientCl.DeleteModel(bd.ctx, "mine"); client.StatusOf(err) != http.StatusForbidden {
+			t.Fatalf("a client key deleted a model: %v", err)
+		}
+		if _, err := clientCl.Ledger(bd.ctx, "", 0, 0); client.StatusOf(err) != http.StatusForbidden {
+			t.Fatalf("a client key read the ledger: %v", err)
+		}
 		wantProblem(t, put(clientKey, "mine", good), http.StatusForbidden, "admin API key")
+		wantProblem(t, put(bd.a.secret, "mine", `{"epsilon": 2, "delta": 1e-6, "period": "week", "reason": "bad\u0000"}`), http.StatusBadRequest, "control")
 		wantProblem(t, put(bd.a.secret, "tiny", good), http.StatusForbidden, "built in")
 		wantProblem(t, put(bd.a.secret, "mine", `{"epsilon": 2, "delta": 1e-6, "period": "fortnight"}`), http.StatusBadRequest, "period")
 		wantProblem(t, put(bd.a.secret, "mine", `{"epsilon": -1, "delta": 1e-6, "period": "week"}`), http.StatusBadRequest, "epsilon")
@@ -422,6 +489,7 @@ func TestBudgetRefusals(t *testing.T) {
 			return bd.call(t, http.MethodDelete, "/v1/budgets/mine?reason=done", key, nil, nil)
 		}
 		wantProblem(t, del(clientKey), http.StatusForbidden, "admin")
+		wantProblem(t, bd.call(t, http.MethodDelete, "/v1/budgets/mine?reason=%00", bd.a.secret, nil, nil), http.StatusBadRequest, "control")
 		if resp := del(bd.a.secret); resp.StatusCode != http.StatusNoContent {
 			t.Fatalf("DELETE: %d", resp.StatusCode)
 		}
@@ -435,4 +503,41 @@ func TestBudgetRefusals(t *testing.T) {
 		}
 		wantProblem(t, bd.call(t, http.MethodGet, "/v1/budget/ledger?limit=0", bd.a.secret, nil, nil), http.StatusBadRequest, "limit")
 	})
+}
+
+// TestBudgetPeriodChangeKeepsTheSpend changes a budget's period while it
+// has reservations: they are carried into the new period, so the change
+// hands out nothing new.
+func TestBudgetPeriodChangeKeepsTheSpend(t *testing.T) {
+	bd := setup(t, withoutWorkers())
+	cost := bd.queryCost(t)
+	tenant := tenantOf(t, bd, "tenant-a")
+	set := func(period storage.BudgetPeriod) {
+		t.Helper()
+		if _, err := SetBudgetCarrying(bd.ctx, bd.store, storage.SetBudgetParams{
+			TenantID: tenant, Model: "tiny", Actor: "test",
+			Limit: storage.BudgetLimit{Capacity: 3 * cost, Period: period, Epsilon: 1, Delta: 1e-5},
+		}, testBudget); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(storage.BudgetDaily)
+	ksID := bd.upload(t, bd.a)
+	infer := func(seed uint64) error {
+		_, ct := bd.input(t, bd.a, seed)
+		_, _, err := bd.a.client.Infer(bd.ctx, "tiny", ksID, ct, client.InferOptions{})
+		return err
+	}
+	for i := range 2 {
+		if err := infer(uint64(20 + i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	set(storage.BudgetNever)
+	if err := infer(30); err != nil {
+		t.Fatalf("the third query fits: %v", err)
+	}
+	if err := infer(31); client.StatusOf(err) != http.StatusTooManyRequests {
+		t.Fatalf("a fourth query after the period change: %v, want 429 (the change must not reset the spend)", err)
+	}
 }

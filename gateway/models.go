@@ -60,6 +60,10 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := p.requireAdmin(op); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	q := r.URL.Query()
 	name := q.Get(api.QueryName)
 	if name == "" {
@@ -264,6 +268,10 @@ func (s *Server) modelVersion(w http.ResponseWriter, r *http.Request) {
 func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
 	p, err := principal(r)
 	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	if err := p.requireAdmin("models.delete"); err != nil {
 		s.fail(w, r, err)
 		return
 	}

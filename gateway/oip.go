@@ -16,6 +16,7 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/catalog"
+	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -272,6 +273,21 @@ func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantI
 	}
 	if fp := m.Manifest().Params.Fingerprint; ks.ParamsID != "" && fp != "" && ks.ParamsID != fp {
 		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was made for other parameters than model %s now uses; upload a new one", id, m.ID())
+	}
+	// A key set stored by an older version (no public key) cannot release
+	// results: refuse it now rather than charge for a job that must fail.
+	rc, err := s.cfg.Blobs.Open(ctx, ks.BlobKey)
+	if err != nil {
+		return storage.KeySet{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("opening key set %s: %w", id, err), "")
+	}
+	head := make([]byte, he.KeySetHeaderBytes)
+	_, err = io.ReadFull(rc, head)
+	rc.Close()
+	if err != nil {
+		return storage.KeySet{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("reading key set %s: %w", id, err), "")
+	}
+	if err := he.CheckKeySetVersion(head); err != nil {
+		return storage.KeySet{}, hegate.E(op, hegate.KindInvalid, err, "key set %s: %s", id, hegate.DetailOf(err))
 	}
 	return ks, nil
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
+	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/gateway/internal/keycache"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
@@ -291,14 +292,10 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 	if err != nil {
 		return nil, he.Stats{}, hit, err
 	}
-	sigma := job.NoiseSigma
-	if sigma == 0 {
-		// A job accepted before budgets existed: the model's own noise.
-		if mech := m.Privacy(); mech != nil {
-			sigma = mech.Sigma
-		}
+	if err := checkPaid(m, job); err != nil {
+		return nil, he.Stats{}, hit, err
 	}
-	out, stats, err := m.Evaluate(ctx, ks, input, he.Release{Sigma: sigma})
+	out, stats, err := m.Evaluate(ctx, ks, input, he.Release{Sigma: job.NoiseSigma})
 	if hegate.Is(err, hegate.KindInvalid) {
 		// The gateway checked this input in full when it accepted it, so
 		// a stored input that fails now is a fault of ours (a damaged
@@ -364,4 +361,29 @@ func (r *Runner) readInput(ctx context.Context, m *he.Model, job storage.Job) ([
 		return nil, hegate.E("runner.readInput", hegate.KindInternal, nil, "stored input ciphertext exceeds the %d bytes it had when accepted", limit)
 	}
 	return b, nil
+}
+
+// checkPaid fails closed: a job is released only if its cost was reserved,
+// and only if this worker's model prices its noise at no more than what
+// was reserved (the gateway and the worker may have compiled the model
+// differently, during an upgrade). Either failure is the client's to see,
+// and refunds the reservation.
+func checkPaid(m *he.Model, job storage.Job) error {
+	const op = "runner.checkPaid"
+	if job.PrivacyState != storage.PrivacyReserved || job.NoiseSigma <= 0 {
+		return hegate.E(op, hegate.KindInvalid, nil, "the job was not charged to a privacy budget (accepted by an older version?): submit it again")
+	}
+	mech := m.Privacy()
+	if mech == nil {
+		return hegate.E(op, hegate.KindInvalid, nil, "model %s has no privacy mechanism here: its results cannot be released", m.ID())
+	}
+	rho, err := mech.RhoAt(job.NoiseSigma)
+	if err != nil {
+		return hegate.E(op, hegate.KindInvalid, err, "the job's noise cannot be priced: %v", err)
+	}
+	units, err := dp.RhoUnitsCeil(rho)
+	if err != nil || int64(units) > job.PrivacyUnits {
+		return hegate.E(op, hegate.KindInvalid, err, "model %s prices this answer above what was reserved for it (the model changed since the job was accepted): submit it again", m.ID())
+	}
+	return nil
 }

@@ -358,6 +358,10 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 		c.cost.add(st.cost)
 		c.steps = append(c.steps, st)
 	}
+	// The input is projected onto its real part before the first step
+	// (evaluate.go): one conjugation at the input level.
+	use(p.GaloisElementOrderTwoOrthogonalSubgroup(), c.inputLevel)
+	c.cost.Rotations++
 	for ge := range galLevel {
 		c.galEls = append(c.galEls, ge)
 	}

@@ -240,7 +240,11 @@ func (d *Device) Encrypt(sk *SecretKey, x []float64) ([]byte, error) {
 	}
 	p := c.params.ckks
 	values := make([]float64, c.n)
-	copy(values, packed)
+	// Half: the gateway adds the conjugate (x + conj(x) = 2x for real x),
+	// which keeps only the real part of whatever a device encrypts.
+	for i, v := range packed {
+		values[i] = v / 2
+	}
 	pt := ckks.NewPlaintext(p, c.inputLevel)
 	pt.LogDimensions = ring.Dimensions{Rows: 0, Cols: c.logN}
 	if err := ckks.NewEncoder(p).Encode(values, pt); err != nil {

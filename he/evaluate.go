@@ -82,6 +82,18 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Rele
 func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
 	eval := evals[0]
 	var polyEval *polynomial.Evaluator // made on the first polynomial step
+	// Project the input onto its real part: x + conj(x) = 2·Re(x), and the
+	// device encrypts half its input (Device.Encrypt). A device that
+	// encrypts complex values thus gets what real ones would give: the
+	// imaginary parts of the slots carry nothing of the model, which the
+	// privacy mechanism's sensitivity does not count.
+	conj, err := eval.ConjugateNew(input)
+	if err != nil {
+		return nil, fmt.Errorf("projecting the input onto its real part: %w", err)
+	}
+	if err := eval.Add(input, conj, input); err != nil {
+		return nil, fmt.Errorf("projecting the input onto its real part: %w", err)
+	}
 	vals := make([]*rlwe.Ciphertext, len(c.circ.values))
 	vals[c.circ.input] = input
 	// at returns value v at exactly level (a copy when it must be dropped).

@@ -402,3 +402,23 @@ func allZeroBytes(b []byte) bool {
 	}
 	return true
 }
+
+// KeySetHeaderBytes is how much of a key set CheckKeySetVersion reads.
+const KeySetHeaderBytes = 8
+
+// CheckKeySetVersion reports whether a stored key set, of which head are
+// the first KeySetHeaderBytes, is in the format this version evaluates
+// with: a key set uploaded before results were released under the
+// device's public key (version 1) is refused, KindInvalid.
+func CheckKeySetVersion(head []byte) error {
+	const op = "he.CheckKeySetVersion"
+	switch {
+	case len(head) < 5 || !bytes.Equal(head[0:4], magicKeySet[:]):
+		return hegate.E(op, hegate.KindInvalid, nil, "key set: not a hegate key set (bad magic)")
+	case head[4] == 1:
+		return hegate.E(op, hegate.KindInvalid, nil, "key set: format version 1 has no public key, which results are re-randomised with; make and upload the key set again with this version")
+	case head[4] != keySetVersion:
+		return hegate.E(op, hegate.KindInvalid, nil, "key set: format version %d is not supported (want %d)", head[4], keySetVersion)
+	}
+	return nil
+}

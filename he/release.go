@@ -44,8 +44,10 @@ import (
 // and the phase of two models (or two training sets) differs by at most
 // the L2 sensitivity (in output units)
 //
-//	S = √Outputs · (hi − lo) + 2 · SlotError · √Period,
+//	S = √Outputs · (hi − lo) + 2 · SlotError · √Period + 2 · E,
 //
+// with E the bound on the error in the coefficients that sparse slots do
+// not decode (outsideSlotsError, about 1e-6 here),
 // where [lo, hi] is the declared output range and SlotError the declared
 // bound on one slot's evaluation error: one query is rho = S² / (2 sigma²)
 // zCDP. What this assumes is in docs/security.md: the exact outputs lie
@@ -196,7 +198,7 @@ func (c *compiled) buildMechanism(opts PrivacyOptions, period int, calibrated [2
 		Replicas:    c.n / period,
 		SlotError:   width * slotErrorFraction,
 	}
-	mech.Sensitivity = math.Sqrt(float64(mech.Outputs))*width + 2*mech.SlotError*math.Sqrt(float64(period))
+	mech.Sensitivity = math.Sqrt(float64(mech.Outputs))*width + 2*mech.SlotError*math.Sqrt(float64(period)) + 2*c.outsideSlotsError(period)
 	if c.clipOutput {
 		r := math.Max(math.Abs(rg[0]), math.Abs(rg[1]))
 		mech.Clip, mech.ClipDomain = true, [2]float64{-clipDomainFactor * r, clipDomainFactor * r}
@@ -236,6 +238,16 @@ func (c *compiled) buildMechanism(opts PrivacyOptions, period int, calibrated [2
 		return nil, err
 	}
 	return mech, nil
+}
+
+// outsideSlotsError bounds, in output units as the sensitivity counts
+// them, the L2 norm of the phase's error in the coefficients that the n
+// slots do not decode (sparse packing leaves N − 2n of them): the last
+// rescale's rounding, |r0 + r1·s| <= (1 + N)/2 per coefficient for a
+// ternary s, taken as 4N for the key switches after it; scaled by √Period/Δ.
+func (c *compiled) outsideSlotsError(period int) float64 {
+	n := float64(c.params.ckks.N())
+	return 4 * n * math.Sqrt(n) * math.Sqrt(float64(period)) / c.params.ckks.DefaultScale().Float64()
 }
 
 // outputBound is the largest |value| a result slot holds: q0 / (2Δ).

@@ -297,7 +297,7 @@ func TestMechanism(t *testing.T) {
 			}
 			man := m.Manifest()
 			w := mech.OutputRange[1] - mech.OutputRange[0]
-			wantS := math.Sqrt(float64(man.OutputSize))*w + 2*mech.SlotError*math.Sqrt(float64(mech.Period))
+			wantS := math.Sqrt(float64(man.OutputSize))*w + 2*mech.SlotError*math.Sqrt(float64(mech.Period)) + 2*m.c.outsideSlotsError(mech.Period)
 			if mech.Outputs != man.OutputSize || mech.Period != man.OutputPeriod || mech.Period*mech.Replicas != 1<<man.LogSlots ||
 				math.Abs(mech.Sensitivity/wantS-1) > 1e-12 || math.Abs(mech.SlotError/(w/1024)-1) > 1e-12 {
 				t.Fatalf("mechanism %+v does not follow its definition (sensitivity want %v)", *mech, wantS)
@@ -320,7 +320,7 @@ func TestMechanism(t *testing.T) {
 					}
 				}
 				raw, _ := rawResult(t, k, x)
-				all := make([]float64, c.n)
+				all := make([]complex128, c.n)
 				if err := ckks.NewEncoder(p).Decode(rlwe.NewDecryptor(p, k.sk.sk.sk).DecryptNew(raw), all); err != nil {
 					t.Fatal(err)
 				}
@@ -329,7 +329,8 @@ func TestMechanism(t *testing.T) {
 					if j := i % mech.Period; j < len(want) {
 						expect = want[j]
 					}
-					worst = math.Max(worst, math.Abs(v-expect))
+					// Real and imaginary parts: the phase holds both.
+					worst = math.Max(worst, math.Max(math.Abs(real(v)-expect), math.Abs(imag(v))))
 				}
 			}
 			if worst >= mech.SlotError {
@@ -403,5 +404,63 @@ func TestOutputClip(t *testing.T) {
 		if math.Abs(v-expect) > mech.SlotError {
 			t.Fatalf("slot %d holds %v, want %v", i, v, expect)
 		}
+	}
+}
+
+// TestComplexInputIsProjected plays a device that encrypts complex values
+// (the SDK never does, but nothing on the wire prevents it): the gateway
+// projects the input onto its real part, so the result is the model's
+// output on the real part and every imaginary part is zero, not a second,
+// uncounted channel of model-dependent values.
+func TestComplexInputIsProjected(t *testing.T) {
+	r := rand.New(rand.NewPCG(51, 52))
+	for _, g := range []*ir.Graph{tinyDense(r), tinyCNN(r)} {
+		t.Run("ok/"+g.Name, func(t *testing.T) {
+			m := compileTest(t, g, testOpts)
+			k := withKeys(t, m)
+			c := m.c
+			p := c.params.ckks
+			x := randVec(r, g.InputSize(), 1)
+			y := randVec(r, g.InputSize(), 1)
+			packedX, err := m.Device().PackInput(x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			packedY, _ := m.Device().PackInput(y)
+			vals := make([]complex128, c.n)
+			for i := range packedX {
+				vals[i] = complex(packedX[i]/2, packedY[i]) // the honest half, plus a large imaginary part
+			}
+			pt := ckks.NewPlaintext(p, c.inputLevel)
+			pt.LogDimensions.Cols = c.logN
+			if err := ckks.NewEncoder(p).Encode(vals, pt); err != nil {
+				t.Fatal(err)
+			}
+			ct, err := rlwe.NewEncryptor(p, k.sk.sk.sk).EncryptNew(pt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			evals := k.ks.k.evaluators(c)
+			defer k.ks.k.pool.Put(evals)
+			out, err := c.run(context.Background(), ct, evals.evals)
+			if err != nil {
+				t.Fatal(err)
+			}
+			all := make([]complex128, c.n)
+			if err := ckks.NewEncoder(p).Decode(rlwe.NewDecryptor(p, k.sk.sk.sk).DecryptNew(out), all); err != nil {
+				t.Fatal(err)
+			}
+			want, _ := m.Approximate(x)
+			mech := m.Privacy()
+			for i, v := range all {
+				expect := 0.0
+				if j := i % mech.Period; j < len(want) {
+					expect = want[j]
+				}
+				if math.Abs(real(v)-expect) > mech.SlotError || math.Abs(imag(v)) > mech.SlotError {
+					t.Fatalf("slot %d holds %v, want %v + 0i within %v", i, v, expect, mech.SlotError)
+				}
+			}
+		})
 	}
 }

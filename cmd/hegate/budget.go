@@ -55,6 +55,7 @@ func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	limit := fs.Int("limit", 50, "ledger entries")
 	asJSON := fs.Bool("json", false, "print JSON")
 	show := fs.Bool("show", false, "global: show the model's global usage")
+	defSpec := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "the server's --default-budget, so that show and adjust see what the gateway enforces for tenants without a budget [HEGATE_DEFAULT_BUDGET]")
 	fs.Usage = func() { fmt.Fprintln(stderr, budgetUsage); fs.PrintDefaults() }
 	rest, err := parseArgs(fs, args[1:])
 	if err != nil {
@@ -62,6 +63,10 @@ func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if len(rest) != 0 {
 		return fmt.Errorf("budget %s: unexpected arguments %q", args[0], rest)
+	}
+	def, err := parseBudgetSpec(*defSpec)
+	if err != nil {
+		return fmt.Errorf("--default-budget: %w", err)
 	}
 	store, err := cfg.openStore(ctx, cfg.logger(io.Discard))
 	if err != nil {
@@ -103,7 +108,7 @@ func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if !(*sigma >= 0) || math.IsInf(*sigma, 0) {
 			return errors.New("--sigma must be a finite number >= 0")
 		}
-		b, err := store.SetBudget(ctx, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Limit: lim, NoiseSigma: *sigma, Actor: actor, Reason: *reason})
+		b, err := gateway.SetBudgetCarrying(ctx, store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Limit: lim, NoiseSigma: *sigma, Actor: actor, Reason: *reason}, def)
 		if err != nil {
 			return err
 		}
@@ -114,7 +119,7 @@ func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		us, err := store.ListBudgetUsage(ctx, tid, storage.BudgetLimit{Period: storage.BudgetMonthly})
+		us, err := store.ListBudgetUsage(ctx, tid, def)
 		if err != nil {
 			return err
 		}
@@ -144,7 +149,7 @@ func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		if err != nil {
 			return err
 		}
-		u, err := store.AdjustBudget(ctx, storage.AdjustBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Units: int64(units), Actor: actor, Reason: *reason}, storage.BudgetLimit{Period: storage.BudgetMonthly})
+		u, err := store.AdjustBudget(ctx, storage.AdjustBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Units: int64(units), Actor: actor, Reason: *reason}, def)
 		if err != nil {
 			return err
 		}

@@ -1,4 +1,4 @@
--- Privacy budgets (storage.Budgets). Amounts are bigint counts of 1e-12
+-- Privacy budgets (storage.Budgets). Amounts are bigint counts of 1e-9
 -- rho ("units").
 --
 -- budgets holds a tenant's budget for a model as set; global_budgets a

@@ -1,4 +1,4 @@
--- Privacy budgets (storage.Budgets). Amounts are INTEGER counts of 1e-12
+-- Privacy budgets (storage.Budgets). Amounts are INTEGER counts of 1e-9
 -- rho ("units"); timestamps are TEXT in the fixed-width UTC form.
 --
 -- budgets holds a tenant's budget for a model as set; global_budgets a
