@@ -76,7 +76,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if set, err := mnist.LoadDefault(mnist.Test); err == nil && len(set.Images[0]) == len(x) {
 		x = mnisteval.Input(graph, set.Images[0])
 	}
-	var lat []time.Duration
+	var lat, rels []time.Duration
 	var stats he.Stats
 	for i := 0; i < *runs; i++ {
 		ct, err := m.Encrypt(sk, x)
@@ -84,11 +84,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		var res []byte
-		rel := he.Release{Sigma: 1e-3}
-		if mech := m.Privacy(); mech != nil {
-			rel.Sigma = mech.Sigma
-		}
-		res, stats, err = m.Evaluate(ctx, ks, ct, rel)
+		res, stats, err = m.Evaluate(ctx, ks, ct, he.Release{Sigma: releaseSigma(m)})
 		if err != nil {
 			return err
 		}
@@ -96,6 +92,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return err
 		}
 		lat = append(lat, stats.Duration)
+		rels = append(rels, stats.Release)
 	}
 	sort.Slice(lat, func(a, b int) bool { return lat[a] < lat[b] })
 	med := lat[len(lat)/2]
@@ -120,6 +117,8 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "circuit      %d rotations, %d plaintext mults, %d ciphertext mults, %d relins, %d rescales\n",
 		c.Rotations, c.PlainMults, c.CipherMults, c.Relins, c.Rescales)
 	fmt.Fprintf(stdout, "evaluate     median %s over %d runs (min %s, max %s)\n", med.Round(time.Millisecond), len(lat), lat[0].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond))
+	sort.Slice(rels, func(a, b int) bool { return rels[a] < rels[b] })
+	fmt.Fprintf(stdout, "  release    median %s of it: re-randomisation and %d exact discrete Gaussian draws (sigma %.4g)\n", rels[len(rels)/2].Round(time.Millisecond), 1<<man.Params.LogN, releaseSigma(m))
 	for _, st := range man.Steps {
 		fmt.Fprintf(stdout, "  step       %-6s level %d %-8s %3d diagonals  %+v\n", st.Kind, st.Level, st.Method, st.Diagonals, st.Cost)
 	}
@@ -128,4 +127,12 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fmt.Fprintf(stdout, "ratio        %.2f× (fastest evaluation / the same primitives run alone in raw Lattigo at each step's level, fastest of 9: %s); below 1: hoisting and parallel parts beat one-by-one primitives\n",
 		float64(lat[0])/float64(pred), pred.Round(time.Millisecond))
 	return nil
+}
+
+// releaseSigma is the noise bench releases with: the model's default.
+func releaseSigma(m *he.Model) float64 {
+	if mech := m.Privacy(); mech != nil {
+		return mech.Sigma
+	}
+	return 1e-3
 }
