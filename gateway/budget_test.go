@@ -21,6 +21,7 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
+	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/postgres"
 )
@@ -67,19 +68,19 @@ var engines = []struct {
 	open func(t *testing.T) storage.Store
 }{{"sqlite", nil}, {"postgres", postgresStore}}
 
-// queryCost is what one inference of the bundle's model costs, in units.
+// queryCost is what one inference of the bundle's model costs, in units,
+// rounded up exactly as the gateway rounds.
 func (bd *bundle) queryCost(t *testing.T) int64 {
 	t.Helper()
 	rho, err := bd.model.Privacy().RhoAt(testSigma)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// As the gateway rounds: up.
-	units := int64(math.Ceil(rho * 1e9))
-	if float64(units) < rho*1e9 {
-		units++
+	units, err := dp.RhoUnitsCeil(rho)
+	if err != nil {
+		t.Fatal(err)
 	}
-	return units
+	return int64(units)
 }
 
 // binaryInfer is the body and headers of an inference with the binary
@@ -370,7 +371,8 @@ func TestBudgetRefusals(t *testing.T) {
 		var cost int64
 		bd := setup(t, withoutWorkers(), withConfig(func(c *Config) {
 			rho, _ := c.Models[0].Privacy().RhoAt(testSigma)
-			cost = int64(math.Ceil(rho * 1e9))
+			units, _ := dp.RhoUnitsCeil(rho)
+			cost = int64(units)
 			c.DefaultBudget = storage.BudgetLimit{Capacity: cost + cost/2, Period: storage.BudgetNever, Epsilon: 1, Delta: 1e-5}
 		}))
 		ksID := bd.upload(t, bd.a)
