@@ -21,6 +21,10 @@ var files embed.FS
 // ".json".
 const MNISTName = "mnist-cryptonets"
 
+// MNISTDPName is the MNIST model trained with DP-SGD at epsilon 0.5
+// (delta 1e-5): the same architecture as MNISTName (see docs/privacy.md).
+const MNISTDPName = "mnist-cryptonets-dp"
+
 // ResNetName is the name of the ResNet-style MNIST model.
 const ResNetName = "mnist-resnet"
 

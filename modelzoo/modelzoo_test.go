@@ -18,6 +18,9 @@ import (
 // served under leveled CKKS.
 const (
 	minAccuracy = 0.985
+	// minDPAccuracy is the floor of a model trained with DP-SGD (its
+	// training record has a "dp" member): privacy costs accuracy.
+	minDPAccuracy = 0.90
 	maxPreact   = 64  // |input of a polynomial activation|
 	maxLogit    = 200 // |output|
 )
@@ -172,8 +175,12 @@ func TestAccuracy(t *testing.T) {
 		t.Run(g.Name, func(t *testing.T) {
 			r := evaluate(t, g)
 			t.Logf("%s: test accuracy %.4f (%d/%d)", g.Name, r.Acc, r.Correct, r.N)
-			if r.Acc < minAccuracy {
-				t.Errorf("test accuracy %.4f < %.3f", r.Acc, minAccuracy)
+			floor := minAccuracy
+			if _, private := g.Training["dp"]; private {
+				floor = minDPAccuracy
+			}
+			if r.Acc < floor {
+				t.Errorf("test accuracy %.4f < %.3f", r.Acc, floor)
 			}
 			rec, ok := g.Training["test_accuracy"]
 			if !ok {
