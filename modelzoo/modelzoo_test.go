@@ -21,8 +21,8 @@ const (
 	// minDPAccuracy is the floor of a model trained with DP-SGD (its
 	// training record has a "dp" member): privacy costs accuracy.
 	minDPAccuracy = 0.90
-	maxPreact   = 64  // |input of a polynomial activation|
-	maxLogit    = 200 // |output|
+	maxPreact     = 64  // |input of a polynomial activation|
+	maxLogit      = 200 // |output|
 )
 
 func all(t *testing.T) []*ir.Graph {

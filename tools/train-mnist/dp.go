@@ -15,8 +15,10 @@ package main
 //     to every coordinate of the sum, and the result is divided by the
 //     expected batch size B (not by the actual one, which would depend on
 //     the data through the sample);
-//   - the optimizer (Adam, as without DP) takes that noisy gradient; what it
-//     does with it is post-processing and costs no privacy.
+//   - the optimizer (by default SGD with heavy-ball momentum and a little
+//     weight decay; Adam with -dp-optimizer adam) takes that noisy
+//     gradient; what it does with it is post-processing and costs no
+//     privacy.
 //
 // Removing or adding one training example changes the noisy sum by at most
 // C in L2 norm before the noise, which with the Poisson sampling is exactly
@@ -60,6 +62,13 @@ type dpConfig struct {
 
 	SGD      bool    // plain SGD with (heavy-ball) momentum instead of Adam
 	Momentum float64 // SGD momentum
+
+	// WeightDecay adds WeightDecay·w to the noisy gradient of each conv
+	// and dense weight w (not biases, not the activations' coefficients)
+	// before the optimizer step: L2 regularisation, data-independent, so
+	// it costs no privacy. It bounds the random walk the noise drives the
+	// weights on along directions the loss barely constrains.
+	WeightDecay float64
 }
 
 // dpChunk is how many examples a shard runs forward and backward at once
@@ -288,8 +297,10 @@ func (s *dpShards) sum(p params, set *mnist.Set, idx []int, clip float64, b boun
 // trainDP is train with DP-SGD (cfg.DP set): Poisson-sampled batches of
 // expected size cfg.Batch, per-example clipping to cfg.DP.Clip, Gaussian
 // noise of std cfg.DP.Noise·cfg.DP.Clip on the sum, division by cfg.Batch,
-// and Adam, for dpSteps(cfg.Epochs, cfg.Batch, set.Len()) steps. Data
-// augmentation (cfg.Shift) is not supported under DP.
+// then SGD with momentum (cfg.DP.SGD) or Adam at the scheduled learning
+// rate, for dpSteps(cfg.Epochs, cfg.Batch, set.Len()) steps. Data
+// augmentation (cfg.Shift) is not supported under DP. The initial weights
+// are those train would start from with the same cfg.Seed.
 func trainDP(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, error) {
 	dp := cfg.DP
 	N := set.Len()
@@ -318,6 +329,15 @@ func trainDP(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, e
 	perEpoch := (N + cfg.Batch - 1) / cfg.Batch
 	std := dp.Noise * dp.Clip
 	inv := 1 / float64(cfg.Batch)
+	decay := make([]float64, n.size) // WeightDecay on weights, 0 elsewhere
+	if dp.WeightDecay != 0 {
+		d := n.view(decay)
+		for _, w := range [][]float64{d.convW, d.fc1W, d.fc2W} {
+			for i := range w {
+				w[i] = dp.WeightDecay
+			}
+		}
+	}
 	var idx []int
 	var stats []epochStats
 	var loss float64
@@ -332,7 +352,7 @@ func trainDP(n *network, set *mnist.Set, cfg config) ([]float64, []epochStats, e
 		seen += len(idx)
 		// The noise, in one fixed sequence whatever the number of workers.
 		for i := range grad {
-			grad[i] = (grad[i] + std*dpRNG.NormFloat64()) * inv
+			grad[i] = (grad[i]+std*dpRNG.NormFloat64())*inv + decay[i]*flat[i]
 		}
 		lr := nn.LRAt(cfg.LR, step, total)
 		c1 := 1 - math.Pow(nn.Beta1, float64(step+1))

@@ -260,6 +260,28 @@ func TestTrainDP(t *testing.T) {
 	if acc := measure(n, func() []float64 { f, _ := run(2, dpConfigFor(1, 1e4)); return f }(), synthetic(500, 5), 2).acc; acc > 0.6 {
 		t.Errorf("accuracy %.3f with noise multiplier 1e4", acc)
 	}
+	// SGD with momentum and weight decay, as the shipped model was trained.
+	sgd := func(wd float64) []float64 {
+		flat, _, err := train(newNetwork(tiny), set, config{
+			Epochs: 3, Batch: 60, LR: 0.5, Seed: 1, Workers: 2,
+			Bounds: bounds{conv: 4, hidden: 4, logits: 8, weight: 1e-3},
+			DP:     &dpConfig{Clip: 1, Noise: 0.5, Seed: [32]byte{1}, SGD: true, Momentum: 0.9, WeightDecay: wd},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return flat
+	}
+	f := sgd(1e-3)
+	if acc := measure(n, f, synthetic(500, 5), 2).acc; acc < 0.9 {
+		t.Errorf("DP-SGD with momentum: accuracy %.3f", acc)
+	}
+	// Weight decay shrinks the weights: with a strong decay they end much
+	// smaller.
+	strong := n.view(sgd(1))
+	if a, b := norm(strong.fc1W), norm(n.view(f).fc1W); !(a < b/2) {
+		t.Errorf("weight decay 1: |fc1 weights| %v, with 1e-3 %v", a, b)
+	}
 }
 
 func TestTrainDPBadConfig(t *testing.T) {

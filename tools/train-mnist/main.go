@@ -99,10 +99,11 @@ func main() {
 
 		dpEps   = flag.Float64("dp-epsilon", 0, "DP-SGD: target epsilon of the whole run (0 and no -dp-noise-multiplier: no DP)")
 		dpDelta = flag.Float64("dp-delta", 1e-5, "DP-SGD: delta")
-		dpClip  = flag.Float64("dp-clip", 1, "DP-SGD: L2 norm each example's gradient is clipped to")
+		dpClip  = flag.Float64("dp-clip", 0.1, "DP-SGD: L2 norm each example's gradient is clipped to")
 		dpNoise = flag.Float64("dp-noise-multiplier", 0, "DP-SGD: noise std / clip (0: the smallest that meets -dp-epsilon)")
-		dpOpt   = flag.String("dp-optimizer", "adam", "DP-SGD: optimizer taking the noisy gradient, adam or sgd (heavy-ball momentum; -lr is then its learning rate)")
+		dpOpt   = flag.String("dp-optimizer", "sgd", "DP-SGD: optimizer taking the noisy gradient, adam or sgd (heavy-ball momentum; -lr is then its learning rate)")
 		dpMom   = flag.Float64("dp-momentum", 0.9, "DP-SGD: momentum of -dp-optimizer sgd")
+		dpWD    = flag.Float64("dp-weight-decay", 1e-4, "DP-SGD: L2 weight decay on the conv and dense weights (data-independent: no privacy cost)")
 		dpFresh = flag.Bool("dp-fresh-seed", false, "DP-SGD: seed the Poisson sampling and the noise from crypto/rand (not reproducible; needed for the privacy guarantee to hold against whoever knows -seed)")
 	)
 	flag.Parse()
@@ -115,7 +116,7 @@ func main() {
 		mnistDir: *mnistDir, quiet: *quiet, holdout: *holdout, name: *name,
 	}
 	if *dpEps != 0 || *dpNoise != 0 {
-		o.dp = &dpOptions{epsilon: *dpEps, delta: *dpDelta, clip: *dpClip, noise: *dpNoise, fresh: *dpFresh, optimizer: *dpOpt, momentum: *dpMom}
+		o.dp = &dpOptions{epsilon: *dpEps, delta: *dpDelta, clip: *dpClip, noise: *dpNoise, fresh: *dpFresh, optimizer: *dpOpt, momentum: *dpMom, weightDecay: *dpWD}
 		if o.dp.optimizer != "adam" && o.dp.optimizer != "sgd" {
 			log.Fatalf("-dp-optimizer %q: want adam or sgd", o.dp.optimizer)
 		}
@@ -150,7 +151,7 @@ type dpOptions struct {
 	epsilon, delta, clip, noise float64
 	fresh                       bool
 	optimizer                   string // adam or sgd
-	momentum                    float64
+	momentum, weightDecay       float64
 }
 
 // dpAccountant names the accounting recorded in the model file.
@@ -232,7 +233,7 @@ func run(o options) error {
 		if err != nil {
 			return err
 		}
-		cfg.DP = &dpConfig{Clip: o.dp.clip, Noise: sigma, Seed: dpSeed(o.seed), SGD: o.dp.optimizer == "sgd", Momentum: o.dp.momentum}
+		cfg.DP = &dpConfig{Clip: o.dp.clip, Noise: sigma, Seed: dpSeed(o.seed), SGD: o.dp.optimizer == "sgd", Momentum: o.dp.momentum, WeightDecay: o.dp.weightDecay}
 		randomness := "ChaCha8 seeded from -seed (reproducible; NOT private against anyone who knows the seed and the code)"
 		if o.dp.fresh {
 			if _, err := cryptorand.Read(cfg.DP.Seed[:]); err != nil {
@@ -339,7 +340,13 @@ func run(o options) error {
 		if cfg.DP.SGD {
 			g.Training["optimizer"] = fmt.Sprintf("sgd(momentum=%g), on the noisy gradient", o.dp.momentum)
 		}
+		if o.dp.weightDecay != 0 {
+			g.Training["weight_decay"] = fmt.Sprintf("%g on the conv and dense weights, added to the noisy gradient", o.dp.weightDecay)
+		}
 		g.Training["batch"] = fmt.Sprintf("Poisson sampling, expected size %d", o.batch)
+		// The accuracy on the training images is a statistic of the
+		// private data that DP-SGD does not cover: it stays out of the file.
+		delete(g.Training, "train_accuracy")
 		if !o.dp.fresh {
 			g.Training["seed_note"] = "the DP randomness was derived from seed: retrain with -dp-fresh-seed for a model whose privacy matters"
 		}
