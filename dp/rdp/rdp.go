@@ -61,9 +61,11 @@ func DefaultOrders() []float64 {
 // sampled Gaussian mechanism with sampling rate q (0 ≤ q ≤ 1) and noise
 // multiplier sigma (≥ 0), for a function of L2 sensitivity 1 (the clip
 // norm). It is 0 for q = 0, alpha/(2 sigma²) for q = 1 (no subsampling),
-// and +Inf for sigma = 0 or alpha = +Inf.
+// and +Inf for sigma = 0 or alpha = +Inf; NaN for parameters out of range.
 func SampledGaussian(q, sigma, alpha float64) float64 {
 	switch {
+	case !(q >= 0 && q <= 1) || !(sigma >= 0) || !(alpha > 1):
+		return math.NaN()
 	case q == 0:
 		return 0
 	case sigma == 0:
@@ -317,12 +319,22 @@ func (a *Accountant) init(orders []float64) {
 }
 
 // Compose adds steps steps of the sampled Gaussian mechanism with sampling
-// rate q and noise multiplier sigma.
-func (a *Accountant) Compose(q, sigma float64, steps int) {
+// rate q (0 ≤ q ≤ 1) and noise multiplier sigma (≥ 0). It refuses
+// parameters out of range, and orders ≤ 1.
+func (a *Accountant) Compose(q, sigma float64, steps int) error {
 	a.init(nil)
+	if !(q >= 0 && q <= 1) || !(sigma >= 0) || steps < 0 {
+		return fmt.Errorf("rdp: sampling rate %v, noise multiplier %v, %d steps: want 0 ≤ q ≤ 1, sigma ≥ 0, steps ≥ 0", q, sigma, steps)
+	}
+	for _, o := range a.orders {
+		if !(o > 1) {
+			return fmt.Errorf("rdp: order %v: orders must be > 1", o)
+		}
+	}
 	for i, r := range SampledGaussianSteps(q, sigma, steps, a.orders) {
 		a.rdp[i] += r
 	}
+	return nil
 }
 
 // Orders returns the orders tracked.

@@ -71,8 +71,12 @@ func TestSampledGaussianTFPrivacy(t *testing.T) {
 // at q = 0 and one at q = 1, noise 10, order 20, compose to 0.1.
 func TestAccountantComposition(t *testing.T) {
 	a := NewAccountant(20)
-	a.Compose(0, 10, 1)
-	a.Compose(1, 10, 1)
+	if err := a.Compose(0, 10, 1); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Compose(1, 10, 1); err != nil {
+		t.Fatal(err)
+	}
 	if got := a.RDP()[0]; got != 0.1 {
 		t.Errorf("composed RDP %v, want 0.1", got)
 	}
@@ -352,6 +356,31 @@ func TestLogErfc(t *testing.T) {
 	}
 	if v := logErfc(1e4); math.IsInf(v, 0) || math.IsNaN(v) || !near(v, -1e8-math.Log(1e4)-0.5*math.Log(math.Pi), 1e-15, 0) {
 		t.Errorf("log erfc(1e4) = %v", v)
+	}
+}
+
+func TestBadParameters(t *testing.T) {
+	for _, c := range [][3]float64{{-0.1, 1, 2}, {1.1, 1, 2}, {0.1, -1, 2}, {0.1, 1, 1}, {0.1, 1, 0.5}, {math.NaN(), 1, 2}} {
+		if r := SampledGaussian(c[0], c[1], c[2]); !math.IsNaN(r) {
+			t.Errorf("SampledGaussian(%v) = %v, want NaN", c, r)
+		}
+	}
+	a := NewAccountant()
+	for _, c := range [][2]float64{{-0.1, 1}, {2, 1}, {0.1, -1}, {0.1, math.NaN()}} {
+		if err := a.Compose(c[0], c[1], 10); err == nil {
+			t.Errorf("Compose(%v): no error", c)
+		}
+	}
+	if err := a.Compose(0.1, 1, -1); err == nil {
+		t.Error("negative steps: no error")
+	}
+	if err := NewAccountant(1, 2).Compose(0.1, 1, 1); err == nil {
+		t.Error("order 1: no error")
+	}
+	for _, r := range a.RDP() {
+		if r != 0 {
+			t.Fatalf("refused compositions changed the RDP: %v", a.RDP())
+		}
 	}
 }
 

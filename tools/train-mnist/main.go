@@ -176,7 +176,9 @@ func dpPlan(d *dpOptions, epochs, batch, n int) (sigma, eps, order, q float64, s
 		return 0, 0, 0, 0, 0, fmt.Errorf("DP-SGD: noise multiplier %v is negative", sigma)
 	}
 	acc := rdp.NewAccountant()
-	acc.Compose(q, sigma, steps)
+	if err = acc.Compose(q, sigma, steps); err != nil {
+		return 0, 0, 0, 0, 0, err
+	}
 	if eps, order, err = acc.Epsilon(d.delta); err != nil {
 		return 0, 0, 0, 0, 0, err
 	}
