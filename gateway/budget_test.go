@@ -543,3 +543,61 @@ func TestBudgetPeriodChangeKeepsTheSpend(t *testing.T) {
 		t.Fatalf("a fourth query after the period change: %v, want 429 (the change must not reset the spend)", err)
 	}
 }
+
+// TestReleasedNoiseThroughTheGateway runs 1,000 inferences through HTTP,
+// the job queue and a worker, decrypts each, and checks that the outputs
+// minus the float64 reference have mean 0 and the standard deviation the
+// job was charged for (within 5 standard errors).
+func TestReleasedNoiseThroughTheGateway(t *testing.T) {
+	if testing.Short() {
+		t.Skip("1,000 encrypted inferences")
+	}
+	bd := setup(t)
+	const sigma = 0.1 // the tenant's noise, cheaper than the model's
+	if _, err := bd.store.SetBudget(bd.ctx, storage.SetBudgetParams{
+		TenantID: tenantOf(t, bd, "tenant-a"), Model: "tiny", Actor: "test", NoiseSigma: sigma,
+		Limit: storage.BudgetLimit{Capacity: math.MaxInt64 / 2, Period: storage.BudgetNever, Epsilon: 1e9, Delta: 1e-5},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ksID := bd.upload(t, bd.a)
+	const queries = 1000
+	var sum, sum2 float64
+	n := 0
+	for q := range queries {
+		x, ct := bd.input(t, bd.a, uint64(1000+q))
+		res, jobID, err := bd.a.client.Infer(bd.ctx, "tiny", ksID, ct, client.InferOptions{Wait: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if q == 0 {
+			j, err := bd.a.client.Job(bd.ctx, jobID)
+			if err != nil || j.Privacy == nil || j.Privacy.NoiseSigma != sigma {
+				t.Fatalf("job %+v, %v: want noise sigma %v", j, err, sigma)
+			}
+		}
+		got, err := bd.model.Decrypt(bd.a.sk, res)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := bd.graph.Run(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range want {
+			d := got[i] - want[i]
+			sum += d
+			sum2 += d * d
+			n++
+		}
+	}
+	mean := sum / float64(n)
+	std := math.Sqrt(sum2/float64(n) - mean*mean)
+	if tol := 5 * sigma / math.Sqrt(float64(n)); math.Abs(mean) > tol {
+		t.Errorf("mean noise %.6f over %d outputs, want 0 ± %.6f", mean, n, tol)
+	}
+	if tol := 5 / math.Sqrt(2*float64(n)); math.Abs(std/sigma-1) > tol {
+		t.Errorf("noise standard deviation %.6f over %d outputs, want %v ± %.1f%%", std, n, sigma, 100*tol)
+	}
+	t.Logf("%d inferences, %d outputs: noise mean %.6f, std %.6f (sigma %v)", queries, n, mean, std, sigma)
+}
