@@ -33,12 +33,23 @@ func (c *deviceConfig) register(fs interface {
 	StringVar(*string, string, string, string)
 }) {
 	fs.StringVar(&c.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "gateway base URL [HEGATE_SERVER]")
-	fs.StringVar(&c.APIKey, "api-key", envOr("HEGATE_API_KEY", ""), "tenant API key [HEGATE_API_KEY]")
+	// No default from the environment: a flag's default is printed by -h,
+	// and the key is a secret. apiKey reads HEGATE_API_KEY after parsing.
+	fs.StringVar(&c.APIKey, "api-key", "", "tenant API key (default: $HEGATE_API_KEY)")
 	fs.StringVar(&c.Model, "model", envOr("HEGATE_MODEL", "mnist-cryptonets"), "model name [HEGATE_MODEL]")
 	fs.StringVar(&c.Dir, "dir", envOr("HEGATE_DEVICE_DIR", ""), "directory for the device's secret key, key set and manifest (default ~/.hegate/<model>) [HEGATE_DEVICE_DIR]")
 }
 
+// apiKeyOrEnv is the --api-key given, or HEGATE_API_KEY.
+func apiKeyOrEnv(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	return envOr("HEGATE_API_KEY", "")
+}
+
 func (c *deviceConfig) validate() error {
+	c.APIKey = apiKeyOrEnv(c.APIKey)
 	if c.APIKey == "" {
 		return errors.New("--api-key (or HEGATE_API_KEY) is required")
 	}

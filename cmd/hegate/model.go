@@ -159,7 +159,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	measure := fs.Bool("measure", false, "inspect: time the primitives on this machine at each step's level and estimate the latency")
 	var dc deviceConfig
 	fs.StringVar(&dc.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "import/versions/delete: gateway URL [HEGATE_SERVER]")
-	fs.StringVar(&dc.APIKey, "api-key", envOr("HEGATE_API_KEY", ""), "import/versions/delete: tenant API key [HEGATE_API_KEY]")
+	fs.StringVar(&dc.APIKey, "api-key", "", "import/versions/delete: tenant API key (default: $HEGATE_API_KEY)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, modelUsage)
 		fs.PrintDefaults()
@@ -205,6 +205,7 @@ func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 			return accuracy(ctx, g, &mf, *approx, *int8Head, *images, stdout)
 		}
 	case "import", "versions", "delete":
+		dc.APIKey = apiKeyOrEnv(dc.APIKey)
 		if dc.APIKey == "" {
 			return errors.New("model " + sub + ": set HEGATE_API_KEY (or --api-key)")
 		}
