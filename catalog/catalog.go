@@ -266,7 +266,7 @@ func (c *Catalog) resolve(ctx context.Context, op string, tenant hegate.TenantID
 		}
 		return m, v, nil
 	}
-	if tenant == "" {
+	if tenant == "" || !namePattern.MatchString(string(name)) {
 		return nil, v, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
 	}
 	v, err = c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
@@ -593,7 +593,8 @@ func (c *Catalog) Versions(ctx context.Context, tenant hegate.TenantID, name heg
 		}
 		return []Entry{e}, nil
 	}
-	if tenant == "" {
+	if tenant == "" || !namePattern.MatchString(string(name)) {
+		// A name no model can have (a NUL would reach SQL) is not found.
 		return nil, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
 	}
 	vs, err := c.cfg.Store.ListModelVersions(ctx, tenant, name)
@@ -619,7 +620,7 @@ func (c *Catalog) Version(ctx context.Context, tenant hegate.TenantID, name hega
 	if _, ok := c.builtin[name]; ok && (version == 0 || version == 1) {
 		return c.builtinEntry(ctx, name)
 	}
-	if tenant == "" {
+	if tenant == "" || !namePattern.MatchString(string(name)) {
 		return Entry{}, hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
 	}
 	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, version)
@@ -891,6 +892,9 @@ func (c *Catalog) Delete(ctx context.Context, tenant hegate.TenantID, name hegat
 	if _, ok := c.builtin[name]; ok {
 		return hegate.E(op, hegate.KindConflict, nil, "model %q is built in and cannot be deleted", name)
 	}
+	if !namePattern.MatchString(string(name)) {
+		return hegate.E(op, hegate.KindNotFound, nil, "model %q not found", truncate(string(name), 80))
+	}
 	blobs, err := c.cfg.Store.DeleteModel(ctx, tenant, name)
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -958,6 +962,9 @@ func (c *Catalog) Loaded(ctx context.Context, tenant hegate.TenantID, name hegat
 			return Model{}, false
 		}
 		return Model{Ref: Ref{Name: name}, Model: m}, true
+	}
+	if !namePattern.MatchString(string(name)) {
+		return Model{}, false
 	}
 	v, err := c.cfg.Store.GetModelVersion(ctx, tenant, name, 0)
 	if err != nil {

@@ -601,3 +601,27 @@ func TestReleasedNoiseThroughTheGateway(t *testing.T) {
 	}
 	t.Logf("%d inferences, %d outputs: noise mean %.6f, std %.6f (sigma %v)", queries, n, mean, std, sigma)
 }
+
+// TestJobIDWithNULIsNotFound is the issue-9 reproduction: a NUL in a job id
+// answered 500 on PostgreSQL (SQLSTATE 22021). It is 404 on both engines.
+func TestJobIDWithNULIsNotFound(t *testing.T) {
+	for _, eng := range engines {
+		t.Run(eng.name, func(t *testing.T) {
+			var opts []setupOption
+			opts = append(opts, withoutWorkers())
+			if eng.open != nil {
+				opts = append(opts, withStore(eng.open))
+			}
+			bd := setup(t, opts...)
+			for path, status := range map[string]int{
+				"/v1/jobs/job_%00": 404, "/v1/jobs/job_%00/result": 404, "/v1/jobs/job_%C3%28": 404,
+				"/v1/keys/%00": 400, "/v1/models/x%00": 404, "/v1/budget/x%00": 400, "/v2/models/x%00": 404, "/v1/models/x%00/versions/1": 404, "/v2/models/x%00/versions/1": 404,
+			} {
+				resp := bd.call(t, http.MethodGet, path, bd.a.secret, nil, nil)
+				if resp.StatusCode != status {
+					t.Errorf("GET %s: %d, want %d", path, resp.StatusCode, status)
+				}
+			}
+		})
+	}
+}

@@ -50,14 +50,16 @@ func jobView(j storage.Job) api.Job {
 }
 
 // jobTarget returns the caller's tenant and the {id} of a job route,
-// checked for length only: job ids are the store's to shape.
+// checked for length and for what an id can hold (letters, digits, '_'
+// and '-'): job ids are the store's to shape, but bytes such as NUL must
+// not reach SQL (PostgreSQL refuses them with an error, not "not found").
 func jobTarget(r *http.Request, op string) (hegate.TenantID, hegate.JobID, error) {
 	p, err := principal(r)
 	if err != nil {
 		return "", "", err
 	}
 	id := chi.URLParam(r, "id")
-	if id == "" || len(id) > maxJobIDLen {
+	if id == "" || len(id) > maxJobIDLen || !idChars(id) {
 		return "", "", hegate.E(op, hegate.KindNotFound, nil, "job %q not found", truncate(id, 80))
 	}
 	return p.Tenant, hegate.JobID(id), nil
@@ -176,4 +178,14 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(w, http.StatusOK, jobView(job))
+}
+
+// idChars reports whether s holds only the characters of hegate's ids.
+func idChars(s string) bool {
+	for _, c := range []byte(s) {
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
