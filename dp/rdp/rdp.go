@@ -22,8 +22,8 @@
 // The conversion to (epsilon, delta)-DP, [Epsilon], is the improved one of
 // Balle, Barthe, Gaboardi, Hsu and Sato, "Hypothesis Testing
 // Interpretations and Rényi Differential Privacy" (AISTATS 2020, Theorem 21
-// of arXiv:1905.09982), also Canonne, Kamath and Steinke (2020,
-// arXiv:2004.00010, Proposition 12):
+// of arXiv:1905.09982), also given by Canonne, Kamath and Steinke, "The
+// Discrete Gaussian for Differential Privacy" (2020, arXiv:2004.00010):
 //
 //	epsilon = min over alpha of  rdp(alpha) + log((alpha-1)/alpha) - (log(delta) + log(alpha))/(alpha-1)
 //

@@ -82,9 +82,11 @@ func TestAccountantComposition(t *testing.T) {
 	}
 	// Composition is additive: 3 steps at once equal 1 + 2.
 	b, c := NewAccountant(), &Accountant{}
-	b.Compose(0.01, 1.1, 3)
-	c.Compose(0.01, 1.1, 1)
-	c.Compose(0.01, 1.1, 2)
+	for _, err := range []error{b.Compose(0.01, 1.1, 3), c.Compose(0.01, 1.1, 1), c.Compose(0.01, 1.1, 2)} {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
 	rb, rc := b.RDP(), c.RDP()
 	for i := range rb {
 		if !near(rb[i], rc[i], 1e-14, 0) {
@@ -188,7 +190,9 @@ func TestAccountantOpacus(t *testing.T) {
 		t.Fatalf("steps %d", steps)
 	}
 	a := NewAccountant()
-	a.Compose(rate, 1.5, steps)
+	if err := a.Compose(rate, 1.5, steps); err != nil {
+		t.Fatal(err)
+	}
 	if eps, _, err := a.Epsilon(1e-5); err != nil || !near(eps, 7.32911117143, 0, 0.5e-7) {
 		t.Errorf("epsilon %.12g (%v), want 7.32911117143", eps, err)
 	}
@@ -263,7 +267,9 @@ func TestNoiseMultiplierTight(t *testing.T) {
 		}
 		at := func(s float64) float64 {
 			a := NewAccountant()
-			a.Compose(c.q, s, c.steps)
+			if err := a.Compose(c.q, s, c.steps); err != nil {
+				t.Fatal(err)
+			}
 			e, _, _ := a.Epsilon(c.delta)
 			return e
 		}

@@ -297,3 +297,26 @@ func TestTrainDPBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// backwardInput and backwardWeights together do what backward does.
+func TestDenseSplitBackward(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	d := dense{in: 7, out: 5}
+	w := randVec(rng, 35)
+	for _, m := range []int{1, 3, 4, 9} {
+		xs, dys := randBatch(rng, m, 7), randBatch(rng, m, 5)
+		dw, db, dxs := make([]float64, 35), make([]float64, 5), randBatch(rng, m, 7)
+		d.backward(w, xs, dys, dw, db, dxs)
+		dw2, db2, dxs2 := make([]float64, 35), make([]float64, 5), randBatch(rng, m, 7)
+		d.backwardInput(w, dys, dxs2)
+		d.backwardWeights(xs, dys, dw2, db2)
+		if !slices.Equal(dw, dw2) || !slices.Equal(db, db2) {
+			t.Errorf("batch %d: weight gradients differ", m)
+		}
+		for j := range dxs {
+			if !slices.Equal(dxs[j], dxs2[j]) {
+				t.Errorf("batch %d: input gradient %d differs", m, j)
+			}
+		}
+	}
+}
