@@ -34,7 +34,6 @@ type charge struct {
 	sigma float64 // noise of each output
 	rho   float64
 	units int64 // rho in store units, rounded up
-	set   bool  // the tenant has a budget set for the model
 }
 
 // chargeFor works out the noise and cost of one inference of m for the
@@ -80,7 +79,7 @@ func (s *Server) chargeFor(ctx context.Context, op string, tenant hegate.TenantI
 		// Waiting for a renewal would not help: say so instead of 429.
 		return charge{}, hegate.E(op, hegate.KindForbidden, nil, "one answer of model %s with noise sigma %g costs rho %s, more than the whole budget (rho %s per %s): an administrator must raise the budget or the noise", m.Name, sigma, units, dp.Rho(limit.Capacity), limit.Period)
 	}
-	return charge{sigma: sigma, rho: rho, units: int64(units), set: b.TenantID != ""}, nil
+	return charge{sigma: sigma, rho: rho, units: int64(units)}, nil
 }
 
 // createPaidJob creates the job and reserves its cost in one transaction:
@@ -181,18 +180,14 @@ func budgetView(u storage.BudgetUsage, q *api.QueryCost) api.Budget {
 			b.RemainingEpsilon = math.Max(0, u.Limit.Epsilon-eps)
 		}
 	}
-	if q != nil && q.Rho != "" {
-		if units, err := dp.ParseRho(q.Rho); err == nil && units > 0 {
-			q.QueriesLeft = left / int64(units)
-		}
-	}
 	return b
 }
 
-// queryCost is the cost of one query of a model for the tenant, if the
-// model is compiled here; nil otherwise (its cost shows once it is used).
-func (s *Server) queryCost(ctx context.Context, tenant hegate.TenantID, name hegate.ModelID, delta float64) *api.QueryCost {
-	m, ok := s.catalog.Loaded(ctx, tenant, name)
+// queryCost is the cost of one query of the usage's model for the tenant,
+// and how many the rest of the period buys, if the model is compiled here;
+// nil otherwise (its cost shows once it is used).
+func (s *Server) queryCost(ctx context.Context, tenant hegate.TenantID, u storage.BudgetUsage) *api.QueryCost {
+	m, ok := s.catalog.Loaded(ctx, tenant, u.Model)
 	if !ok {
 		return nil
 	}
@@ -200,8 +195,8 @@ func (s *Server) queryCost(ctx context.Context, tenant hegate.TenantID, name heg
 	if err != nil {
 		return nil
 	}
-	q := &api.QueryCost{NoiseSigma: c.sigma, Rho: dp.Rho(c.units).String()}
-	if delta > 0 && delta < 1 {
+	q := &api.QueryCost{NoiseSigma: c.sigma, Rho: dp.Rho(c.units).String(), QueriesLeft: u.Left() / c.units}
+	if delta := u.Limit.Delta; delta > 0 && delta < 1 {
 		q.Epsilon, _ = dp.ZCDPToEpsilon(c.rho, delta)
 	}
 	return q
@@ -245,7 +240,7 @@ func (s *Server) getBudget(w http.ResponseWriter, r *http.Request) {
 	}
 	list := api.BudgetList{Budgets: make([]api.Budget, 0, len(usages))}
 	for _, u := range usages {
-		list.Budgets = append(list.Budgets, budgetView(u, s.queryCost(ctx, p.Tenant, u.Model, u.Limit.Delta)))
+		list.Budgets = append(list.Budgets, budgetView(u, s.queryCost(ctx, p.Tenant, u)))
 	}
 	writeJSON(w, http.StatusOK, list)
 }
@@ -269,7 +264,7 @@ func (s *Server) getModelBudget(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, budgetView(u, s.queryCost(ctx, p.Tenant, name, u.Limit.Delta)))
+	writeJSON(w, http.StatusOK, budgetView(u, s.queryCost(ctx, p.Tenant, u)))
 }
 
 // modelParam is the {model} of a budget route, checked like a model name.
@@ -417,7 +412,7 @@ func (s *Server) putBudget(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
 		return
 	}
-	writeJSON(w, http.StatusOK, budgetView(u, s.queryCost(ctx, p.Tenant, name, u.Limit.Delta)))
+	writeJSON(w, http.StatusOK, budgetView(u, s.queryCost(ctx, p.Tenant, u)))
 }
 
 func (s *Server) deleteBudget(w http.ResponseWriter, r *http.Request) {
