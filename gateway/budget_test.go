@@ -3,25 +3,21 @@ package gateway
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
 	"net/http"
-	"os"
 	"strconv"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/dp"
+	"github.com/hegate/hegate/internal/pgtest"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/postgres"
 )
@@ -30,27 +26,8 @@ import (
 // skips the test when PostgreSQL is not reachable (outside CI).
 func postgresStore(t *testing.T) storage.Store {
 	t.Helper()
-	url := os.Getenv("HEGATE_TEST_DATABASE_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	url, schema := pgtest.Schema(t, "hegate_gw_")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable: %v", err)
-	}
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	schema := "hegate_gw_" + hex.EncodeToString(b[:])
-	t.Cleanup(func() {
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
 	s, err := postgres.Open(ctx, postgres.Config{URL: url, Schema: schema, MaxConns: 16})
 	if err != nil {
 		t.Fatal(err)

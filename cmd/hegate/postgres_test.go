@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
@@ -17,9 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/internal/pgtest"
 	"github.com/hegate/hegate/modelzoo"
 )
 
@@ -31,27 +28,8 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encrypted inference")
 	}
-	url := os.Getenv("HEGATE_TEST_DATABASE_URL")
-	if url == "" {
-		url = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
+	url, schema := pgtest.Schema(t, "hegate_cmd_")
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, url)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("PostgreSQL is required in CI: %v", err)
-		}
-		t.Skipf("PostgreSQL not reachable: %v", err)
-	}
-	var rb [6]byte
-	_, _ = rand.Read(rb[:])
-	schema := "hegate_cmd_" + hex.EncodeToString(rb[:])
-	t.Cleanup(func() {
-		defer conn.Close(context.Background())
-		if _, err := conn.Exec(context.Background(), "DROP SCHEMA IF EXISTS "+schema+" CASCADE"); err != nil {
-			t.Errorf("dropping schema %s: %v", schema, err)
-		}
-	})
 
 	t.Setenv("HEGATE_DATABASE_URL", url)
 	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
