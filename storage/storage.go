@@ -114,6 +114,9 @@ type Job struct {
 	// PrivacyNone, PrivacyReserved, PrivacySettled or PrivacyRefunded.
 	PrivacyUnits int64
 	PrivacyState string
+	// DeviceID is the enrolled device whose credential created the job,
+	// or "" for a job created with an API key.
+	DeviceID DeviceID
 }
 
 // Expired reports whether retention removed the job's blobs.
@@ -208,6 +211,8 @@ type CreateJobParams struct {
 	IdempotencyKey string // optional
 	// NoiseSigma is the noise scale the job's result gets (Job.NoiseSigma), >= 0.
 	NoiseSigma float64
+	// DeviceID is the device whose credential created the job, or "".
+	DeviceID DeviceID
 }
 
 // MaxExpireJobs caps ExpireJobsParams.Limit.
@@ -551,6 +556,7 @@ type Store interface {
 	Jobs
 	Models
 	Budgets
+	Attestation
 	BlobReferences
 	Workers
 	Transactor
