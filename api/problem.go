@@ -34,5 +34,9 @@ type Problem struct {
 	Detail    string `json:"detail,omitempty"`
 	Instance  string `json:"instance,omitempty"`
 	RequestID string `json:"request_id,omitempty"`
-	Error     string `json:"error,omitempty"`
+	// Reason is a stable code saying exactly why attestation evidence, a
+	// challenge, a device credential or a policy refused the request
+	// (e.g. "nonce-reused", "bad-signature", "proof-replayed").
+	Reason string `json:"reason,omitempty"`
+	Error  string `json:"error,omitempty"`
 }

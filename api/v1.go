@@ -52,6 +52,8 @@ type Job struct {
 	CreatedAt      time.Time  `json:"created_at"`
 	StartedAt      *time.Time `json:"started_at,omitempty"`
 	FinishedAt     *time.Time `json:"finished_at,omitempty"`
+	// Device is the enrolled device whose credential created the job.
+	Device string `json:"device,omitempty"`
 	// Privacy is the noise the result gets and what it costs.
 	Privacy *JobPrivacy `json:"privacy,omitempty"`
 	// Links to the job and, once it succeeded, its result.

@@ -176,6 +176,18 @@ const (
 	ReasonMeasurementUnknown   Reason = "measurement-unknown"    // a measurement not in the reference values
 	ReasonImplementationID     Reason = "implementation-unknown" // a PSA implementation id not endorsed
 	ReasonDebugLifecycle       Reason = "debug-lifecycle"        // a PSA lifecycle other than secured
+
+	// Reasons of the enrollment flow around the verifiers.
+	ReasonNonceUnknown  Reason = "nonce-unknown"  // never issued to this tenant (or to another tenant)
+	ReasonNonceReused   Reason = "nonce-reused"   // redeemed before: each challenge enrolls once
+	ReasonNonceExpired  Reason = "nonce-expired"  // the challenge's time to live passed
+	ReasonStatus        Reason = "status-refused" // the appraisal's status may not enroll or run inference
+	ReasonDeviceRevoked Reason = "device-revoked" // the device was revoked
+	ReasonDeviceUnknown Reason = "device-unknown" // the credential names no enrolled device
+	ReasonDeviceRekeyed Reason = "device-rekeyed" // the device enrolled again with another key
+	ReasonPolicyAPIKey  Reason = "policy-api-key" // the model's policy requires an attested device
+	ReasonPolicyDevice  Reason = "policy-device"  // the model's policy does not admit this device
+	ReasonDeviceKey     Reason = "device-key"     // the device key JWK is missing or not Ed25519/P-256
 )
 
 // Error is a refusal with its reason. Detail is safe to show to the device

@@ -388,3 +388,92 @@ func containsBytes(list [][]byte, b []byte) bool {
 	}
 	return false
 }
+
+// Merge adds o's keys and roots that e does not have yet (a key is the
+// same when its ID and public key are) and returns the result.
+func (e Endorsements) Merge(o Endorsements) Endorsements {
+	out := Endorsements{Keys: append([]TrustedKey(nil), e.Keys...), Roots: append([]*x509.Certificate(nil), e.Roots...)}
+	for _, k := range o.Keys {
+		dup := false
+		for _, have := range out.Keys {
+			if bytes.Equal(have.ID, k.ID) && sameKey(have.Public, k.Public) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out.Keys = append(out.Keys, k)
+		}
+	}
+	for _, c := range o.Roots {
+		dup := false
+		for _, have := range out.Roots {
+			if have.Equal(c) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out.Roots = append(out.Roots, c)
+		}
+	}
+	return out
+}
+
+func sameKey(a, b crypto.PublicKey) bool {
+	type equaler interface{ Equal(crypto.PublicKey) bool }
+	if ea, ok := a.(equaler); ok {
+		return ea.Equal(b)
+	}
+	return false
+}
+
+// Merge adds o's allowed values that r does not have yet and returns the
+// result.
+func (r ReferenceValues) Merge(o ReferenceValues) ReferenceValues {
+	out := ReferenceValues{}
+	addAll := func(dst map[int][][]byte, src map[int][][]byte) map[int][][]byte {
+		for k, vs := range src {
+			for _, v := range vs {
+				if !containsBytes(dst[k], v) {
+					if dst == nil {
+						dst = make(map[int][][]byte)
+					}
+					dst[k] = append(dst[k], v)
+				}
+			}
+		}
+		return dst
+	}
+	out.PCRs = addAll(addAll(nil, r.PCRs), o.PCRs)
+	for _, c := range append(append([]Component(nil), r.Components...), o.Components...) {
+		dup := false
+		for _, have := range out.Components {
+			if bytes.Equal(have.Measurement, c.Measurement) && bytes.Equal(have.SignerID, c.SignerID) {
+				dup = true
+				break
+			}
+		}
+		if !dup {
+			out.Components = append(out.Components, c)
+		}
+	}
+	for _, id := range append(append([][]byte(nil), r.ImplementationIDs...), o.ImplementationIDs...) {
+		if !containsBytes(out.ImplementationIDs, id) {
+			out.ImplementationIDs = append(out.ImplementationIDs, id)
+		}
+	}
+	for _, m := range []map[string][][]byte{r.Measurements, o.Measurements} {
+		for name, vs := range m {
+			for _, v := range vs {
+				if !containsBytes(out.Measurements[name], v) {
+					if out.Measurements == nil {
+						out.Measurements = make(map[string][][]byte)
+					}
+					out.Measurements[name] = append(out.Measurements[name], v)
+				}
+			}
+		}
+	}
+	return out
+}

@@ -47,6 +47,7 @@ type Client struct {
 	pollMin        time.Duration
 	pollMax        time.Duration
 	maxResultBytes int64
+	device         *DeviceCredential
 }
 
 // Option configures a Client.
@@ -150,7 +151,12 @@ func (c *Client) request(ctx context.Context, method, path string, body io.Reade
 	if err != nil {
 		return nil, fmt.Errorf("client: %s %s: %w", method, path, err)
 	}
-	if c.apiKey != "" {
+	switch {
+	case c.device != nil:
+		if err := c.device.authorize(req); err != nil {
+			return nil, err
+		}
+	case c.apiKey != "":
 		req.Header.Set("Authorization", "Bearer "+c.apiKey)
 	}
 	req.Header.Set("User-Agent", c.userAgent)

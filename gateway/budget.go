@@ -112,8 +112,16 @@ func (s *Server) createPaidJob(ctx context.Context, p Principal, m catalog.Model
 // actorAPIKeyPrefix starts the ledger actor of a principal.
 const actorAPIKeyPrefix = "api-key:"
 
-// actor names the principal in the ledger.
-func (p Principal) actor() string { return actorAPIKeyPrefix + string(p.APIKey) }
+// actorDevicePrefix starts the ledger actor of a device principal.
+const actorDevicePrefix = "device:"
+
+// actor names the principal in the ledger and the audit fields.
+func (p Principal) actor() string {
+	if p.Device != "" {
+		return actorDevicePrefix + string(p.Device)
+	}
+	return actorAPIKeyPrefix + string(p.APIKey)
+}
 
 // budgetProblem turns a refused reservation into the client's error: 429,
 // with Retry-After at the renewal when there is one.

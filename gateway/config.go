@@ -4,10 +4,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"time"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/storage"
@@ -80,6 +82,25 @@ type Config struct {
 	// quotes it: a request for an expired result is answered 410 Gone,
 	// "expired after <Retention>". 0 means not stated.
 	Retention time.Duration
+	// Verifiers appraise enrollment evidence, one per format; nil means
+	// every format hegate knows (attest/verifiers.All).
+	Verifiers []attest.Verifier
+	// ChallengeTTL is how long an enrollment challenge may be redeemed; 0
+	// means DefaultChallengeTTL.
+	ChallengeTTL time.Duration
+	// CredentialTTL is how long a device credential lives, at most
+	// MaxCredentialTTL; 0 means DefaultCredentialTTL.
+	CredentialTTL time.Duration
+	// CredentialIssuer and CredentialAudience are the iss and aud of the
+	// device credentials this gateway issues and accepts; "" means
+	// "hegate". Replicas of one deployment share them (and the signing
+	// keys, which live in the store).
+	CredentialIssuer   string
+	CredentialAudience string
+	// PublicURL is the scheme and host clients reach the gateway at
+	// ("https://gw.example.com"), which DPoP proofs name; "" means the
+	// scheme and Host header of each request. Set it behind a proxy.
+	PublicURL string
 	// Clock tells the time for logs and metrics; nil means time.Now.
 	Clock func() time.Time
 	// Version is reported by GET /v2; empty means "dev".
@@ -119,6 +140,18 @@ func (c Config) withDefaults() Config {
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
+	if c.ChallengeTTL == 0 {
+		c.ChallengeTTL = DefaultChallengeTTL
+	}
+	if c.CredentialTTL == 0 {
+		c.CredentialTTL = DefaultCredentialTTL
+	}
+	if c.CredentialIssuer == "" {
+		c.CredentialIssuer = "hegate"
+	}
+	if c.CredentialAudience == "" {
+		c.CredentialAudience = "hegate"
+	}
 	if c.Version == "" {
 		c.Version = "dev"
 	}
@@ -149,6 +182,16 @@ func (c Config) Validate() error {
 		return bad("BodyIdleTimeout is negative (%s)", c.BodyIdleTimeout)
 	case c.Retention < 0:
 		return bad("Retention is negative (%s)", c.Retention)
+	case c.ChallengeTTL < 0:
+		return bad("ChallengeTTL is negative (%s)", c.ChallengeTTL)
+	case c.CredentialTTL < 0 || c.CredentialTTL > MaxCredentialTTL:
+		return bad("CredentialTTL (%s) is not between 0 and %s", c.CredentialTTL, MaxCredentialTTL)
+	}
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
+			return bad("PublicURL %q is not scheme://host[:port]", c.PublicURL)
+		}
 	}
 	if err := validateModels(c.Models, "Models", c.Catalog != nil); err != nil {
 		return bad("%v", err)

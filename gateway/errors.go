@@ -95,6 +95,9 @@ func problemFor(r *http.Request, err error) (api.Problem, problemClass) {
 			p.Detail = c.detail
 		}
 	}
+	if c.status < 500 {
+		p.Reason = reasonOf(err)
+	}
 	if isOIP(r) {
 		p.Error = p.Title + ": " + p.Detail
 	}

@@ -38,6 +38,7 @@ func jobView(j storage.Job) api.Job {
 		CreatedAt:      j.CreatedAt,
 		StartedAt:      j.StartedAt,
 		FinishedAt:     j.FinishedAt,
+		Device:         string(j.DeviceID),
 		Self:           jobPath(j.ID),
 	}
 	if j.Status == storage.JobSucceeded && !j.Expired() {

@@ -19,15 +19,22 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/storage"
 )
 
 // Principal is who made an authenticated request. The tenant comes only
-// from the API key, never from the path or body.
+// from the credential (an API key, or a device credential the gateway
+// signed), never from the path or body.
 type Principal struct {
 	Tenant hegate.TenantID
-	APIKey hegate.APIKeyID
-	Role   string // storage.RoleAdmin or storage.RoleClient
+	APIKey hegate.APIKeyID // "" for a device
+	Role   string          // storage.RoleAdmin or storage.RoleClient
+	// Device is the enrolled device whose credential made the request, with
+	// the format and status of its last accepted evidence; "" for an API key.
+	Device       storage.DeviceID
+	DeviceFormat attest.Format
+	DeviceStatus attest.Status
 }
 
 // requireAdmin refuses a principal whose key is not an admin key.
@@ -297,11 +304,23 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 	const op = "gateway.authenticate"
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		scheme, token, ok := strings.Cut(r.Header.Get("Authorization"), " ")
-		if !ok || !strings.EqualFold(scheme, "Bearer") {
-			s.fail(w, r, hegate.E(op, hegate.KindUnauthenticated, nil, "send an API key as Authorization: Bearer hgk_..."))
+		token = strings.TrimSpace(token)
+		if ok && strings.EqualFold(scheme, "DPoP") {
+			p, err := s.authenticateDevice(r, token)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			if info, ok := r.Context().Value(accessKey).(*accessInfo); ok {
+				info.tenant = p.Tenant
+			}
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 			return
 		}
-		token = strings.TrimSpace(token)
+		if !ok || !strings.EqualFold(scheme, "Bearer") {
+			s.fail(w, r, hegate.E(op, hegate.KindUnauthenticated, nil, "send an API key as Authorization: Bearer hgk_..., or a device credential as Authorization: DPoP <token> with a DPoP proof header"))
+			return
+		}
 		if !wellFormedAPIKey(token) {
 			s.fail(w, r, hegate.E(op, hegate.KindUnauthenticated, nil, "malformed API key"))
 			return

@@ -159,6 +159,10 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if err := s.checkInferPolicy(ctx, op, p, m.Name); err != nil {
+		s.fail(w, r, err)
+		return
+	}
 	idem, err := idempotencyKey(r, op)
 	if err != nil {
 		s.fail(w, r, err)
@@ -200,6 +204,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		InputBlob:      blob.Key,
 		InputBytes:     blob.Size,
 		IdempotencyKey: idem,
+		DeviceID:       p.Device,
 	}, cost)
 	if err != nil {
 		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)

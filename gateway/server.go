@@ -10,6 +10,9 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/attest"
+	"github.com/hegate/hegate/attest/credential"
+	"github.com/hegate/hegate/attest/verifiers"
 	"github.com/hegate/hegate/catalog"
 )
 
@@ -28,6 +31,11 @@ type Server struct {
 	metrics *Metrics
 	catalog *catalog.Catalog
 	router  chi.Router
+
+	verifiers    map[attest.Format]attest.Verifier
+	credKeys     storeKeys
+	credIssuer   *credential.Issuer
+	credVerifier *credential.Verifier
 }
 
 // New validates cfg and builds the server.
@@ -52,6 +60,17 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.catalog = cat
 	}
+	vs := cfg.Verifiers
+	if vs == nil {
+		vs = verifiers.All(cfg.Clock)
+	}
+	s.verifiers = make(map[attest.Format]attest.Verifier, len(vs))
+	for _, v := range vs {
+		s.verifiers[v.Format()] = v
+	}
+	s.credKeys = storeKeys{store: cfg.Store, now: cfg.Clock}
+	s.credIssuer = &credential.Issuer{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, TTL: cfg.CredentialTTL, Keys: s.credKeys, Now: cfg.Clock}
+	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{cfg.Store}, Now: cfg.Clock}
 	s.router = s.routes()
 	return s, nil
 }
@@ -85,6 +104,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v2", s.serverMetadata)
 		r.Get("/v2/health/live", s.live)
 		r.Get("/v2/health/ready", s.ready)
+		r.Get("/.well-known/jwks.json", s.jwks)
 	})
 	// Model metadata: built-in models for anyone; with an API key, the
 	// caller's own uploaded models too.
@@ -100,6 +120,8 @@ func (s *Server) routes() chi.Router {
 	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/versions/{version}/infer", s.infer)
 	r.With(s.authenticate, s.limitBody(s.cfg.MaxKeySetBytes)).Post("/v1/keys", s.uploadKeySet)
 	r.With(s.authenticate, s.limitBody(s.catalog.MaxSourceBytes()+1)).Post("/v1/models", s.uploadModel)
+	r.With(s.authenticate, s.limitBody(maxEnrollBody)).Post("/v1/enroll", s.postEnroll)
+	r.With(s.authenticate, s.limitBody(attest.MaxDocumentBytes)).Put("/v1/attestation/{format}/{kind}", s.putAttestationDoc)
 	r.Group(func(r chi.Router) {
 		r.Use(s.authenticate, small)
 		r.Get("/v1/keys", s.listKeySets)
@@ -118,6 +140,20 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/models/{model}", s.modelVersions)
 		r.Delete("/v1/models/{model}", s.deleteModel)
 		r.Get("/v1/models/{model}/versions/{version}", s.modelVersion)
+		r.Post("/v1/enroll/challenge", s.postChallenge)
+		r.Get("/v1/devices", s.listDevices)
+		r.Get("/v1/devices/{id}", s.getDevice)
+		r.Post("/v1/devices/{id}/revoke", s.revokeDevice)
+		r.Get("/v1/attestation", s.listAttestationDocs)
+		r.Get("/v1/attestation/{format}/{kind}", s.getAttestationDoc)
+		r.Delete("/v1/attestation/{format}/{kind}", s.deleteAttestationDoc)
+		r.Get("/v1/policies", s.listPolicies)
+		r.Get("/v1/policy", s.getPolicy)
+		r.Put("/v1/policy", s.putPolicy)
+		r.Delete("/v1/policy", s.deletePolicy)
+		r.Get("/v1/policies/{model}", s.getPolicy)
+		r.Put("/v1/policies/{model}", s.putPolicy)
+		r.Delete("/v1/policies/{model}", s.deletePolicy)
 	})
 	return r
 }

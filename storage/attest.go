@@ -118,14 +118,17 @@ type Attestation interface {
 	// CreateChallenge stores a nonce for tenant, valid until expiresAt.
 	// ErrConflict if the nonce exists.
 	CreateChallenge(ctx context.Context, c Challenge) error
-	// RedeemChallenge deletes and returns the tenant's challenge with this
-	// nonce, in one statement, so that it is redeemed at most once across
-	// every replica. ErrNotFound when there is none for this tenant (used,
-	// never issued, or another tenant's); an expired challenge is deleted
-	// and returned all the same: the caller checks ExpiresAt.
+	// RedeemChallenge marks the tenant's challenge with this nonce
+	// redeemed and returns it, in one conditional statement, so that it is
+	// redeemed at most once across every replica. ErrConflict when it was
+	// redeemed before (a replay, which the caller reports as such);
+	// ErrNotFound when the tenant has none with this nonce (never issued,
+	// or another tenant's). An expired challenge is redeemed and returned
+	// all the same: the caller checks ExpiresAt. Redeemed rows stay until
+	// DeleteExpiredChallenges, so that a reuse is told from a stranger.
 	RedeemChallenge(ctx context.Context, tenant hegate.TenantID, nonce []byte) (Challenge, error)
-	// DeleteExpiredChallenges removes challenges that expired before now
-	// and returns how many.
+	// DeleteExpiredChallenges removes challenges, redeemed or not, that
+	// expired before the given time and returns how many.
 	DeleteExpiredChallenges(ctx context.Context, before time.Time) (int, error)
 
 	// PutAttestationDoc stores (or replaces) one document.

@@ -27,6 +27,9 @@ type deviceConfig struct {
 	APIKey string
 	Model  string
 	Dir    string // default ~/.hegate/<model>
+	// Identity is an enrolled device's directory (hegate enroll): when it
+	// holds a credential, requests carry it instead of the API key.
+	Identity string
 }
 
 func (c *deviceConfig) register(fs interface {
@@ -38,6 +41,7 @@ func (c *deviceConfig) register(fs interface {
 	fs.StringVar(&c.APIKey, "api-key", "", "tenant API key (default: $HEGATE_API_KEY)")
 	fs.StringVar(&c.Model, "model", envOr("HEGATE_MODEL", "mnist-cryptonets"), "model name [HEGATE_MODEL]")
 	fs.StringVar(&c.Dir, "dir", envOr("HEGATE_DEVICE_DIR", ""), "directory for the device's secret key, key set and manifest (default ~/.hegate/<model>) [HEGATE_DEVICE_DIR]")
+	fs.StringVar(&c.Identity, "identity", envOr("HEGATE_IDENTITY", ""), "enrolled device directory (hegate enroll); its credential replaces the API key [HEGATE_IDENTITY]")
 }
 
 // apiKeyOrEnv is the --api-key given, or HEGATE_API_KEY.
@@ -50,8 +54,8 @@ func apiKeyOrEnv(flagValue string) string {
 
 func (c *deviceConfig) validate() error {
 	c.APIKey = apiKeyOrEnv(c.APIKey)
-	if c.APIKey == "" {
-		return errors.New("--api-key (or HEGATE_API_KEY) is required")
+	if c.APIKey == "" && c.Identity == "" {
+		return errors.New("--api-key (or HEGATE_API_KEY), or --identity of an enrolled device, is required")
 	}
 	if c.Model == "" {
 		return errors.New("--model must not be empty")
@@ -69,6 +73,13 @@ func (c *deviceConfig) validate() error {
 func (c *deviceConfig) path(name string) string { return filepath.Join(c.Dir, name) }
 
 func (c *deviceConfig) client() (*client.Client, error) {
+	if c.Identity != "" {
+		cred, err := loadCredential(c.Identity)
+		if err != nil {
+			return nil, err
+		}
+		return client.New(c.Server, "", client.WithDeviceCredential(cred))
+	}
 	return client.New(c.Server, c.APIKey)
 }
 

@@ -34,8 +34,13 @@ func commands() []command {
 		{"model", "inspect models: model list | model inspect NAME|FILE", runModel},
 		{"demo", "run an embedded gateway and a simulated device on MNIST", runDemo},
 		{"bench", "measure encrypted inference against raw Lattigo primitives", runBench},
+		{"credential", "device credential signing keys: credential rotate | keys (operator)", runCredential},
+		{"attest", "attestation: attest verify (offline) | set | show | delete (trust anchors, API)", runAttest},
+		{"devices", "enrolled devices: devices list | show ID | revoke ID (API)", runDevices},
+		{"policy", "who may run inference: policy show | set | delete [MODEL] (API)", runPolicy},
 		{"healthcheck", "probe a URL (container healthchecks)", runHealthcheck},
 		{"keygen", "device: make a secret key and the model's evaluation keys", runKeygen},
+		{"enroll", "device: attest and get a device credential (native, tpm-simulator, psa-test)", runEnroll},
 		{"keys", "device: keys upload | list | delete ID", runKeys},
 		{"infer", "device: encrypt an input, infer on the gateway, decrypt", runInfer},
 	}
@@ -71,7 +76,7 @@ func usage(w io.Writer) {
 	fmt.Fprintln(w, "usage: hegate <command> [flags]")
 	fmt.Fprintln(w)
 	for _, c := range commands() {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, `Run "hegate <command> -h" for a command's flags.`)

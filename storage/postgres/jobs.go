@@ -22,22 +22,25 @@ const maxListJobs = 1000
 
 const jobColumns = `id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
-	blobs_expired_at, noise_sigma, privacy_units, privacy_state`
+	blobs_expired_at, noise_sigma, privacy_units, privacy_state, device_id`
 
 // scanJob scans jobColumns and then, into extra, any columns that follow.
 func scanJob(row pgx.Row, extra ...any) (storage.Job, error) {
 	var (
-		j   storage.Job
-		key *string
+		j           storage.Job
+		key, device *string
 	)
 	err := row.Scan(append([]any{&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
 		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &j.CreatedAt, &j.StartedAt, &j.FinishedAt,
-		&j.BlobsExpiredAt, &j.NoiseSigma, &j.PrivacyUnits, &j.PrivacyState}, extra...)...)
+		&j.BlobsExpiredAt, &j.NoiseSigma, &j.PrivacyUnits, &j.PrivacyState, &device}, extra...)...)
 	if err != nil {
 		return storage.Job{}, translate(err)
 	}
 	if key != nil {
 		j.IdempotencyKey = *key
+	}
+	if device != nil {
+		j.DeviceID = storage.DeviceID(*device)
 	}
 	j.CreatedAt = j.CreatedAt.UTC()
 	j.StartedAt = utc(j.StartedAt)
@@ -84,9 +87,13 @@ func (s *Store) createJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobPar
 }
 
 func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobParams) (storage.Job, bool, error) {
-	var key *string
+	var key, device *string
 	if p.IdempotencyKey != "" {
 		key = &p.IdempotencyKey
+	}
+	if p.DeviceID != "" {
+		d := string(p.DeviceID)
+		device = &d // NULL for an API key's job
 	}
 	var one int
 	err := tx.QueryRow(ctx,
@@ -112,12 +119,12 @@ func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobPar
 	// if that one commits, inserts nothing; the SELECT below then sees it.
 	job, err := scanJob(tx.QueryRow(ctx,
 		`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
-		                   idempotency_key, created_at, noise_sigma)
-		 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10)
+		                   idempotency_key, created_at, noise_sigma, device_id)
+		 VALUES ($1, $2, $3, $4, $5, 'queued', $6, $7, $8, $9, $10, $11)
 		 ON CONFLICT (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
 		 RETURNING `+jobColumns,
 		ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, s.now(),
-		p.NoiseSigma))
+		p.NoiseSigma, device))
 	switch {
 	case err == nil:
 		return job, true, s.queue.Enqueue(ctx, tx, job.ID)

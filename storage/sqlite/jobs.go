@@ -20,23 +20,24 @@ const maxListJobs = 1000
 
 const jobColumns = `id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
 	result_blob, result_bytes, error, idempotency_key, attempts, created_at, started_at, finished_at,
-	blobs_expired_at, noise_sigma, privacy_units, privacy_state`
+	blobs_expired_at, noise_sigma, privacy_units, privacy_state, device_id`
 
 // scanJob scans jobColumns and then, into extra, any columns that follow.
 func scanJob(row scanner, extra ...any) (storage.Job, error) {
 	var (
 		j                          storage.Job
-		key                        sql.NullString
+		key, device                sql.NullString
 		created, started, finished nullTime
 		expired                    nullTime
 	)
 	err := row.Scan(append([]any{&j.ID, &j.TenantID, &j.Model, &j.ModelVersion, &j.KeySetID, &j.Status, &j.InputBlob, &j.InputBytes,
 		&j.ResultBlob, &j.ResultBytes, &j.Error, &key, &j.Attempts, &created, &started, &finished,
-		&expired, &j.NoiseSigma, &j.PrivacyUnits, &j.PrivacyState}, extra...)...)
+		&expired, &j.NoiseSigma, &j.PrivacyUnits, &j.PrivacyState, &device}, extra...)...)
 	if err != nil {
 		return storage.Job{}, translate(err)
 	}
 	j.IdempotencyKey = key.String
+	j.DeviceID = storage.DeviceID(device.String)
 	j.CreatedAt = created.Time
 	j.StartedAt = started.ptr()
 	j.FinishedAt = finished.ptr()
@@ -77,6 +78,7 @@ func (s *Store) createJob(ctx context.Context, tx *sql.Tx, p storage.CreateJobPa
 
 func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, p storage.CreateJobParams) (storage.Job, bool, error) {
 	key := sql.NullString{String: p.IdempotencyKey, Valid: p.IdempotencyKey != ""}
+	device := sql.NullString{String: string(p.DeviceID), Valid: p.DeviceID != ""} // NULL for an API key's job
 	// Writers are serialised (one connection, BEGIN IMMEDIATE), so
 	// nobody else writes during this transaction.
 	if key.Valid {
@@ -94,11 +96,11 @@ func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, p storage.CreateJobPa
 	}
 	job, err := scanJob(tx.QueryRowContext(ctx,
 		`INSERT INTO jobs (id, tenant_id, model, model_version, key_set_id, status, input_blob, input_bytes,
-		                   idempotency_key, created_at, noise_sigma)
-		 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10)
+		                   idempotency_key, created_at, noise_sigma, device_id)
+		 VALUES (?1, ?2, ?3, ?4, ?5, 'queued', ?6, ?7, ?8, ?9, ?10, ?11)
 		 RETURNING `+jobColumns,
 		ids.New(ids.Job), p.TenantID, p.Model, p.ModelVersion, p.KeySetID, p.InputBlob, p.InputBytes, key, dbTime(s.now()),
-		p.NoiseSigma))
+		p.NoiseSigma, device))
 	if err != nil {
 		return storage.Job{}, false, err
 	}

@@ -85,6 +85,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, workerTests...)
 	tests = append(tests, compileWorkerTests...)
 	tests = append(tests, budgetTests...)
+	tests = append(tests, attestTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -17,6 +17,7 @@ const (
 	Tenant = "ten"
 	APIKey = "key"
 	Job    = "job"
+	Device = "dev"
 )
 
 var encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

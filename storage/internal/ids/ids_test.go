@@ -20,3 +20,12 @@ func TestNew(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestDevice(t *testing.T) {
+	t.Parallel()
+	// storage.DeviceID documents this shape.
+	re := regexp.MustCompile(`^dev_[a-z2-7]{26}$`)
+	if id := New(Device); !re.MatchString(id) {
+		t.Fatalf("New(%q) = %q, want match %s", Device, id, re)
+	}
+}
