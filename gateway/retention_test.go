@@ -30,6 +30,13 @@ func (c *testClock) Now() time.Time {
 	return c.now
 }
 
+// Advance moves the clock by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
 func (c *testClock) set(t time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

@@ -20,7 +20,7 @@
 //	  protected:   bstr .cbor {
 //	                 1 => -8 / -49,        ; alg: EdDSA (Ed25519) or ML-DSA-65
 //	                 4 => bstr .size (1..64), ; kid: selects the endorsed key
-//	                 ? 2 => [+ 1 / 3 / 4], ; crit: only labels understood
+//	                 ? 2 => [+ 1 / 4],     ; crit: only alg and kid
 //	                 ? 3 => tstr / uint,   ; content type, not interpreted
 //	                 * label => any        ; other headers, ignored
 //	               },

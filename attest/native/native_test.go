@@ -472,3 +472,9 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestFormat(t *testing.T) {
+	if (Verifier{}).Format() != attest.FormatNative {
+		t.Fatal("format")
+	}
+}

@@ -726,3 +726,9 @@ func TestLimits(t *testing.T) {
 		})
 	}
 }
+
+func TestFormat(t *testing.T) {
+	if (Verifier{}).Format() != attest.FormatPSA {
+		t.Fatal("format")
+	}
+}

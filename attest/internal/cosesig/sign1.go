@@ -8,9 +8,10 @@
 //     lengths, no tags inside, no duplicate map keys);
 //   - the protected header must name an algorithm ("alg", label 1) that is
 //     not 0 or "none" (alg-none) and that hegate accepts (alg-unsupported:
-//     ES256, ES384, ES512, EdDSA, ML-DSA-65); its "crit" may list only the
-//     labels this package understands; a label present twice, or in both
-//     buckets, is refused (bad-protected-header);
+//     ES256, ES384, ES512, EdDSA, ML-DSA-65); its "crit" may list only alg
+//     and kid, and only labels it has; a label present twice, or in both
+//     buckets, and "crit" outside the protected header are refused
+//     (bad-protected-header);
 //   - Message.Verify pins the algorithm to the key: an Ed25519 key verifies
 //     only EdDSA, an ML-DSA-65 key only ML-DSA-65 (-49), an ECDSA key on
 //     P-256, P-384 or P-521 only ES256, ES384 or ES512 (alg-mismatch);
@@ -54,8 +55,10 @@ const (
 )
 
 // understood are the labels a "crit" header may name: the ones this
-// package (and its callers, through Message) process.
-var understood = map[int64]bool{labelAlg: true, labelCty: true, labelKID: true}
+// package and its callers act on (alg, and kid, which selects the native
+// key). The content type is checked for its type but not acted on, so it
+// may not be critical.
+var understood = map[int64]bool{labelAlg: true, labelKID: true}
 
 // MaxKIDBytes bounds a key identifier.
 const MaxKIDBytes = 64

@@ -177,6 +177,7 @@ func TestDecodeRefuses(t *testing.T) {
 		{"unprotected duplicate", Assemble(es256, []byte{0xa2, 0x04, 0x41, 0x00, 0x04, 0x41, 0x00}, []byte("x"), sig, true), attest.ReasonMalformed},
 		{"crit in unprotected", Assemble(es256, enc(map[int]any{2: []int{1}}), []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
 		{"crit not an array", Assemble(enc(map[int]any{1: -7, 2: 1}), nil, []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
+		{"crit content type", Assemble(enc(map[int]any{1: -7, 2: []int{3}, 3: "a/b"}), nil, []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
 		{"crit of unknown text label", Assemble(enc(map[any]any{int64(1): -7, int64(2): []any{"t"}, "t": 1}), nil, []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
 		{"alg a float", Assemble(enc(map[int]any{1: 1.5}), nil, []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
 		{"alg too big", Assemble([]byte{0xa1, 0x01, 0x1b, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, nil, []byte("x"), sig, true), attest.ReasonBadProtectedHeader},
