@@ -421,4 +421,3 @@ func installTrust(ctx context.Context, cl *client.Client, ev evidenceMaker) erro
 	}
 	return nil
 }
-
