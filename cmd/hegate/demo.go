@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"sync/atomic"
 	"time"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/gateway"
@@ -103,6 +105,10 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return err
 	}
 	fmt.Fprintf(stdout, "gateway   %s (SQLite in %s, tenant %s), ready in %s\n", base, dir, tenant.Name, time.Since(t0).Round(time.Millisecond))
+	cred, err := demoEnroll(ctx, base, apiKey, filepath.Join(dir, "device"), stdout)
+	if err != nil {
+		return err
+	}
 	set, err := mnist.LoadDefault(mnist.Test)
 	if err != nil {
 		return err
@@ -118,7 +124,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if err := demoBudget(ctx, b.store, tenant.ID, m, *sigma, *images, stdout); err != nil {
 			return err
 		}
-		r, err := demoModel(ctx, base, apiKey, m, set, *offset, *images, *sigma, stdout)
+		r, err := demoModel(ctx, base, cred, m, set, *offset, *images, *sigma, stdout)
 		if err != nil {
 			return err
 		}
@@ -145,6 +151,38 @@ type demoResult struct {
 	n, correct, agree, failures int
 	keyBytes, sentPerImage      int64
 	latency, head               time.Duration // mean per image; head: the device's plaintext part
+}
+
+// demoEnroll makes the demo's simulated device attest: native evidence
+// (a software Ed25519 key measuring this hegate binary) endorsed by the
+// demo tenant, whose policy then admits only attested devices. It returns
+// the device's credential.
+func demoEnroll(ctx context.Context, base, apiKey, dir string, stdout io.Writer) (*client.DeviceCredential, error) {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, err
+	}
+	admin, err := client.New(base, apiKey)
+	if err != nil {
+		return nil, err
+	}
+	id, err := loadOrCreateIdentity(dir, "native", "ed25519")
+	if err != nil {
+		return nil, err
+	}
+	ev, err := evidenceFor(dir, id)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := admin.SetPolicy(ctx, "", api.Policy{AllowAPIKey: false, Formats: []string{"tpm", "psa", "native"}, Statuses: []string{"affirming"}}); err != nil {
+		return nil, fmt.Errorf("setting the demo tenant's policy: %w", err)
+	}
+	dev, cred, err := enrollIdentity(ctx, admin, dir, id, ev, true, base)
+	if err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(stdout, "device    %s enrolled with native evidence (%s): attestation %s;\n", dev.ID, describeFormat(id), dev.AttestationStatus)
+	fmt.Fprintf(stdout, "          the tenant's policy admits attested devices only, so every inference below carries its DPoP-bound credential\n")
+	return cred, nil
 }
 
 // demoBudget sets the demo tenant's budget for model: exactly enough for
@@ -188,7 +226,7 @@ func demoBudget(ctx context.Context, store storage.Store, tenant hegate.TenantID
 // fetches the manifest (never the weights, except a split model's head,
 // which a device deploying that model has), makes and uploads its keys, and
 // classifies the images under encryption.
-func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *mnist.Set, offset, images int, sigma float64, stdout io.Writer) (demoResult, error) {
+func demoModel(ctx context.Context, base string, cred *client.DeviceCredential, model *he.Model, set *mnist.Set, offset, images int, sigma float64, stdout io.Writer) (demoResult, error) {
 	name := string(model.ID())
 	res := demoResult{name: name, n: images}
 	graph := model.Graph()
@@ -202,7 +240,7 @@ func demoModel(ctx context.Context, base, apiKey string, model *he.Model, set *m
 		man.Cost.Rotations, man.Cost.PlainMults, man.Cost.CipherMults, man.Cost.Rescales)
 
 	counter := &countingTransport{next: http.DefaultTransport}
-	cl, err := client.New(base, apiKey, client.WithHTTPClient(&http.Client{Transport: counter}))
+	cl, err := client.New(base, "", client.WithHTTPClient(&http.Client{Transport: counter}), client.WithDeviceCredential(cred))
 	if err != nil {
 		return res, err
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cloudflare/circl/pki"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
 
+	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/attest/native"
 	"github.com/hegate/hegate/attest/psa"
@@ -115,28 +116,41 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	dev, cred, err := enrollIdentity(ctx, cl, dir, id, ev, *endorse, cfg.Server)
+	if err != nil {
+		return err
+	}
 	if *endorse {
-		if err := installTrust(ctx, cl, ev); err != nil {
-			return err
-		}
 		fmt.Fprintf(stdout, "endorsed this device and allowed its measurements for %s evidence\n", ev.Format())
-	}
-	deviceKey, err := loadOrCreateEd25519(filepath.Join(dir, deviceKeyFile))
-	if err != nil {
-		return err
-	}
-	dev, cred, err := cl.Enroll(ctx, ev, deviceKey)
-	if err != nil {
-		return fmt.Errorf("enrolling with %s evidence: %w", id.Format, err)
-	}
-	if err := writeJSONFile(filepath.Join(dir, credentialFile), storedCredential{
-		Server: cfg.Server, Device: dev.ID, AccessToken: cred.Token, ExpiresAt: cred.ExpiresAt,
-	}); err != nil {
-		return err
 	}
 	fmt.Fprintf(stdout, "device %s enrolled with %s evidence (%s): attestation %s\ncredential  %s (valid until %s; use --identity %s)\n",
 		dev.ID, ev.Format(), describeFormat(id), dev.AttestationStatus, filepath.Join(dir, credentialFile), cred.ExpiresAt.Local().Format(time.RFC3339), dir)
 	return nil
+}
+
+// enrollIdentity enrolls the device of identity directory dir through cl
+// (installing its trust anchors first when endorse is set) and stores the
+// credential there.
+func enrollIdentity(ctx context.Context, cl *client.Client, dir string, id identity, ev evidenceMaker, endorse bool, server string) (api.Device, *client.DeviceCredential, error) {
+	if endorse {
+		if err := installTrust(ctx, cl, ev); err != nil {
+			return api.Device{}, nil, err
+		}
+	}
+	deviceKey, err := loadOrCreateEd25519(filepath.Join(dir, deviceKeyFile))
+	if err != nil {
+		return api.Device{}, nil, err
+	}
+	dev, cred, err := cl.Enroll(ctx, ev, deviceKey)
+	if err != nil {
+		return api.Device{}, nil, fmt.Errorf("enrolling with %s evidence: %w", id.Format, err)
+	}
+	if err := writeJSONFile(filepath.Join(dir, credentialFile), storedCredential{
+		Server: server, Device: dev.ID, AccessToken: cred.Token, ExpiresAt: cred.ExpiresAt,
+	}); err != nil {
+		return api.Device{}, nil, err
+	}
+	return dev, cred, nil
 }
 
 // describeFormat says what evidence an identity makes, honestly.

@@ -74,3 +74,5 @@ func (e tpmSimulatorEvidence) Trust() (attest.Endorsements, attest.ReferenceValu
 	}
 	return en, refs, nil
 }
+// cgoEnabled says whether this binary has the TPM simulator.
+const cgoEnabled = true
