@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -148,10 +149,20 @@ func newSigningKey(ctx context.Context, store storage.Attestation, now time.Time
 }
 
 // storeReplay is the credential.ReplayCache over the store, shared by
-// every replica.
-type storeReplay struct{ store storage.Attestation }
+// every replica. Every sweepEvery-th proof also deletes the proof ids that
+// expired, so that the table holds about one proof window of requests.
+type storeReplay struct {
+	store storage.Attestation
+	now   func() time.Time
+	uses  *atomic.Uint64
+}
+
+const sweepEvery = 256
 
 func (r storeReplay) Use(ctx context.Context, id []byte, expiresAt time.Time) error {
+	if r.uses.Add(1)%sweepEvery == 0 {
+		_, _ = r.store.DeleteExpiredProofs(ctx, r.now())
+	}
 	err := r.store.UseProof(ctx, id, expiresAt)
 	if errors.Is(err, storage.ErrConflict) {
 		return fmt.Errorf("%w: %w", credential.ErrReplay, err)

@@ -45,6 +45,11 @@ func (s *Server) NewChallenge(ctx context.Context, p Principal) (storage.Challen
 	if err := s.cfg.Store.CreateChallenge(ctx, c); err != nil {
 		return storage.Challenge{}, hegate.E(op, hegate.KindUnavailable, fmt.Errorf("storing challenge: %w", err), "")
 	}
+	// Challenges are kept past their redemption (so that a reuse is told
+	// from a stranger) until they expire: each new one clears the expired.
+	if _, err := s.cfg.Store.DeleteExpiredChallenges(ctx, now); err != nil {
+		s.log.WarnContext(ctx, "deleting expired challenges", "request_id", RequestIDFromContext(ctx), "error", err.Error())
+	}
 	return c, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/go-chi/chi/v5"
 
@@ -70,7 +71,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.credKeys = storeKeys{store: cfg.Store, now: cfg.Clock}
 	s.credIssuer = &credential.Issuer{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, TTL: cfg.CredentialTTL, Keys: s.credKeys, Now: cfg.Clock}
-	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{cfg.Store}, Now: cfg.Clock}
+	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{store: cfg.Store, now: cfg.Clock, uses: new(atomic.Uint64)}, Now: cfg.Clock}
 	s.router = s.routes()
 	return s, nil
 }

@@ -95,6 +95,8 @@ type backend struct {
 	// defaultBudget applies to tenants and models without a budget
 	// (capacity 0: none, such inferences are refused).
 	defaultBudget storage.BudgetLimit
+	// credentials configures device credentials (hegate serve's flags).
+	credentials credentialFlags
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -202,6 +204,8 @@ func (b *backend) server() (*gateway.Server, error) {
 	return gateway.New(gateway.Config{
 		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, Logger: b.logger, Metrics: b.metrics,
 		Retention: b.retention, JobEvents: b.events, DefaultBudget: b.defaultBudget,
+		PublicURL: b.credentials.PublicURL, CredentialTTL: b.credentials.TTL, ChallengeTTL: b.credentials.ChallengeTTL,
+		CredentialIssuer: b.credentials.Issuer, CredentialAudience: b.credentials.Audience,
 		// Uploaded models have their own, larger, exact sizes.
 		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
 	})
@@ -238,6 +242,8 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var rf retentionFlags
 	rf.register(fs)
 	defBudget := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
+	var cf credentialFlags
+	cf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -255,6 +261,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer b.close()
 	b.retention = rf.Retention
 	b.defaultBudget = def
+	b.credentials = cf
 	srv, err := b.server()
 	if err != nil {
 		return err
@@ -271,6 +278,22 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency, "retention", b.retention.String())
 	return serveHTTP(ctx, ln, srv.Handler())
+}
+
+// credentialFlags are hegate serve's device-credential settings.
+type credentialFlags struct {
+	PublicURL        string
+	Issuer, Audience string
+	TTL              time.Duration
+	ChallengeTTL     time.Duration
+}
+
+func (c *credentialFlags) register(fs *flag.FlagSet) {
+	fs.StringVar(&c.PublicURL, "public-url", envOr("HEGATE_PUBLIC_URL", ""), "scheme://host[:port] devices reach this gateway at, which their DPoP proofs name (empty: each request's own scheme and Host; set it behind a proxy) [HEGATE_PUBLIC_URL]")
+	fs.StringVar(&c.Issuer, "credential-issuer", envOr("HEGATE_CREDENTIAL_ISSUER", ""), "iss of device credentials; the same on every replica (default \"hegate\") [HEGATE_CREDENTIAL_ISSUER]")
+	fs.StringVar(&c.Audience, "credential-audience", envOr("HEGATE_CREDENTIAL_AUDIENCE", ""), "aud of device credentials; the same on every replica (default \"hegate\") [HEGATE_CREDENTIAL_AUDIENCE]")
+	fs.DurationVar(&c.TTL, "credential-ttl", gateway.DefaultCredentialTTL, "lifetime of a device credential, at most 1h; renewing means attesting again")
+	fs.DurationVar(&c.ChallengeTTL, "challenge-ttl", gateway.DefaultChallengeTTL, "how long an enrollment challenge may be redeemed")
 }
 
 // serveHTTP serves until ctx ends, then shuts down gracefully.
