@@ -74,5 +74,6 @@ func (e tpmSimulatorEvidence) Trust() (attest.Endorsements, attest.ReferenceValu
 	}
 	return en, refs, nil
 }
+
 // cgoEnabled says whether this binary has the TPM simulator.
 const cgoEnabled = true
