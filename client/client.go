@@ -118,7 +118,7 @@ func (e *Error) Error() string {
 	if msg == "" {
 		msg = e.Problem.Title
 	}
-	s := fmt.Sprintf("hegate: %d %s", e.StatusCode, http.StatusText(e.StatusCode))
+	s := fmt.Sprintf("gateway answered %d %s", e.StatusCode, http.StatusText(e.StatusCode))
 	if msg != "" {
 		s += ": " + msg
 	}
