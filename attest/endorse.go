@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/ed25519"
 	"crypto/rsa"
+	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
@@ -352,6 +353,25 @@ func MarshalPublicKeyPEM(k crypto.PublicKey) ([]byte, error) {
 		return nil, fmt.Errorf("marshalling public key: %w", err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}), nil
+}
+
+// KeyDigest is the SHA-256 of k's DER SubjectPublicKeyInfo (ML-DSA-65 as
+// circl writes it). It is the instance id of TPM and native devices: the
+// key their evidence's signature proves, unlike anything else the evidence
+// says about the device, which its holder may choose freely.
+func KeyDigest(k crypto.PublicKey) ([]byte, error) {
+	var der []byte
+	var err error
+	if mk, ok := k.(*mldsa65.PublicKey); ok {
+		der, err = pki.MarshalPKIXPublicKey(mk)
+	} else {
+		der, err = x509.MarshalPKIXPublicKey(k)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("marshalling public key: %w", err)
+	}
+	sum := sha256.Sum256(der)
+	return sum[:], nil
 }
 
 // AllowsPCR reports whether value is an allowed value of PCR index.

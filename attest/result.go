@@ -143,9 +143,15 @@ type Result struct {
 	// Format is the evidence format.
 	Format Format `json:"hegate.format"`
 	// InstanceID identifies the attester across enrollments, in hex: the
-	// PSA instance id, the native ueid, or the SHA-256 of the TPM AK's
-	// public area (its name).
+	// PSA instance id (which selects the endorsed key), or for TPM and
+	// native evidence the SHA-256 of the signing key's SubjectPublicKeyInfo
+	// (KeyDigest). It is always bound to the key that verified the
+	// evidence: nothing the evidence merely claims (a native ueid, the parts
+	// of a TPM AK's public area no signature covers) may pick the registry
+	// row that the evidence updates.
 	InstanceID string `json:"hegate.instance-id"`
+	// UEID is the ueid native evidence claims, in hex: informative only.
+	UEID string `json:"hegate.ueid,omitempty"`
 	// KeyThumbprint is the hex RFC 7638 thumbprint of the key the evidence
 	// names (native), or empty.
 	KeyThumbprint string `json:"hegate.key-thumbprint,omitempty"`

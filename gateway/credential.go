@@ -47,6 +47,9 @@ type storeKeys struct {
 	now   func() time.Time
 }
 
+// keys are the verification keys: the public halves only, so that the
+// private seeds are not expanded in memory on every request that merely
+// verifies a token (and cannot leak through a verification path).
 func (k storeKeys) keys(ctx context.Context) ([]credential.Key, error) {
 	stored, err := k.store.ListSigningKeys(ctx, k.now())
 	if err != nil {
@@ -54,9 +57,12 @@ func (k storeKeys) keys(ctx context.Context) ([]credential.Key, error) {
 	}
 	out := make([]credential.Key, 0, len(stored))
 	for _, s := range stored {
-		key, err := credentialKey(s)
-		if err != nil {
-			return nil, err
+		if s.Algorithm != signingAlgorithm || len(s.PublicKey) != ed25519.PublicKeySize {
+			return nil, fmt.Errorf("credential signing key %s: algorithm %q with a %d-byte public key is not Ed25519", s.ID, s.Algorithm, len(s.PublicKey))
+		}
+		key := credential.Key{ID: s.ID, Public: ed25519.PublicKey(s.PublicKey)}
+		if s.VerifyUntil != nil {
+			key.NotAfter = *s.VerifyUntil
 		}
 		out = append(out, key)
 	}

@@ -480,12 +480,24 @@ func policyName(m hegate.ModelID) string {
 func readSmallBody(r *http.Request, op string, limit int64) ([]byte, error) {
 	b, err := io.ReadAll(io.LimitReader(r.Body, limit+1))
 	if err != nil {
-		return nil, hegate.E(op, hegate.KindInvalid, err, "reading the body: %v", err)
+		return nil, bodyTooLarge(op, hegate.E(op, hegate.KindInvalid, err, "reading the body: %v", err))
 	}
 	if int64(len(b)) > limit {
 		return nil, hegate.E(op, hegate.KindTooLarge, nil, "the body is larger than %d bytes", limit)
 	}
 	return b, nil
+}
+
+// bodyTooLarge makes err, a failure to read a request body, 413 when the
+// route's body limit (limitBody) cut the body short: a body that announced
+// no length (chunked) only meets the limit while it is read, and the
+// reader's error must not then pass for a malformed body (400).
+func bodyTooLarge(op string, err error) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return hegate.E(op, hegate.KindTooLarge, err, "the request body exceeds the limit of %d bytes", mbe.Limit)
+	}
+	return err
 }
 
 // wellFormedID reports whether s is prefix and 26 base32 characters, the

@@ -259,7 +259,7 @@ func (s *Server) postEnroll(w http.ResponseWriter, r *http.Request) {
 	}
 	var req api.EnrollRequest
 	if err := decodeBody(r, op, maxEnrollBody, &req); err != nil {
-		s.fail(w, r, err)
+		s.fail(w, r, bodyTooLarge(op, err))
 		return
 	}
 	nonce, err := base64.RawURLEncoding.DecodeString(req.Nonce)

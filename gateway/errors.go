@@ -12,6 +12,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/attest/credential"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -139,7 +140,7 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	h := w.Header()
 	switch c.status {
 	case http.StatusUnauthorized:
-		h.Set("WWW-Authenticate", `Bearer realm="hegate"`)
+		h.Set("WWW-Authenticate", authChallenge(r, err))
 	case http.StatusServiceUnavailable:
 		h.Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 	case http.StatusTooManyRequests:
@@ -151,6 +152,24 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		setRetryAfter(w, err, time.Now())
 	}
 	writeProblem(w, p)
+}
+
+// authChallenge is the WWW-Authenticate of a 401. A request that came with
+// a device credential (Authorization: DPoP) gets the DPoP challenge of RFC
+// 9449 section 7.1, with its error code (invalid_dpop_proof when the proof
+// was at fault, invalid_token otherwise) and the proof algorithms accepted,
+// so that a DPoP client can tell a bad proof from a bad token; anything
+// else gets the Bearer challenge of API keys.
+func authChallenge(r *http.Request, err error) string {
+	scheme, _, _ := strings.Cut(r.Header.Get("Authorization"), " ")
+	if !strings.EqualFold(scheme, "DPoP") {
+		return `Bearer realm="hegate"`
+	}
+	code := "invalid_token"
+	if strings.HasPrefix(string(credential.ReasonOf(err)), "proof-") {
+		code = "invalid_dpop_proof"
+	}
+	return `DPoP realm="hegate", error="` + code + `", algs="EdDSA ES256"`
 }
 
 // statusClientClosedRequest is the status the access log and the metrics

@@ -78,9 +78,12 @@
 // ReferenceValues.Measurements and every name listed there is measured;
 // otherwise executables are contraindicated (96) with reason
 // measurement-unknown, or empty-reference-values when the tenant allows no
-// native measurement at all. The Result's InstanceID is the hex ueid, its
-// KeyThumbprint the hex cnf.jkt and its Measurements each name's hex
-// digest.
+// native measurement at all. The Result's InstanceID is the hex SHA-256 of
+// the endorsed key's SubjectPublicKeyInfo (attest.KeyDigest), not the
+// ueid: the ueid is the device's own say, and may not choose which
+// registry row its evidence updates. The ueid is reported in the Result's
+// UEID, the hex cnf.jkt in its KeyThumbprint and each measurement's hex
+// digest in its Measurements.
 //
 // # Device side
 //

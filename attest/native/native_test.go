@@ -170,7 +170,8 @@ func TestGoodEvidence(t *testing.T) {
 				if a.TrustVector != want || a.TrustVector.Hardware != attest.TierNone {
 					t.Errorf("vector %+v; want %+v", a.TrustVector, want)
 				}
-				if res.Format != attest.FormatNative || res.InstanceID != hex.EncodeToString(d.claims.UEID) ||
+				instance, _ := attest.KeyDigest(key.Public())
+				if res.Format != attest.FormatNative || res.InstanceID != hex.EncodeToString(instance) || res.UEID != hex.EncodeToString(d.claims.UEID) ||
 					res.KeyThumbprint != hex.EncodeToString(d.claims.KeyThumbprint) {
 					t.Errorf("result %+v", res)
 				}

@@ -72,8 +72,17 @@ func (v Verifier) Verify(ctx context.Context, in attest.Input) (attest.Result, e
 		return attest.Result{}, attest.Errorf(attest.ReasonKeyMismatch, "cnf.jkt %x is not the credential key's thumbprint", claims.KeyThumbprint)
 	}
 
+	// The instance is the endorsed key, not the ueid: the ueid is whatever
+	// the key's holder writes, and letting it choose the registry row would
+	// let one endorsed device take over another's, or a revoked one come
+	// back under a new ueid.
+	instance, err := attest.KeyDigest(key.Public)
+	if err != nil {
+		return attest.Result{}, attest.Errorf(attest.ReasonAlgUnsupported, "the key endorsed under kid %x: %v", msg.KID, err)
+	}
 	res := attest.NewResult(attest.FormatNative, in.Evidence, now, appraise(claims.Measurements, in.ReferenceValues))
-	res.InstanceID = hex.EncodeToString(claims.UEID)
+	res.InstanceID = hex.EncodeToString(instance)
+	res.UEID = hex.EncodeToString(claims.UEID)
 	res.KeyThumbprint = hex.EncodeToString(claims.KeyThumbprint)
 	res.Measurements = make(map[string]string, len(claims.Measurements))
 	for name, d := range claims.Measurements {

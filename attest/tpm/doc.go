@@ -54,7 +54,7 @@
 //  3. "ak": a TPMT_PUBLIC (malformed) with restricted, sign, fixedTPM,
 //     fixedParent and sensitiveDataOrigin set and decrypt clear
 //     (tpm-ak-attributes); a SHA-256, SHA-384 or SHA-512 name algorithm,
-//     and ECC NIST P-256 or P-384 with ECDSA or RSA of 2048 to 16384 bits
+//     and ECC NIST P-256 or P-384 with ECDSA or RSA of 2048 to 4096 bits
 //     with RSASSA or RSAPSS, the scheme's hash SHA-256, SHA-384 or SHA-512
 //     (alg-unsupported); an ECC point on its curve, an RSA modulus of the
 //     stated size and an odd exponent (malformed).
@@ -95,8 +95,13 @@
 // and every PCR the reference values list is quoted, otherwise
 // contraindicated with reason measurement-unknown, or with
 // empty-reference-values when the tenant allows no PCR at all. The
-// Result's InstanceID is the hex TPM name of the AK (the 2-byte nameAlg
-// followed by the nameAlg digest of "ak"), its Clock the quote's clock, and
+// Result's InstanceID is the hex SHA-256 of the AK's SubjectPublicKeyInfo
+// (attest.KeyDigest), not its TPM name: the signature proves the key, but
+// nothing binds the rest of the TPMT_PUBLIC sent with it (authPolicy, name
+// algorithm), so a name over it would be the device's to choose. For the
+// same reason the attributes of step 3 are what the evidence claims: they
+// are only as good as the endorsement (a registered key, or a CA that
+// checked them before certifying it). Its Clock is the quote's clock, and
 // its Measurements map "pcrN" to the hex value of each quoted PCR N.
 //
 // The quote's qualifiedSigner and firmwareVersion are signed but not

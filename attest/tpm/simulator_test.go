@@ -95,8 +95,8 @@ func TestSimulatorGood(t *testing.T) {
 	res, err := verify(b, testNonce, f.registered(), f.ref, nil)
 	wantAffirming(t, res, err)
 
-	if res.InstanceID != hex.EncodeToString(f.ak.Name.Buffer) {
-		t.Errorf("instance id %s; the TPM names the ak %x", res.InstanceID, f.ak.Name.Buffer)
+	if want, err := attest.KeyDigest(f.akPub); err != nil || res.InstanceID != hex.EncodeToString(want) {
+		t.Errorf("instance id %s; want the digest of the ak's public key %x (%v)", res.InstanceID, want, err)
 	}
 	if got, want := res.Measurements["pcr0"], hex.EncodeToString(extended(SimulatorMeasurement)); got != want {
 		t.Errorf("pcr0 %s; want %s", got, want)

@@ -72,7 +72,6 @@ type akKey struct {
 	sigAlg tpm2.TPMAlgID    // TPM_ALG_ECDSA, TPM_ALG_RSASSA or TPM_ALG_RSAPSS
 	hash   tpm2.TPMAlgID    // the scheme's hash
 	crypto crypto.Hash      // the same, as a crypto.Hash
-	name   []byte           // the TPM name: nameAlg || H_nameAlg(TPMT_PUBLIC)
 }
 
 // hashOf maps the hash algorithms this verifier accepts. SHA-1 is not
@@ -107,15 +106,10 @@ func parseAK(b []byte) (*akKey, error) {
 			"ak must be restricted, sign, fixedTPM, fixedParent, sensitiveDataOrigin and not decrypt (restricted=%t sign=%t decrypt=%t fixedTPM=%t fixedParent=%t sensitiveDataOrigin=%t)",
 			at.Restricted, at.SignEncrypt, at.Decrypt, at.FixedTPM, at.FixedParent, at.SensitiveDataOrigin)
 	}
-	nameHash, ok := hashOf(pub.NameAlg)
-	if !ok {
+	if _, ok := hashOf(pub.NameAlg); !ok {
 		return nil, attest.Errorf(attest.ReasonAlgUnsupported, "ak name algorithm %v is not SHA-256, SHA-384 or SHA-512", pub.NameAlg)
 	}
 	k := &akKey{}
-	h := nameHash.New()
-	h.Write(b)
-	k.name = binary.BigEndian.AppendUint16(nil, uint16(pub.NameAlg))
-	k.name = h.Sum(k.name)
 
 	switch pub.Type {
 	case tpm2.TPMAlgECC:
@@ -176,10 +170,12 @@ func (k *akKey) parseECC(pub *tpm2.TPMTPublic) error {
 }
 
 // minRSABits and maxRSABits bound an RSA AK: below 2048 bits is too weak,
-// and above 16384 only makes verification slow.
+// and no TPM makes keys above 4096 bits (TPM 2.0 Library, part 2, RSA key
+// sizes): larger ones only make each verification dearer (an RSA-16384
+// AK with a 31-bit exponent costs about 17 ms a quote).
 const (
 	minRSABits = 2048
-	maxRSABits = 16384
+	maxRSABits = 4096
 )
 
 func (k *akKey) parseRSA(pub *tpm2.TPMTPublic) error {

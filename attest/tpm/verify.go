@@ -104,7 +104,15 @@ func (v Verifier) Verify(ctx context.Context, in attest.Input) (attest.Result, e
 	}
 
 	res := attest.NewResult(attest.FormatTPM, in.Evidence, now, appraise(idx, ev.PCRs, in.ReferenceValues))
-	res.InstanceID = hex.EncodeToString(ak.name)
+	// The instance is the AK's public key, not its TPM name: the signature
+	// proves the key, while the rest of the TPMT_PUBLIC sent with it (the
+	// authPolicy, the name algorithm) is the device's to choose, and a name
+	// over it would let a device pick a new registry row at will.
+	instance, err := attest.KeyDigest(ak.public)
+	if err != nil {
+		return attest.Result{}, attest.Errorf(attest.ReasonMalformed, "ak: %v", err)
+	}
+	res.InstanceID = hex.EncodeToString(instance)
 	res.Clock = &clock
 	res.Measurements = make(map[string]string, len(idx))
 	for _, i := range idx {

@@ -33,9 +33,8 @@ func TestSoftGood(t *testing.T) {
 			ev := mustMarshal(t, k.evidence(t, k.softQuote()))
 			res, err := verify(ev, testNonce, k.endorsement(), softRef, nil)
 			wantAffirming(t, res, err)
-			name, _ := tpm2.ObjectName(&k.public)
-			if res.InstanceID != hex.EncodeToString(name.Buffer) {
-				t.Errorf("instance id %s; want the ak name %x", res.InstanceID, name.Buffer)
+			if want, err := attest.KeyDigest(k.publicKey()); err != nil || res.InstanceID != hex.EncodeToString(want) {
+				t.Errorf("instance id %s; want the digest of the ak's public key %x (%v)", res.InstanceID, want, err)
 			}
 			if res.Measurements["pcr0"] != hex.EncodeToString(sha(0)) || res.Measurements["pcr7"] != hex.EncodeToString(sha(7)) || len(res.Measurements) != 2 {
 				t.Errorf("measurements %v", res.Measurements)
