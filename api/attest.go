@@ -52,8 +52,9 @@ type EnrollResponse struct {
 type Device struct {
 	ID     string `json:"id"`
 	Format string `json:"format"`
-	// InstanceID identifies the attester: PSA instance id, native ueid,
-	// or the TPM attestation key's name, in hex.
+	// InstanceID identifies the attester, in hex: the PSA instance id, or
+	// for TPM and native evidence the SHA-256 of the signing key's DER
+	// SubjectPublicKeyInfo.
 	InstanceID    string `json:"instance_id"`
 	KeyThumbprint string `json:"key_thumbprint"`
 	Status        string `json:"status"` // active or revoked

@@ -97,6 +97,10 @@ type Config struct {
 	// keys, which live in the store).
 	CredentialIssuer   string
 	CredentialAudience string
+	// CredentialKEK, 32 bytes, seals the credential signing keys' private
+	// seeds in the store (AES-256-GCM); nil stores them in clear. Every
+	// replica and "hegate credential" need the same one.
+	CredentialKEK []byte
 	// PublicURL is the scheme and host clients reach the gateway at
 	// ("https://gw.example.com"), which DPoP proofs name; "" means the
 	// scheme and Host header of each request. Set it behind a proxy.
@@ -182,8 +186,8 @@ func (c Config) Validate() error {
 		return bad("BodyIdleTimeout is negative (%s)", c.BodyIdleTimeout)
 	case c.Retention < 0:
 		return bad("Retention is negative (%s)", c.Retention)
-	case c.ChallengeTTL < 0:
-		return bad("ChallengeTTL is negative (%s)", c.ChallengeTTL)
+	case c.ChallengeTTL < 0 || c.ChallengeTTL > MaxChallengeTTL:
+		return bad("ChallengeTTL (%s) is not between 0 and %s", c.ChallengeTTL, MaxChallengeTTL)
 	case c.CredentialTTL < 0 || c.CredentialTTL > MaxCredentialTTL:
 		return bad("CredentialTTL (%s) is not between 0 and %s", c.CredentialTTL, MaxCredentialTTL)
 	}

@@ -2,8 +2,6 @@ package gateway
 
 import (
 	"context"
-	"crypto/ed25519"
-	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
@@ -38,121 +36,6 @@ const (
 	// signingAlgorithm is the only algorithm the gateway signs with.
 	signingAlgorithm = "EdDSA"
 )
-
-// storeKeys is the credential.KeySource over the store. It reads the keys
-// on every call: a key another replica made by rotation verifies here the
-// moment it exists.
-type storeKeys struct {
-	store storage.Attestation
-	now   func() time.Time
-}
-
-// keys are the verification keys: the public halves only, so that the
-// private seeds are not expanded in memory on every request that merely
-// verifies a token (and cannot leak through a verification path).
-func (k storeKeys) keys(ctx context.Context) ([]credential.Key, error) {
-	stored, err := k.store.ListSigningKeys(ctx, k.now())
-	if err != nil {
-		return nil, fmt.Errorf("reading credential signing keys: %w", err)
-	}
-	out := make([]credential.Key, 0, len(stored))
-	for _, s := range stored {
-		if s.Algorithm != signingAlgorithm || len(s.PublicKey) != ed25519.PublicKeySize {
-			return nil, fmt.Errorf("credential signing key %s: algorithm %q with a %d-byte public key is not Ed25519", s.ID, s.Algorithm, len(s.PublicKey))
-		}
-		key := credential.Key{ID: s.ID, Public: ed25519.PublicKey(s.PublicKey)}
-		if s.VerifyUntil != nil {
-			key.NotAfter = *s.VerifyUntil
-		}
-		out = append(out, key)
-	}
-	return out, nil
-}
-
-// SigningKey is the newest key that is not retired; the first credential
-// a deployment issues makes one (EnsureSigningKey).
-func (k storeKeys) SigningKey(ctx context.Context) (credential.Key, error) {
-	for range 2 {
-		keys, err := k.store.ListSigningKeys(ctx, k.now())
-		if err != nil {
-			return credential.Key{}, fmt.Errorf("reading credential signing keys: %w", err)
-		}
-		for _, s := range keys {
-			if s.RetiredAt == nil {
-				return credentialKey(s)
-			}
-		}
-		if err := EnsureSigningKey(ctx, k.store, k.now()); err != nil {
-			return credential.Key{}, err
-		}
-	}
-	return credential.Key{}, errors.New("no credential signing key could be made")
-}
-
-// VerificationKeys are every key that still verifies.
-func (k storeKeys) VerificationKeys(ctx context.Context) ([]credential.Key, error) {
-	return k.keys(ctx)
-}
-
-func credentialKey(s storage.SigningKey) (credential.Key, error) {
-	if s.Algorithm != signingAlgorithm || len(s.PrivateKey) != ed25519.SeedSize {
-		return credential.Key{}, fmt.Errorf("credential signing key %s: algorithm %q with a %d-byte key is not Ed25519", s.ID, s.Algorithm, len(s.PrivateKey))
-	}
-	priv := ed25519.NewKeyFromSeed(s.PrivateKey)
-	key := credential.Key{ID: s.ID, Private: priv, Public: priv.Public().(ed25519.PublicKey)}
-	if s.VerifyUntil != nil {
-		key.NotAfter = *s.VerifyUntil
-	}
-	return key, nil
-}
-
-// EnsureSigningKey makes a credential signing key if the store has none
-// that signs. Replicas starting together may each make one; the newest
-// signs and all verify, so that is harmless.
-func EnsureSigningKey(ctx context.Context, store storage.Attestation, now time.Time) error {
-	keys, err := store.ListSigningKeys(ctx, now)
-	if err != nil {
-		return fmt.Errorf("reading credential signing keys: %w", err)
-	}
-	for _, k := range keys {
-		if k.RetiredAt == nil {
-			return nil
-		}
-	}
-	_, err = newSigningKey(ctx, store, now)
-	return err
-}
-
-// RotateSigningKey makes a new credential signing key and retires the
-// others: they stop signing now and verify until the credentials they
-// signed have expired. It returns the new key's id.
-func RotateSigningKey(ctx context.Context, store storage.Attestation, now time.Time) (string, error) {
-	id, err := newSigningKey(ctx, store, now)
-	if err != nil {
-		return "", err
-	}
-	if err := store.RetireSigningKeys(ctx, id, now, now.Add(credentialGrace)); err != nil {
-		return "", fmt.Errorf("retiring old credential signing keys: %w", err)
-	}
-	return id, nil
-}
-
-func newSigningKey(ctx context.Context, store storage.Attestation, now time.Time) (string, error) {
-	k, err := credential.NewKey(rand.Reader)
-	if err != nil {
-		return "", err
-	}
-	if err := store.CreateSigningKey(ctx, storage.SigningKey{
-		ID:         k.ID,
-		Algorithm:  signingAlgorithm,
-		PrivateKey: k.Private.Seed(),
-		PublicKey:  k.Public,
-		CreatedAt:  now,
-	}); err != nil {
-		return "", fmt.Errorf("storing credential signing key: %w", err)
-	}
-	return k.ID, nil
-}
 
 // storeReplay is the credential.ReplayCache over the store, shared by
 // every replica. Every sweepEvery-th proof also deletes the proof ids that

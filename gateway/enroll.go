@@ -25,6 +25,9 @@ import (
 const (
 	// DefaultChallengeTTL is how long a challenge nonce may be redeemed.
 	DefaultChallengeTTL = 5 * time.Minute
+	// MaxChallengeTTL bounds Config.ChallengeTTL: a challenge is freshness,
+	// and every one is stored until it expires.
+	MaxChallengeTTL = time.Hour
 	// challengeBytes is the size of a challenge nonce.
 	challengeBytes = 32
 	// maxEnrollBody bounds an enroll request: the evidence in base64 and a

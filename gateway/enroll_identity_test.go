@@ -137,7 +137,7 @@ func TestDPoPChallenge(t *testing.T) {
 func TestVerificationKeysArePublic(t *testing.T) {
 	t.Parallel()
 	bd := setup(t)
-	if _, err := RotateSigningKey(bd.ctx, bd.store, time.Now()); err != nil {
+	if _, err := bd.srv.credKeys.Rotate(bd.ctx); err != nil {
 		t.Fatal(err)
 	}
 	keys, err := bd.srv.credKeys.VerificationKeys(bd.ctx)
@@ -148,5 +148,52 @@ func TestVerificationKeysArePublic(t *testing.T) {
 		if k.Private != nil || len(k.Public) != ed25519.PublicKeySize {
 			t.Fatalf("verification key %s has a private part", k.ID)
 		}
+	}
+}
+
+// TestSigningKeysSealed: with a key-encryption key the stored private seed
+// is sealed (not the seed), credentials still issue and verify, another
+// KEK cannot open it, and a seed stored in clear before a KEK was set
+// still signs.
+func TestSigningKeysSealed(t *testing.T) {
+	t.Parallel()
+	kek := bytes.Repeat([]byte{9}, KEKBytes)
+	bd := setup(t, withConfig(func(c *Config) { c.CredentialKEK = kek }))
+	key, err := bd.srv.credKeys.SigningKey(bd.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := bd.store.ListSigningKeys(bd.ctx, time.Now())
+	if err != nil || len(stored) != 1 {
+		t.Fatalf("%d keys, %v", len(stored), err)
+	}
+	if bytes.Contains(stored[0].PrivateKey, key.Private.Seed()) || len(stored[0].PrivateKey) == ed25519.SeedSize {
+		t.Fatal("the stored private key is the seed in clear")
+	}
+	other, err := NewSigningKeys(bd.store, nil, bytes.Repeat([]byte{8}, KEKBytes))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.SigningKey(bd.ctx); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Fatalf("another KEK opened the key: %v", err)
+	}
+	none, _ := NewSigningKeys(bd.store, nil, nil)
+	if _, err := none.SigningKey(bd.ctx); err == nil || !strings.Contains(err.Error(), "HEGATE_CREDENTIAL_KEK") {
+		t.Fatalf("no KEK opened a sealed key: %v", err)
+	}
+	// Enrollment issues and the credential verifies under the sealed key.
+	_, attKey, _ := ed25519.GenerateKey(rand.Reader)
+	ev := nativeDevice(attKey, bytes.Repeat([]byte{4}, 32))
+	endorse(t, bd.ctx, bd.a.client, ev)
+	_, devKey, _ := ed25519.GenerateKey(rand.Reader)
+	_, cred, err := bd.a.client.Enroll(bd.ctx, ev, devKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bd.deviceClient(t, cred).Jobs(bd.ctx, 1); err != nil {
+		t.Fatalf("a credential signed with the sealed key: %v", err)
+	}
+	if _, err := ParseKEK("abc"); err == nil {
+		t.Fatal("ParseKEK took 3 hex digits")
 	}
 }

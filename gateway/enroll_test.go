@@ -458,7 +458,7 @@ func TestEnrollRefused(t *testing.T) {
 			return send(t, "DPoP "+cred.Token, proof(t, devKey, http.MethodGet, jobsPath, cred.Token), "")
 		}},
 		{"signed by a retired key after its grace period", credential.ReasonTokenUnknownKey, func(t *testing.T) error {
-			if _, err := RotateSigningKey(bd.ctx, bd.store, clk.Now()); err != nil {
+			if _, err := bd.srv.credKeys.Rotate(bd.ctx); err != nil {
 				t.Fatal(err)
 			}
 			// Within the grace period the old key still verifies ...
@@ -533,7 +533,7 @@ func mustOldKey(t *testing.T, bd *bundle, clk *testClock) credential.Key {
 	}
 	for _, k := range keys {
 		if k.RetiredAt != nil {
-			ck, err := credentialKey(k)
+			ck, err := bd.srv.credKeys.privateKey(k)
 			if err != nil {
 				t.Fatal(err)
 			}

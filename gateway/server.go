@@ -34,7 +34,7 @@ type Server struct {
 	router  chi.Router
 
 	verifiers    map[attest.Format]attest.Verifier
-	credKeys     storeKeys
+	credKeys     *SigningKeys
 	credIssuer   *credential.Issuer
 	credVerifier *credential.Verifier
 }
@@ -69,7 +69,14 @@ func New(cfg Config) (*Server, error) {
 	for _, v := range vs {
 		s.verifiers[v.Format()] = v
 	}
-	s.credKeys = storeKeys{store: cfg.Store, now: cfg.Clock}
+	keys, err := NewSigningKeys(cfg.Store, cfg.Clock, cfg.CredentialKEK)
+	if err != nil {
+		return nil, hegate.E("gateway.New", hegate.KindInvalid, err, "gateway: Config.CredentialKEK: %v", err)
+	}
+	if !keys.Encrypted() {
+		s.log.Warn("credential signing keys are stored in clear in the database: set a key-encryption key (HEGATE_CREDENTIAL_KEK) so that a copy of the database mints no device credential")
+	}
+	s.credKeys = keys
 	s.credIssuer = &credential.Issuer{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, TTL: cfg.CredentialTTL, Keys: s.credKeys, Now: cfg.Clock}
 	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{store: cfg.Store, now: cfg.Clock, uses: new(atomic.Uint64)}, Now: cfg.Clock}
 	s.router = s.routes()

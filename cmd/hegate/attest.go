@@ -379,21 +379,33 @@ func runCredential(ctx context.Context, args []string, stdout, stderr io.Writer)
 	}
 	defer store.Close()
 	now := time.Now()
+	kek, err := gateway.ParseKEK(os.Getenv("HEGATE_CREDENTIAL_KEK"))
+	if err != nil {
+		return err
+	}
+	keys, err := gateway.NewSigningKeys(store, time.Now, kek)
+	if err != nil {
+		return err
+	}
 	if rest[0] == "rotate" {
-		id, err := gateway.RotateSigningKey(ctx, store, now)
+		id, err := keys.Rotate(ctx)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "signing key %s now signs device credentials\n", id)
+		sealed := "sealed with HEGATE_CREDENTIAL_KEK"
+		if !keys.Encrypted() {
+			sealed = "stored in clear: set HEGATE_CREDENTIAL_KEK to seal it"
+		}
+		fmt.Fprintf(stdout, "signing key %s now signs device credentials (%s)\n", id, sealed)
 		return nil
 	}
-	keys, err := store.ListSigningKeys(ctx, now)
+	stored, err := store.ListSigningKeys(ctx, now)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
-	for _, k := range keys {
+	for _, k := range stored {
 		state := "signing"
 		if k.RetiredAt != nil {
 			state = "retired, verifies until " + k.VerifyUntil.Format(time.RFC3339)

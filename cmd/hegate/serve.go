@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -205,7 +206,7 @@ func (b *backend) server() (*gateway.Server, error) {
 		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, Logger: b.logger, Metrics: b.metrics,
 		Retention: b.retention, JobEvents: b.events, DefaultBudget: b.defaultBudget,
 		PublicURL: b.credentials.PublicURL, CredentialTTL: b.credentials.TTL, ChallengeTTL: b.credentials.ChallengeTTL,
-		CredentialIssuer: b.credentials.Issuer, CredentialAudience: b.credentials.Audience,
+		CredentialIssuer: b.credentials.Issuer, CredentialAudience: b.credentials.Audience, CredentialKEK: b.credentials.KEK,
 		// Uploaded models have their own, larger, exact sizes.
 		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
 	})
@@ -261,6 +262,9 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer b.close()
 	b.retention = rf.Retention
 	b.defaultBudget = def
+	if err := cf.load(); err != nil {
+		return err
+	}
 	b.credentials = cf
 	srv, err := b.server()
 	if err != nil {
@@ -286,6 +290,16 @@ type credentialFlags struct {
 	Issuer, Audience string
 	TTL              time.Duration
 	ChallengeTTL     time.Duration
+	// KEK seals the signing keys in the database; from
+	// HEGATE_CREDENTIAL_KEK only, never a flag (flags show in ps).
+	KEK []byte
+}
+
+// load reads the key-encryption key from the environment.
+func (c *credentialFlags) load() error {
+	kek, err := gateway.ParseKEK(os.Getenv("HEGATE_CREDENTIAL_KEK"))
+	c.KEK = kek
+	return err
 }
 
 func (c *credentialFlags) register(fs *flag.FlagSet) {
