@@ -14,7 +14,10 @@ import (
 	"strings"
 	"testing"
 
+	cose "github.com/veraison/go-cose"
+
 	"github.com/hegate/hegate/attest"
+	"github.com/hegate/hegate/attest/psa"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/modelzoo"
 )
@@ -180,4 +183,65 @@ func TestAttestVerifyOffline(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestAttestVerifyTFMTokens: hegate attest verify, offline, affirms the
+// two tokens Trusted Firmware-M made (attest/psa/testdata), with an
+// endorsement of TF-M's published development IAK and reference values
+// of the tokens' own software components, and refuses them under another
+// nonce.
+func TestAttestVerifyTFMTokens(t *testing.T) {
+	const testdata = "../../attest/psa/testdata/"
+	pemKey, err := os.ReadFile(testdata + "tfm-iak-legacy.pub.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"tfm-psa-iot-profile-1.cbor", "tfm-psa-2.0.0.cbor"} {
+		t.Run(name, func(t *testing.T) {
+			token, err := os.ReadFile(testdata + name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var msg cose.UntaggedSign1Message
+			if err := msg.UnmarshalCBOR(untag(token)); err != nil {
+				t.Fatal(err)
+			}
+			claims, err := psa.DecodeClaims(msg.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			write := func(file string, v any) string {
+				b, _ := json.Marshal(v)
+				p := filepath.Join(dir, file)
+				if err := os.WriteFile(p, b, 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return p
+			}
+			comps := []map[string]string{}
+			for _, c := range claims.Components {
+				comps = append(comps, map[string]string{"type": c.Type, "measurement": hex.EncodeToString(c.Measurement)})
+			}
+			en := write("en.json", map[string]any{"keys": []map[string]string{{"id": hex.EncodeToString(claims.InstanceID), "public_key": string(pemKey)}}})
+			refs := write("refs.json", map[string]any{"components": comps, "implementation_ids": []string{hex.EncodeToString(claims.ImplementationID)}})
+			nonce := hex.EncodeToString(claims.Nonce)
+			out, err := runCLI(t, "attest", "verify", "--format", "psa", "--endorsement", en, "--reference-values", refs, "--nonce", nonce, testdata+name)
+			if err != nil || !strings.Contains(out, `"ear.status": "affirming"`) {
+				t.Fatalf("TF-M token: %v\n%s", err, out)
+			}
+			zero := strings.Repeat("11", len(claims.Nonce))
+			if out, err := runCLI(t, "attest", "verify", "--format", "psa", "--endorsement", en, "--reference-values", refs, "--nonce", zero, testdata+name); err == nil || !strings.Contains(out, "nonce-mismatch") {
+				t.Fatalf("TF-M token under another nonce: %v\n%s", err, out)
+			}
+		})
+	}
+}
+
+// untag strips a leading CBOR tag 18 (COSE_Sign1), if any.
+func untag(b []byte) []byte {
+	if len(b) > 0 && b[0] == 0xd2 {
+		return b[1:]
+	}
+	return b
 }
