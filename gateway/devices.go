@@ -203,42 +203,27 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getDevice(w http.ResponseWriter, r *http.Request) {
-	p, err := principal(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
+// deviceRoute serves a route on one device: {id} is checked for the
+// shape of a device id (anything else is 404 before SQL), then do runs.
+func (s *Server) deviceRoute(op string, do func(ctx context.Context, p Principal, id storage.DeviceID) (storage.Device, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := principal(r)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		id := deviceIDParam(r)
+		if !wellFormedID(string(id), "dev_") {
+			s.fail(w, r, hegate.E(op, hegate.KindNotFound, nil, "no device %s", truncate(string(id), 40)))
+			return
+		}
+		d, err := do(r.Context(), p, id)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, deviceView(d))
 	}
-	id := deviceIDParam(r)
-	if !wellFormedID(string(id), "dev_") {
-		s.fail(w, r, hegate.E("devices.get", hegate.KindNotFound, nil, "no device %s", truncate(string(id), 40)))
-		return
-	}
-	d, err := s.GetDevice(r.Context(), p, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, deviceView(d))
-}
-
-func (s *Server) revokeDevice(w http.ResponseWriter, r *http.Request) {
-	p, err := principal(r)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	id := deviceIDParam(r)
-	if !wellFormedID(string(id), "dev_") {
-		s.fail(w, r, hegate.E("devices.revoke", hegate.KindNotFound, nil, "no device %s", truncate(string(id), 40)))
-		return
-	}
-	d, err := s.RevokeDevice(r.Context(), p, id)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	writeJSON(w, http.StatusOK, deviceView(d))
 }
 
 func attestationDocView(d storage.AttestationDoc) api.AttestationDoc {
@@ -268,19 +253,27 @@ func (s *Server) listAttestationDocs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getAttestationDoc(w http.ResponseWriter, r *http.Request) {
-	const op = "attestation.get"
+// docRoute is the admin principal and the {format}/{kind} a
+// trust-anchor route names, checked.
+func docRoute(r *http.Request, op string) (Principal, attest.Format, string, error) {
 	p, err := principal(r)
 	if err != nil {
-		s.fail(w, r, err)
-		return
+		return Principal{}, "", "", err
+	}
+	if err := p.requireAdmin(op); err != nil {
+		return Principal{}, "", "", err
 	}
 	f, kind := attest.Format(chi.URLParam(r, "format")), chi.URLParam(r, "kind")
-	if err := p.requireAdmin(op); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	if err := checkDocTarget(op, f, kind); err != nil {
+		return Principal{}, "", "", err
+	}
+	return p, f, kind, nil
+}
+
+func (s *Server) getAttestationDoc(w http.ResponseWriter, r *http.Request) {
+	const op = "attestation.get"
+	p, f, kind, err := docRoute(r, op)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -318,17 +311,8 @@ func (s *Server) putAttestationDoc(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteAttestationDoc(w http.ResponseWriter, r *http.Request) {
 	const op = "attestation.delete"
-	p, err := principal(r)
+	p, f, kind, err := docRoute(r, op)
 	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	f, kind := attest.Format(chi.URLParam(r, "format")), chi.URLParam(r, "kind")
-	if err := p.requireAdmin(op); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := checkDocTarget(op, f, kind); err != nil {
 		s.fail(w, r, err)
 		return
 	}
