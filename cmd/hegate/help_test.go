@@ -2,6 +2,9 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"errors"
+	"flag"
 	"context"
 	"strings"
 	"testing"
@@ -24,5 +27,32 @@ func TestHelpPrintsNoSecret(t *testing.T) {
 				t.Errorf("hegate %s printed the API key", strings.Join(args, " "))
 			}
 		}
+	}
+}
+
+// TestHelpExitsZero: -h and --help print the command's help on standard
+// output and succeed (main exits 0 for flag.ErrHelp); version prints one.
+func TestHelpExitsZero(t *testing.T) {
+	for _, c := range commands() {
+		for _, h := range []string{"-h", "--help"} {
+			var out, errb bytes.Buffer
+			ctx, cancel := context.WithCancel(context.Background())
+			cancel()
+			err := run(ctx, []string{c.name, h}, &out, &errb)
+			if err != nil && !errors.Is(err, flag.ErrHelp) {
+				t.Errorf("hegate %s %s: %v", c.name, h, err)
+			}
+			if out.Len() == 0 || errb.Len() != 0 {
+				t.Errorf("hegate %s %s: %d bytes on stdout, %d on stderr; want the help on stdout", c.name, h, out.Len(), errb.Len())
+			}
+		}
+	}
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"version", "--json"}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	var v struct{ Version, Go string }
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil || v.Version == "" || v.Go == "" {
+		t.Fatalf("version --json: %v %q", err, out.String())
 	}
 }

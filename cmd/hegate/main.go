@@ -26,7 +26,7 @@ type command struct {
 
 func commands() []command {
 	return []command{
-		{"serve", "run the gateway (HTTP API, console, and in-process workers)", runServe},
+		{"serve", "run the gateway (HTTP API and in-process workers)", runServe},
 		{"worker", "run job workers only (scale out against PostgreSQL)", runWorker},
 		{"migrate", "apply database migrations and exit", runMigrate},
 		{"tenant", "manage tenants: tenant create NAME | list | key NAME [--role admin|client] | keys NAME | revoke NAME KEY-ID", runTenant},
@@ -43,6 +43,9 @@ func commands() []command {
 		{"enroll", "device: attest and get a device credential (native, tpm-simulator, psa-test)", runEnroll},
 		{"keys", "device: keys upload | list | delete ID", runKeys},
 		{"infer", "device: encrypt an input, infer on the gateway, decrypt", runInfer},
+		{"encrypt", "device: encrypt an input to a ciphertext file (to send it by hand, e.g. with curl)", runEncrypt},
+		{"decrypt", "device: decrypt a result ciphertext file and print the outputs", runDecrypt},
+		{"version", "print the version and build", runVersion},
 	}
 }
 
@@ -50,10 +53,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "hegate:", err)
-		}
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		// -h or --help: the help went to standard output; that is success.
+	case err != nil:
+		fmt.Fprintln(os.Stderr, "hegate:", hint(err))
 		os.Exit(1)
 	}
 }
@@ -62,6 +66,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(stdout)
 		return nil
+	}
+	if wantsHelp(args[1:]) {
+		// Asked for, help is the answer: on standard output.
+		stderr = stdout
 	}
 	for _, c := range commands() {
 		if c.name == args[0] {
@@ -116,4 +124,26 @@ func envOr(key, def string) string {
 		return v
 	}
 	return def
+}
+
+// wantsHelp reports whether the arguments ask for help (before a "--").
+func wantsHelp(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "-help", "--help":
+			return true
+		}
+	}
+	return false
+}
+
+// hint adds what to do to errors whose cause a user can fix.
+func hint(err error) string {
+	msg := err.Error()
+	if errors.Is(err, syscall.ECONNREFUSED) {
+		msg += " (is the gateway running there? set --server or HEGATE_SERVER)"
+	}
+	return msg
 }
