@@ -58,13 +58,17 @@ func CreateTenant(ctx context.Context, store storage.Store, name string) (storag
 	if name == "" {
 		return storage.Tenant{}, "", hegate.E(op, hegate.KindInvalid, nil, "tenant name is empty")
 	}
-	t, err := store.CreateTenant(ctx, storage.CreateTenantParams{Name: name})
-	if err != nil {
-		return storage.Tenant{}, "", fmt.Errorf("creating tenant %q: %w", name, err)
-	}
-	secret, err := CreateAPIKey(ctx, store, t.ID, "default", storage.RoleAdmin)
+	secret, hash, prefix, err := NewAPIKey()
 	if err != nil {
 		return storage.Tenant{}, "", err
+	}
+	// One transaction: a failure leaves neither the tenant nor its key,
+	// so that a retry can take the name.
+	t, err := store.CreateTenant(ctx, storage.CreateTenantParams{Name: name, FirstKey: &storage.CreateAPIKeyParams{
+		Name: "default", Prefix: prefix, Hash: hash, Role: storage.RoleAdmin,
+	}})
+	if err != nil {
+		return storage.Tenant{}, "", err // the store's error names the tenant
 	}
 	return t, secret, nil
 }

@@ -125,11 +125,17 @@ func (j Job) Expired() bool { return j.BlobsExpiredAt != nil }
 // CreateTenantParams are the inputs of Tenants.CreateTenant.
 type CreateTenantParams struct {
 	Name string // unique
+	// FirstKey, when set, is the tenant's first API key (its TenantID is
+	// ignored), stored in the same transaction: a tenant never exists
+	// without it, and a failure leaves neither.
+	FirstKey *CreateAPIKeyParams
 }
 
 // Tenants stores tenants.
 type Tenants interface {
-	// CreateTenant makes a tenant with a fresh id. ErrConflict if the name is taken.
+	// CreateTenant makes a tenant with a fresh id, and its first API key
+	// if p.FirstKey is set, in one transaction. ErrConflict if the name
+	// (or the key's hash) is taken.
 	CreateTenant(ctx context.Context, p CreateTenantParams) (Tenant, error)
 	// GetTenant returns a tenant or ErrNotFound.
 	GetTenant(ctx context.Context, id hegate.TenantID) (Tenant, error)

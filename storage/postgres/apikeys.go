@@ -40,7 +40,12 @@ func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) 
 	if err := validate.CreateAPIKey(p); err != nil {
 		return storage.APIKey{}, fmt.Errorf("creating API key: %w", err)
 	}
-	k, err := scanAPIKey(s.pool.QueryRow(ctx,
+	return s.insertAPIKey(ctx, s.pool, p)
+}
+
+// insertAPIKey stores a validated key through q (the pool or a tx).
+func (s *Store) insertAPIKey(ctx context.Context, q rowQuerier, p storage.CreateAPIKeyParams) (storage.APIKey, error) {
+	k, err := scanAPIKey(q.QueryRow(ctx,
 		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at, role)
 		 VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING `+apiKeyColumns,
 		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, s.now(), validate.Role(p.Role)))

@@ -28,11 +28,22 @@ func (s *Store) CreateTenant(ctx context.Context, p storage.CreateTenantParams) 
 	if err := validate.CreateTenant(p); err != nil {
 		return storage.Tenant{}, fmt.Errorf("creating tenant: %w", err)
 	}
-	t, err := scanTenant(s.pool.QueryRow(ctx,
-		`INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) RETURNING `+tenantColumns,
-		ids.New(ids.Tenant), p.Name, s.now()))
+	var t storage.Tenant
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRow(ctx,
+			`INSERT INTO tenants (id, name, created_at) VALUES ($1, $2, $3) RETURNING `+tenantColumns,
+			ids.New(ids.Tenant), p.Name, s.now()))
+		if err != nil || p.FirstKey == nil {
+			return err
+		}
+		k := *p.FirstKey
+		k.TenantID = t.ID
+		_, err = s.insertAPIKey(ctx, tx, k)
+		return err
+	})
 	if err != nil {
-		return storage.Tenant{}, fmt.Errorf("creating tenant %q: %w", p.Name, err)
+		return storage.Tenant{}, fmt.Errorf("creating tenant %q: %w", p.Name, translate(err))
 	}
 	return t, nil
 }

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/hegate/hegate"
@@ -32,7 +33,14 @@ func (s *Store) CreateAPIKey(ctx context.Context, p storage.CreateAPIKeyParams) 
 	if err := validate.CreateAPIKey(p); err != nil {
 		return storage.APIKey{}, fmt.Errorf("creating API key: %w", err)
 	}
-	k, err := scanAPIKey(s.db.QueryRowContext(ctx,
+	return s.insertAPIKey(ctx, s.db, p)
+}
+
+// insertAPIKey stores a validated key through q (the DB or a tx).
+func (s *Store) insertAPIKey(ctx context.Context, q interface {
+	QueryRowContext(ctx context.Context, query string, args ...any) *sql.Row
+}, p storage.CreateAPIKeyParams) (storage.APIKey, error) {
+	k, err := scanAPIKey(q.QueryRowContext(ctx,
 		`INSERT INTO api_keys (id, tenant_id, name, prefix, hash, created_at, role)
 		 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) RETURNING `+apiKeyColumns,
 		ids.New(ids.APIKey), p.TenantID, p.Name, p.Prefix, p.Hash, dbTime(s.now()), validate.Role(p.Role)))

@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 
 	"github.com/hegate/hegate"
@@ -29,9 +30,20 @@ func (s *Store) CreateTenant(ctx context.Context, p storage.CreateTenantParams) 
 	if err := validate.CreateTenant(p); err != nil {
 		return storage.Tenant{}, fmt.Errorf("creating tenant: %w", err)
 	}
-	t, err := scanTenant(s.db.QueryRowContext(ctx,
-		`INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3) RETURNING `+tenantColumns,
-		ids.New(ids.Tenant), p.Name, dbTime(s.now())))
+	var t storage.Tenant
+	err := s.inTx(ctx, func(tx *sql.Tx) error {
+		var err error
+		t, err = scanTenant(tx.QueryRowContext(ctx,
+			`INSERT INTO tenants (id, name, created_at) VALUES (?1, ?2, ?3) RETURNING `+tenantColumns,
+			ids.New(ids.Tenant), p.Name, dbTime(s.now())))
+		if err != nil || p.FirstKey == nil {
+			return err
+		}
+		k := *p.FirstKey
+		k.TenantID = t.ID
+		_, err = s.insertAPIKey(ctx, tx, k)
+		return err
+	})
 	if err != nil {
 		return storage.Tenant{}, fmt.Errorf("creating tenant %q: %w", p.Name, err)
 	}

@@ -1,6 +1,8 @@
 package storagetest
 
 import (
+	"crypto/sha256"
+	"errors"
 	"testing"
 	"time"
 
@@ -35,6 +37,36 @@ var storeTests = []test{
 }
 
 var tenantTests = []test{
+	{"ok/tenant/with-first-key", func(t *testing.T, b bundle) {
+		h := sha256.Sum256([]byte("first key"))
+		tn, err := b.store.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "acme",
+			FirstKey: &storage.CreateAPIKeyParams{Name: "default", Prefix: "hgk_first", Hash: h[:], Role: storage.RoleAdmin}})
+		noErr(t, "CreateTenant with a first key", err)
+		k, err := b.store.LookupAPIKey(b.ctx, h[:])
+		noErr(t, "LookupAPIKey", err)
+		if k.TenantID != tn.ID || k.Role != storage.RoleAdmin || k.Name != "default" {
+			t.Fatalf("first key %+v of tenant %s", k, tn.ID)
+		}
+	}},
+	{"fail/tenant/first-key-conflict-leaves-no-tenant", func(t *testing.T, b bundle) {
+		// The first key's hash is taken: neither the tenant nor the key is
+		// stored, and a retry with another key takes the name.
+		h := sha256.Sum256([]byte("taken"))
+		_, err := b.store.CreateAPIKey(b.ctx, storage.CreateAPIKeyParams{TenantID: b.a.ID, Name: "k", Prefix: "hgk_taken", Hash: h[:]})
+		noErr(t, "CreateAPIKey", err)
+		_, err = b.store.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "acme",
+			FirstKey: &storage.CreateAPIKeyParams{Name: "default", Prefix: "hgk_taken", Hash: h[:]}})
+		if !errors.Is(err, storage.ErrConflict) {
+			t.Fatalf("CreateTenant with a taken key hash: %v, want ErrConflict", err)
+		}
+		if _, err := b.store.GetTenantByName(b.ctx, "acme"); !errors.Is(err, storage.ErrNotFound) {
+			t.Fatalf("the tenant exists after its key failed: %v", err)
+		}
+		h2 := sha256.Sum256([]byte("fresh"))
+		_, err = b.store.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "acme",
+			FirstKey: &storage.CreateAPIKeyParams{Name: "default", Prefix: "hgk_fresh", Hash: h2[:]}})
+		noErr(t, "retry", err)
+	}},
 	{"ok/tenant/create-get", func(t *testing.T, b bundle) {
 		tn, err := b.store.CreateTenant(b.ctx, storage.CreateTenantParams{Name: "acme"})
 		noErr(t, "CreateTenant", err)

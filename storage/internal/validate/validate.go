@@ -18,6 +18,11 @@ func CreateTenant(p storage.CreateTenantParams) error {
 	if p.Name == "" {
 		return errors.New("name is required")
 	}
+	if p.FirstKey != nil {
+		if err := CreateAPIKey(*p.FirstKey); err != nil {
+			return fmt.Errorf("first key: %w", err)
+		}
+	}
 	return nil
 }
 
