@@ -1,8 +1,12 @@
 package gateway
 
 import (
+	"context"
 	"testing"
 	"time"
+
+	"github.com/hegate/hegate/internal/pgtest"
+	"github.com/hegate/hegate/storage/postgres"
 )
 
 func TestJobEvents(t *testing.T) {
@@ -49,4 +53,43 @@ func TestJobEvents(t *testing.T) {
 			t.Fatal("a nil JobEvents woke a waiter")
 		}
 	})
+}
+
+// TestJobEventsAcrossProcesses: two JobEvents on two PostgreSQL stores of
+// one schema (two processes): a job one finishes wakes a waiter of the
+// other through LISTEN/NOTIFY, long before any poll.
+func TestJobEventsAcrossProcesses(t *testing.T) {
+	t.Parallel()
+	url, schema := pgtest.Schema(t, "hegate_ev_")
+	open := func() *postgres.Store {
+		s, err := postgres.Open(t.Context(), postgres.Config{URL: url, Schema: schema, MaxConns: 4})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		return s
+	}
+	s1, s2 := open(), open()
+	if err := s1.Migrate(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	e1, e2 := NewJobEvents(), NewJobEvents()
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	go func() { _ = e1.Share(ctx, s1) }()
+	go func() { _ = e2.Share(ctx, s2) }()
+	ch, stop := e1.subscribe("job_x")
+	defer stop()
+	// The listeners take a moment to LISTEN: notify until one is heard.
+	deadline := time.After(20 * time.Second)
+	for {
+		e2.finished("job_x")
+		select {
+		case <-ch:
+			return
+		case <-time.After(200 * time.Millisecond):
+		case <-deadline:
+			t.Fatal("a job finished in one process never woke the other's waiter")
+		}
+	}
 }

@@ -178,6 +178,7 @@ func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, notFound(op, err, "job %s not found", id))
 		return
 	}
+	s.cfg.JobEvents.finished(job.ID)
 	writeJSON(w, http.StatusOK, jobView(job))
 }
 

@@ -143,6 +143,7 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/jobs", s.listJobs)
 		r.Get("/v1/jobs/{id}", s.getJob)
 		r.Get("/v1/jobs/{id}/result", s.jobResult)
+		r.Get("/v1/jobs/{id}/events", s.jobStream)
 		r.Post("/v1/jobs/{id}/cancel", s.cancelJob)
 		r.Get("/v1/models", s.listTenantModels)
 		r.Get("/v1/models/{model}", s.modelVersions)

@@ -92,7 +92,9 @@ type backend struct {
 	metrics   *gateway.Metrics
 	retention time.Duration // 0: no sweeper, and the gateway does not quote one
 	sweeper   *gateway.Sweeper
-	events    *gateway.JobEvents // wakes waiting requests when this process's workers finish a job
+	events    *gateway.JobEvents // wakes waiting requests when a job finishes (here, or anywhere with PostgreSQL)
+	// stopEvents ends the cross-process job notifications (shareEvents).
+	stopEvents func()
 	// defaultBudget applies to tenants and models without a budget
 	// (capacity 0: none, such inferences are refused).
 	defaultBudget storage.BudgetLimit
@@ -155,7 +157,9 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 		store.Close()
 		return nil, err
 	}
-	return &backend{store: store, blobs: blobs, models: models, catalog: cat, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}, nil
+	b := &backend{store: store, blobs: blobs, models: models, catalog: cat, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}
+	b.shareEvents(ctx)
+	return b, nil
 }
 
 // startWorkers runs the store's workers with a Runner over b's models.
@@ -221,9 +225,30 @@ const (
 )
 
 // close stops the sweeper and the workers and closes the store.
+// shareEvents makes job finishes known across processes when the store is
+// shared (PostgreSQL LISTEN/NOTIFY), so that "Prefer: wait" and the events
+// stream in this process wake for jobs other processes' workers finish.
+func (b *backend) shareEvents(ctx context.Context) {
+	n, ok := b.store.(storage.JobNotifier)
+	if !ok {
+		return
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = b.events.Share(ctx, n)
+	}()
+	// The listener holds a connection: it must end before the pool closes.
+	b.stopEvents = func() { cancel(); <-done }
+}
+
 func (b *backend) close() {
 	if b.sweeper != nil {
 		b.sweeper.Stop()
+	}
+	if b.stopEvents != nil {
+		b.stopEvents()
 	}
 	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
