@@ -74,4 +74,3 @@ func (s *Store) listenOnce(ctx context.Context, f func(hegate.JobID)) error {
 		f(hegate.JobID(n.Payload))
 	}
 }
-
