@@ -403,7 +403,25 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, ln, b.metrics.Handler())
+	return serveHTTP(ctx, ln, workerMux(b))
+}
+
+// workerMux is a worker's HTTP surface: /metrics, and /healthz, which
+// answers 200 only while the database does (the container healthcheck),
+// since a worker that cannot reach it runs no job.
+func workerMux(b *backend) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", b.metrics.Handler())
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+		defer cancel()
+		if err := b.store.Ping(ctx); err != nil {
+			http.Error(w, "database unreachable", http.StatusServiceUnavailable)
+			return
+		}
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	return mux
 }
 
 func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
