@@ -17,6 +17,9 @@ const (
 	ProblemBudgetExhausted  = ProblemTypeBase + "budget-exhausted"
 	ProblemRejected         = ProblemTypeBase + "rejected"
 	ProblemMethodNotAllowed = ProblemTypeBase + "method-not-allowed"
+	// ProblemUnsupportedMediaType is a 415: the body's Content-Type is not one
+	// the route takes (the Accept header lists those).
+	ProblemUnsupportedMediaType = ProblemTypeBase + "unsupported-media-type"
 )
 
 // Problem is an RFC 9457 problem document, served as ContentTypeProblem.

@@ -10,17 +10,24 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"time"
 
 	"github.com/hegate/hegate/api"
 )
 
 // InferOptions tune Infer.
 type InferOptions struct {
-	// Wait asks the gateway to answer with the result ("Prefer: wait"); if
-	// its wait ends first, Infer polls the job until it finishes or ctx
-	// ends. Without Wait, Infer returns as soon as the job is accepted,
-	// with a nil result: fetch it later with WaitJob and Result.
+	// Wait makes Infer return the result: the gateway waits for the job
+	// and answers with it (the OIP default; "Prefer: wait=N" when
+	// WaitFor is set), and if its wait ends first Infer polls the job
+	// until it finishes or ctx ends. Without Wait, Infer sends "Prefer:
+	// respond-async" and returns as soon as the job is accepted, with a
+	// nil result: fetch it later with WaitJob and Result.
 	Wait bool
+	// WaitFor, with Wait, bounds how long the gateway waits before it
+	// answers 202 and Infer starts polling, in whole seconds; 0 means the
+	// gateway's own limit (30 s by default).
+	WaitFor time.Duration
 	// IdempotencyKey makes the request safe to retry: the gateway returns
 	// the job the first request with this key created.
 	IdempotencyKey string
@@ -65,8 +72,11 @@ func (c *Client) Infer(ctx context.Context, model, keySetID string, ciphertext [
 	}
 	req.Header.Set("Content-Type", api.ContentTypeOctetStream)
 	req.Header.Set(api.HeaderInferenceContentLength, strconv.Itoa(len(hdr)))
-	if opts.Wait {
-		req.Header.Set(api.HeaderPrefer, "wait")
+	switch {
+	case !opts.Wait:
+		req.Header.Set(api.HeaderPrefer, "respond-async")
+	case opts.WaitFor > 0:
+		req.Header.Set(api.HeaderPrefer, "wait="+strconv.FormatInt(int64(max(opts.WaitFor/time.Second, 1)), 10))
 	}
 	if opts.IdempotencyKey != "" {
 		req.Header.Set(api.HeaderIdempotencyKey, opts.IdempotencyKey)

@@ -99,7 +99,7 @@ func TestBudgetConcurrentInferences(t *testing.T) {
 	for _, eng := range engines {
 		t.Run(eng.name, func(t *testing.T) {
 			var opts []setupOption
-			opts = append(opts, withoutWorkers())
+			opts = append(opts, withoutWorkers(), withoutLimits()) // 200 at once: the budget must refuse, not the rate limits
 			if eng.open != nil {
 				opts = append(opts, withStore(eng.open))
 			}
@@ -529,7 +529,8 @@ func TestReleasedNoiseThroughTheGateway(t *testing.T) {
 	if testing.Short() {
 		t.Skip("1,000 encrypted inferences")
 	}
-	bd := setup(t)
+	// 1,000 inferences from one key, faster than its rate limit.
+	bd := setup(t, withoutLimits())
 	const sigma = 0.1 // the tenant's noise, cheaper than the model's
 	if _, err := bd.store.SetBudget(bd.ctx, storage.SetBudgetParams{
 		TenantID: tenantOf(t, bd, "tenant-a"), Model: "tiny", Actor: "test", NoiseSigma: sigma,

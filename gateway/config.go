@@ -77,6 +77,21 @@ type Config struct {
 	// It works per read, so a large upload that keeps moving is not cut
 	// off; the http.Server's ReadTimeout, if any, still applies on top.
 	BodyIdleTimeout time.Duration
+	// RequestTimeout is the deadline of a request, counted in the
+	// server's own time: not while the handler reads the request body,
+	// plus WaitTimeout for an inference. A request whose store does not
+	// answer in time answers 503 with Retry-After. 0 means
+	// DefaultRequestTimeout; negative means none. Streams (job events)
+	// have limits of their own.
+	RequestTimeout time.Duration
+	// BodyMinRate, in bytes per second, rejects a request body that keeps
+	// trickling in without ever stalling for BodyIdleTimeout: once
+	// BodyRateGrace has passed since the first read, the body must have
+	// delivered BodyMinRate bytes for every second beyond it. 0 means
+	// DefaultBodyMinRate; negative turns the check off. BodyRateGrace 0
+	// means DefaultBodyRateGrace.
+	BodyMinRate   int64
+	BodyRateGrace time.Duration
 	// Retention is how long finished jobs keep their input and result
 	// blobs (what the Sweepers of the deployment apply). The gateway only
 	// quotes it: a request for an expired result is answered 410 Gone,
@@ -105,7 +120,25 @@ type Config struct {
 	// ("https://gw.example.com"), which DPoP proofs name; "" means the
 	// scheme and Host header of each request. Set it behind a proxy.
 	PublicURL string
-	// Clock tells the time for logs and metrics; nil means time.Now.
+	// RateLimits are the request rates allowed per API key, per device
+	// and per client address; zero fields select DefaultRateLimits.
+	RateLimits RateLimits
+	// Concurrency caps the inferences and uploads in progress per tenant
+	// and per process (503 over a cap); zero fields select the Default*
+	// caps, negative ones mean none.
+	Concurrency Concurrency
+	// Quota is what each tenant may store and have queued, checked before
+	// an upload or an inference is accepted; zero fields select the
+	// DefaultQuota* values, negative ones mean no limit.
+	Quota Quota
+	// ClientIPHeader names the request header in which a trusted reverse
+	// proxy puts the client's address (X-Forwarded-For, X-Real-IP): the
+	// last address in it keys the rate limit of unauthenticated requests.
+	// "" means the connection's remote address. Set it only behind a proxy
+	// that sets the header, or clients choose their own address.
+	ClientIPHeader string
+	// Clock tells the time for logs, metrics and rate limits; nil means
+	// time.Now.
 	Clock func() time.Time
 	// Version is reported by GET /v2; empty means "dev".
 	Version string
@@ -141,6 +174,15 @@ func (c Config) withDefaults() Config {
 	if c.BodyIdleTimeout == 0 {
 		c.BodyIdleTimeout = DefaultBodyIdleTimeout
 	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.BodyMinRate == 0 {
+		c.BodyMinRate = DefaultBodyMinRate
+	}
+	if c.BodyRateGrace == 0 {
+		c.BodyRateGrace = DefaultBodyRateGrace
+	}
 	if c.Clock == nil {
 		c.Clock = time.Now
 	}
@@ -159,6 +201,9 @@ func (c Config) withDefaults() Config {
 	if c.Version == "" {
 		c.Version = "dev"
 	}
+	c.RateLimits = c.RateLimits.withDefaults()
+	c.Concurrency = c.Concurrency.withDefaults()
+	c.Quota = c.Quota.withDefaults()
 	return c
 }
 
@@ -184,6 +229,8 @@ func (c Config) Validate() error {
 		return bad("WaitTimeout is negative (%s)", c.WaitTimeout)
 	case c.BodyIdleTimeout < 0:
 		return bad("BodyIdleTimeout is negative (%s)", c.BodyIdleTimeout)
+	case c.BodyRateGrace < 0:
+		return bad("BodyRateGrace is negative (%s)", c.BodyRateGrace)
 	case c.Retention < 0:
 		return bad("Retention is negative (%s)", c.Retention)
 	case c.ChallengeTTL < 0 || c.ChallengeTTL > MaxChallengeTTL:
@@ -196,6 +243,9 @@ func (c Config) Validate() error {
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") || u.RawQuery != "" {
 			return bad("PublicURL %q is not scheme://host[:port]", c.PublicURL)
 		}
+	}
+	if err := c.RateLimits.validate(); err != nil {
+		return bad("%v", err)
 	}
 	if err := validateModels(c.Models, "Models", c.Catalog != nil); err != nil {
 		return bad("%v", err)

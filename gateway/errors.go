@@ -47,6 +47,12 @@ var internalProblem = problemClass{http.StatusInternalServerError, api.ProblemIn
 // domain errors and the HTTP body limit are recognised when nothing
 // classified them; anything else is internal. KindGone (content the
 // retention policy removed) is 410, so a client knows not to ask again.
+//
+// A failure of the store (storage.ErrUnavailable: it cannot be reached,
+// timed out, a table is locked or missing) or the request's deadline
+// (context.DeadlineExceeded) is 503, even where a handler wrapped it as
+// internal: it is not a bug of the request's, and trying again later may
+// work (writeError adds Retry-After).
 func classify(err error) problemClass {
 	var he *hegate.Error
 	kind := hegate.KindInternal
@@ -60,13 +66,20 @@ func classify(err error) problemClass {
 		kind = hegate.KindNotFound
 	case errors.Is(err, storage.ErrConflict):
 		kind = hegate.KindConflict
-	case errors.Is(err, context.DeadlineExceeded):
+	}
+	if kind == hegate.KindInternal && unavailable(err) {
 		kind = hegate.KindUnavailable
 	}
 	if c, ok := problemClasses[kind]; ok {
 		return c
 	}
 	return internalProblem
+}
+
+// unavailable reports whether err is the store failing or the request's
+// deadline passing.
+func unavailable(err error) bool {
+	return errors.Is(err, storage.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded)
 }
 
 // problemFor builds the problem document for err. Only client-fault errors

@@ -364,7 +364,7 @@ func TestKeySetUploadRejected(t *testing.T) {
 		{"fail/corrupt-coefficients", "/v1/keys?model=tiny", corrupt, size, nil, 400, "key set"},
 		{"fail/no-model", "/v1/keys", good, size, nil, 400, "name the model"},
 		{"fail/unknown-model", "/v1/keys?model=nope", good, size, nil, 404, `model "nope" not found`},
-		{"fail/content-type", "/v1/keys?model=tiny", good, size, http.Header{"Content-Type": {"text/plain"}}, 400, "Content-Type"},
+		{"fail/content-type", "/v1/keys?model=tiny", good, size, http.Header{"Content-Type": {"text/plain"}}, 415, "Content-Type"},
 	}
 	before := bd.blobFiles(t)
 	for _, tc := range tests {
@@ -401,7 +401,9 @@ func TestKeySetUploadRejected(t *testing.T) {
 	}
 }
 
-// inferBody builds a binary-extension request around one BYTES element.
+// inferBody builds a binary-extension request around one BYTES element. It
+// asks for the job at once (Prefer: respond-async): without it the gateway
+// would wait for the result.
 func inferBody(t *testing.T, req api.InferRequest, elem []byte) ([]byte, http.Header) {
 	t.Helper()
 	hdr := mustJSON(t, req)
@@ -409,6 +411,7 @@ func inferBody(t *testing.T, req api.InferRequest, elem []byte) ([]byte, http.He
 	return body, http.Header{
 		api.HeaderInferenceContentLength: {strconv.Itoa(len(hdr))},
 		"Content-Type":                   {api.ContentTypeOctetStream},
+		api.HeaderPrefer:                 {"respond-async"},
 	}
 }
 
@@ -472,9 +475,9 @@ func TestInferRejected(t *testing.T) {
 		{"fail/header-past-body", "tiny", []byte(`{"inputs":[]}`), http.Header{api.HeaderInferenceContentLength: {"100"}}, 400, "ends inside"},
 		{"fail/header-not-json", "tiny", []byte(`not json at all`), http.Header{api.HeaderInferenceContentLength: {"15"}}, 400, "not a valid JSON"},
 		{"fail/header-length", "tiny", []byte(`{}`), http.Header{api.HeaderInferenceContentLength: {"-3"}}, 400, api.HeaderInferenceContentLength},
-		{"fail/plain-json-without-binary-data-false", "tiny", mustJSON(t, bytesInput(api.Parameters{
+		{"fail/plain-json-without-data", "tiny", mustJSON(t, bytesInput(api.Parameters{
 			api.ParamContentType: api.ContentTypeCiphertext, api.ParamKeySetID: ksID,
-		})), nil, 400, "binary_data"},
+		})), nil, 400, "no data"},
 		{"fail/plain-json-bad-base64", "tiny", mustJSON(t, api.InferRequest{Inputs: []api.Tensor{{
 			Name: api.InputName, Shape: []int64{1}, Datatype: api.DatatypeBytes,
 			Parameters: api.Parameters{api.ParamContentType: api.ContentTypeCiphertext, api.ParamKeySetID: ksID, api.ParamBinaryData: false},

@@ -15,6 +15,7 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
+	"github.com/hegate/hegate/catalog"
 )
 
 // inferInput is a parsed, validated inference request.
@@ -30,7 +31,8 @@ const maxOIPRequestID = 256
 
 // parseInferRequest reads and validates an OIP inference request: the binary
 // tensor extension when h has Inference-Header-Content-Length, plain JSON
-// with a base64 ciphertext otherwise (see package api). The ciphertext may
+// otherwise, the BYTES element then being the base64 of the ciphertext
+// (see package api). The ciphertext may
 // be at most maxCiphertext bytes. The JSON must hold no member that OIP
 // does not define (a misspelt "outputs" would otherwise be ignored
 // silently). Errors are KindInvalid or KindTooLarge with a detail naming
@@ -156,19 +158,26 @@ func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (infe
 		}
 		in.ciphertext = elems[0]
 	} else {
-		if !hasBD || wantBinary {
-			return inferInput{}, bad("input has no binary data: send the binary tensor extension (%s), or set input parameter %s to false and put the base64 ciphertext in data", api.HeaderInferenceContentLength, api.ParamBinaryData)
+		// Plain JSON, as KServe and Triton clients send BYTES: the element
+		// is a string in data. A ciphertext is binary, so that string is
+		// always its base64; no parameter is needed to say so (binary_data
+		// false is accepted, and redundant).
+		if wantBinary {
+			return inferInput{}, bad("input parameter %s is true but the request has no binary data: send the binary tensor extension (%s), or put the base64 ciphertext in data", api.ParamBinaryData, api.HeaderInferenceContentLength)
 		}
 		if _, ok := t.Parameters[api.ParamBinaryDataSize]; ok {
-			return inferInput{}, bad("input parameter %s is set but the request has no binary data", api.ParamBinaryDataSize)
+			return inferInput{}, bad("input parameter %s is set but the request has no binary data (no %s header)", api.ParamBinaryDataSize, api.HeaderInferenceContentLength)
+		}
+		if len(t.Data) == 0 {
+			return inferInput{}, bad("input has no data: put the base64 ciphertext as the one string of data, or send the binary tensor extension (%s)", api.HeaderInferenceContentLength)
 		}
 		var data []string
 		if err := json.Unmarshal(t.Data, &data); err != nil || len(data) != 1 {
-			return inferInput{}, bad("input data must be an array of one base64 string")
+			return inferInput{}, bad("input data must be an array of one string, the base64 ciphertext")
 		}
 		b, err := base64.StdEncoding.DecodeString(data[0])
 		if err != nil {
-			return inferInput{}, bad("input data is not valid base64: %v", err)
+			return inferInput{}, bad("input data is not base64 (BYTES data in JSON is the base64 of the binary ciphertext, standard alphabet, padded): %v", err)
 		}
 		in.ciphertext = b
 	}
@@ -207,7 +216,7 @@ func parseInferRequest(h http.Header, body io.Reader, maxCiphertext int64) (infe
 
 // writeInferResponse answers an inference with its result ciphertext as the
 // one BYTES output tensor, in binary or base64 JSON.
-func writeInferResponse(w http.ResponseWriter, model hegate.ModelID, in inferInput, jobID hegate.JobID, result []byte, binary bool) error {
+func writeInferResponse(w http.ResponseWriter, m catalog.Model, in inferInput, jobID hegate.JobID, result []byte, binary bool) error {
 	out := api.Tensor{
 		Name:     api.OutputName,
 		Shape:    []int64{1},
@@ -217,9 +226,10 @@ func writeInferResponse(w http.ResponseWriter, model hegate.ModelID, in inferInp
 		},
 	}
 	resp := api.InferResponse{
-		ModelName:  string(model),
-		ID:         in.id,
-		Parameters: api.Parameters{api.ParamJobID: string(jobID)},
+		ModelName:    string(m.Name),
+		ModelVersion: oipVersion(m.Ref),
+		ID:           in.id,
+		Parameters:   api.Parameters{api.ParamJobID: string(jobID)},
 	}
 	h := w.Header()
 	h.Set("X-Content-Type-Options", "nosniff")

@@ -67,25 +67,29 @@ func FuzzInferRequest(f *testing.F) {
 	})
 }
 
-func TestPreferWait(t *testing.T) {
+func TestInferPreferences(t *testing.T) {
 	t.Parallel()
 	const limit = 30 * time.Second
 	tests := map[string]struct {
-		prefer []string
-		wait   time.Duration
-		ok     bool
+		prefer  []string
+		wait    time.Duration
+		applied string // Preference-Applied of a 200
+		async   string // Preference-Applied of a 202
 	}{
-		"ok/wait":             {[]string{"wait"}, limit, true},
-		"ok/wait-n":           {[]string{"wait=5"}, 5 * time.Second, true},
-		"ok/wait-capped":      {[]string{"wait=100"}, limit, true},
-		"ok/listed":           {[]string{"handling=lenient, wait=3"}, 3 * time.Second, true},
-		"ok/two-headers":      {[]string{"return=minimal", "wait=2"}, 2 * time.Second, true},
-		"fail/none":           {nil, 0, false},
-		"fail/respond-async":  {[]string{"respond-async, wait=10"}, 0, false},
-		"fail/zero":           {[]string{"wait=0"}, 0, false},
-		"fail/not-a-number":   {[]string{"wait=soon"}, 0, false},
-		"fail/negative":       {[]string{"wait=-1"}, 0, false},
-		"fail/other-prefence": {[]string{"return=representation"}, 0, false},
+		"ok/none":                    {nil, limit, "", ""},
+		"ok/wait":                    {[]string{"wait"}, limit, "wait=30", "wait=30"},
+		"ok/wait-n":                  {[]string{"wait=5"}, 5 * time.Second, "wait=5", "wait=5"},
+		"ok/wait-capped":             {[]string{"wait=100"}, limit, "wait=30", "wait=30"},
+		"ok/listed":                  {[]string{"handling=lenient, wait=3"}, 3 * time.Second, "wait=3", "wait=3"},
+		"ok/two-headers":             {[]string{"return=minimal", "wait=2"}, 2 * time.Second, "wait=2", "wait=2"},
+		"ok/first-wins":              {[]string{"wait=2, wait=9"}, 2 * time.Second, "wait=2", "wait=2"},
+		"ok/respond-async":           {[]string{"respond-async"}, 0, "respond-async", "respond-async"},
+		"ok/respond-async-with-wait": {[]string{"respond-async, wait=10"}, 10 * time.Second, "wait=10", "respond-async, wait=10"},
+		"ok/case":                    {[]string{"Respond-Async"}, 0, "respond-async", "respond-async"},
+		"ok/zero":                    {[]string{"wait=0"}, 0, "wait=0", "wait=0"},
+		"ok/not-a-number-ignored":    {[]string{"wait=soon"}, limit, "", ""},
+		"ok/negative-ignored":        {[]string{"wait=-1"}, limit, "", ""},
+		"ok/other-preference":        {[]string{"return=representation"}, limit, "", ""},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -93,9 +97,17 @@ func TestPreferWait(t *testing.T) {
 			for _, v := range tc.prefer {
 				h.Add("Prefer", v)
 			}
-			wait, ok := preferWait(h, limit)
-			if wait != tc.wait || ok != tc.ok {
-				t.Fatalf("preferWait = %s, %v; want %s, %v", wait, ok, tc.wait, tc.ok)
+			p := inferPreferences(h, limit)
+			if p.wait != tc.wait {
+				t.Fatalf("wait %s, want %s", p.wait, tc.wait)
+			}
+			if p.wait > 0 {
+				if got := p.applied(true); got != tc.applied {
+					t.Errorf("Preference-Applied of a 200 %q, want %q", got, tc.applied)
+				}
+			}
+			if got := p.applied(false); got != tc.async {
+				t.Errorf("Preference-Applied of a 202 %q, want %q", got, tc.async)
 			}
 		})
 	}

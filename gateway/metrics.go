@@ -37,7 +37,7 @@ func NewMetrics() *Metrics {
 		reg: prometheus.NewRegistry(),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "hegate_http_requests_total",
-			Help: "HTTP requests by route pattern, method and status code.",
+			Help: "HTTP requests by route pattern (\"unmatched\" for none), method (\"other\" for a non-standard one) and status code.",
 		}, []string{"route", "method", "code"}),
 		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "hegate_http_request_duration_seconds",
@@ -100,9 +100,31 @@ func (m *Metrics) Handler() http.Handler {
 	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{Registry: m.reg})
 }
 
+// observeRequest counts a request. Its labels take a bounded set of values
+// whatever the client sends: route is a pattern of the router (or
+// routeUnmatched), method is one of the standard methods or "other".
 func (m *Metrics) observeRequest(route, method string, status int, d time.Duration) {
+	if route == "" {
+		route = routeUnmatched
+	}
+	method = methodLabel(method)
 	m.requests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	m.duration.WithLabelValues(route, method).Observe(d.Seconds())
+}
+
+// routeUnmatched is the route label of requests that match no route.
+const routeUnmatched = "unmatched"
+
+// methodLabel is the method label of a request: any method is a valid
+// token, so a client could otherwise add label values (and series that
+// live as long as the process) with every request.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
 }
 
 func (m *Metrics) jobOutcome(model, outcome string) {

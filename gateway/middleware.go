@@ -116,16 +116,19 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			if status == 0 {
 				status = http.StatusOK
 			}
-			route := "unmatched"
+			route := routeUnmatched
 			if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 				route = rc.RoutePattern()
 			}
 			s.metrics.observeRequest(route, r.Method, status, d)
 			attrs := []slog.Attr{
 				slog.String("request_id", RequestIDFromContext(r.Context())),
-				slog.String("method", r.Method),
+				// The client chooses the method and path: bounded, and the
+				// path percent-encoded (ASCII, as sent), so that neither
+				// their length nor their bytes size the line.
+				slog.String("method", truncate(r.Method, maxLoggedMethod)),
 				slog.String("route", route),
-				slog.String("path", r.URL.Path),
+				slog.String("path", truncate(r.URL.EscapedPath(), maxLoggedPath)),
 				slog.Int("status", status),
 				slog.Int64("bytes_in", r.ContentLength),
 				slog.Int("bytes_out", ww.BytesWritten()),
@@ -196,6 +199,7 @@ func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 				body: http.MaxBytesReader(w, r.Body, n),
 				rc:   http.NewResponseController(w),
 				idle: s.cfg.BodyIdleTimeout,
+				rate: bodyRate{min: s.cfg.BodyMinRate, grace: s.cfg.BodyRateGrace},
 			}
 			if r.ProtoMajor == 1 {
 				b.header = w.Header()
@@ -214,8 +218,11 @@ func (s *Server) limitBody(n int64) func(http.Handler) http.Handler {
 //     upload that keeps moving is never cut off. At the end of the body the
 //     deadline is cleared: net/http's background read after the body would
 //     otherwise hit it and cancel the request's context mid-handler.
+//   - The deadline comes sooner when the body falls behind its minimum
+//     rate (Config.BodyMinRate after BodyRateGrace, see bodyRate), so a
+//     body that trickles a byte at a time, never quite stalling, fails too.
 //   - A read error other than the size limit (a truncated body, a malformed
-//     chunked encoding, the idle deadline) becomes a KindInvalid error with
+//     chunked encoding, a deadline) becomes a KindInvalid error with
 //     a detail, so it answers 400 instead of surfacing as a 500. The
 //     HTTP/1 connection is then closed after the answer, and its read
 //     deadline left in the past, so that net/http does not wait for the
@@ -226,6 +233,8 @@ type clientBody struct {
 	rc     *http.ResponseController // nil once deadlines proved unsupported
 	header http.Header              // the response's, on HTTP/1; nil on HTTP/2
 	idle   time.Duration
+	rate   bodyRate
+	slow   bool // the deadline armed is the rate's, not idle's
 	armed  bool
 	failed error // sticky: the verdict on a body that could not be read
 }
@@ -236,7 +245,12 @@ func (b *clientBody) Read(p []byte) (int, error) {
 	}
 	if b.rc != nil {
 		now := time.Now()
-		if err := b.rc.SetReadDeadline(now.Add(b.idle)); err != nil {
+		deadline := now.Add(b.idle)
+		due := b.rate.due(now)
+		if b.slow = !due.IsZero() && due.Before(deadline); b.slow {
+			deadline = due
+		}
+		if err := b.rc.SetReadDeadline(deadline); err != nil {
 			b.rc = nil // e.g. httptest.ResponseRecorder: no idle limit
 		} else {
 			b.armed = true
@@ -247,12 +261,17 @@ func (b *clientBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.body.Read(p)
+	b.rate.n += int64(n)
 	switch {
 	case err == nil:
 	case err == io.EOF:
 		b.disarm()
 	case isMaxBytes(err):
 		b.disarm() // http.MaxBytesReader closes the connection itself
+	case b.slow && errors.Is(err, os.ErrDeadlineExceeded):
+		b.broken()
+		err = b.rate.tooSlow(err, time.Now())
+		b.failed = err
 	default:
 		b.broken()
 		err = bodyReadError(err, b.idle)

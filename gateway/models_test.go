@@ -203,7 +203,7 @@ func TestUploadRefused(t *testing.T) {
 		{"fail/bad-preset", "m3", api.ContentTypeIRJSON, "&preset=n99", good, 400, "unknown preset"},
 		{"fail/bad-degree", "m4", api.ContentTypeIRJSON, "&relu_degree=1000", good, 400, "relu_degree"},
 		{"fail/bad-split", "m5", api.ContentTypeIRJSON, "&split_after=nope", good, 400, "split after"},
-		{"fail/content-type", "m6", "text/plain", "", good, 400, "Content-Type"},
+		{"fail/content-type", "m6", "text/plain", "", good, 415, "Content-Type"},
 		{"fail/too-large", "m7", api.ContentTypeIRJSON, "", bytes.Repeat([]byte(" "), 300<<20), 413, "exceeds"},
 		{"fail/value-too-wide", "m8", api.ContentTypeIRJSON, "", graphJSON(t, huge), 400, "at most"},
 		{"fail/too-much-work", "m9", api.ContentTypeIRJSON, "", graphJSON(t, heavy), 400, "multiply-accumulates"},

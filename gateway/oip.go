@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -53,19 +54,19 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, api.Readiness{Ready: true})
 }
 
-// metadata describes a model in OIP terms, with its manifest.
-func metadata(m catalog.Described) api.ModelMetadata {
+// metadata describes a model in OIP terms, with its manifest. versions are
+// the versions a client may name on the versioned routes (see versionsOf).
+func metadata(m catalog.Described, versions []string) api.ModelMetadata {
 	man := m.Manifest
 	bytesTensor := func(name string) []api.TensorMetadata {
 		return []api.TensorMetadata{{Name: name, Datatype: api.DatatypeBytes, Shape: []int64{1}}}
 	}
-	version := 1
-	if !m.Builtin() {
-		version = m.Version
+	if len(versions) == 0 {
+		versions = []string{oipVersion(m.Ref)}
 	}
 	return api.ModelMetadata{
 		Name:     string(m.Name),
-		Versions: []string{strconv.Itoa(version)},
+		Versions: versions,
 		Platform: api.Platform,
 		Inputs:   bytesTensor(api.InputName),
 		Outputs:  bytesTensor(api.OutputName),
@@ -74,6 +75,44 @@ func metadata(m catalog.Described) api.ModelMetadata {
 		},
 		Hegate: &man,
 	}
+}
+
+// oipVersion is the OIP version of a model: 1 for a built-in model (which
+// has only that one), the version number of an uploaded one.
+func oipVersion(r catalog.Ref) string {
+	if r.Builtin() {
+		return "1"
+	}
+	return strconv.Itoa(r.Version)
+}
+
+// versionsOf lists the versions of m that tenant may request on the
+// versioned routes, oldest first: "1" for a built-in model, every ready
+// version of an uploaded one. OIP: "versions: the model versions that may
+// be explicitly requested via the appropriate endpoint".
+func (s *Server) versionsOf(ctx context.Context, tenant hegate.TenantID, m catalog.Described) ([]string, error) {
+	if m.Builtin() {
+		return []string{"1"}, nil
+	}
+	entries, err := s.catalog.Versions(ctx, tenant, m.Name)
+	if hegate.Is(err, hegate.KindNotFound) {
+		return nil, nil // deleted meanwhile: metadata names m's own version
+	}
+	if err != nil {
+		return nil, err
+	}
+	var ready []int
+	for _, e := range entries {
+		if e.Status == storage.ModelReady {
+			ready = append(ready, e.Version)
+		}
+	}
+	slices.Sort(ready)
+	out := make([]string, len(ready))
+	for i, v := range ready {
+		out[i] = strconv.Itoa(v)
+	}
+	return out, nil
 }
 
 // listModels lists the built-in models and, for an authenticated caller,
@@ -86,7 +125,7 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for _, m := range builtins {
-		list.Models = append(list.Models, metadata(catalog.Described{Ref: catalog.Ref{Name: m.ID()}, Manifest: m.Manifest()}))
+		list.Models = append(list.Models, metadata(catalog.Described{Ref: catalog.Ref{Name: m.ID()}, Manifest: m.Manifest()}, nil))
 	}
 	if p, ok := PrincipalFromContext(r.Context()); ok {
 		entries, err := s.catalog.List(r.Context(), p.Tenant)
@@ -102,7 +141,12 @@ func (s *Server) listModels(w http.ResponseWriter, r *http.Request) {
 			if err != nil {
 				continue // deleted or replaced meanwhile
 			}
-			list.Models = append(list.Models, metadata(m))
+			versions, err := s.versionsOf(r.Context(), p.Tenant, m)
+			if err != nil {
+				s.fail(w, r, err)
+				return
+			}
+			list.Models = append(list.Models, metadata(m, versions))
 		}
 	}
 	writeJSON(w, http.StatusOK, list)
@@ -114,7 +158,12 @@ func (s *Server) modelMetadata(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, metadata(m))
+	versions, err := s.versionsOf(r.Context(), callerTenant(r), m)
+	if err != nil {
+		s.fail(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, metadata(m, versions))
 }
 
 func (s *Server) modelReady(w http.ResponseWriter, r *http.Request) {
@@ -144,8 +193,11 @@ func idempotencyKey(r *http.Request, op string) (string, error) {
 
 // infer accepts an encrypted inference: it checks the key set belongs to the
 // caller and was validated for this model, checks the ciphertext, stores it
-// and enqueues a job. With "Prefer: wait" it answers with the result when
-// the job finishes in time; otherwise 202 and the job.
+// and enqueues a job. Then, as OIP clients expect, it waits for the job and
+// answers 200 with the outputs; when the job does not finish within the
+// wait (Config.WaitTimeout, or the client's shorter "Prefer: wait=N"), or
+// the client sent "Prefer: respond-async", it answers 202 with the job and
+// its Location (see inferPreferences).
 func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	const op = "oip.infer"
 	ctx := r.Context()
@@ -234,31 +286,33 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	if wait, ok := preferWait(r.Header, s.cfg.WaitTimeout); ok {
-		job, err = s.waitJob(ctx, job, wait)
+	pref := inferPreferences(r.Header, s.cfg.WaitTimeout)
+	if pref.wait > 0 {
+		job, err = s.waitJob(ctx, job, pref.wait)
 		if err != nil {
 			s.fail(w, r, err)
 			return
 		}
-		if job.Status.Terminal() {
-			w.Header().Set(api.HeaderPreferenceApplied, "wait="+strconv.Itoa(int(wait/time.Second)))
-			if job.Status != storage.JobSucceeded {
-				s.fail(w, r, jobNotSucceeded(op, job))
-				return
-			}
-			result, err := s.readResult(ctx, job)
-			if err != nil {
-				s.fail(w, r, err)
-				return
-			}
-			if err := writeInferResponse(w, m.Name, in, job.ID, result, in.binaryOutput); err != nil {
-				s.log.WarnContext(ctx, "writing inference response", "request_id", RequestIDFromContext(ctx), "error", err.Error())
-			}
+	}
+	if applied := pref.applied(job.Status.Terminal()); applied != "" {
+		w.Header().Set(api.HeaderPreferenceApplied, applied)
+	}
+	if job.Status.Terminal() && pref.wait > 0 {
+		if job.Status != storage.JobSucceeded {
+			s.fail(w, r, jobNotSucceeded(op, job))
 			return
 		}
+		result, err := s.readResult(ctx, job)
+		if err != nil {
+			s.fail(w, r, err)
+			return
+		}
+		if err := writeInferResponse(w, m, in, job.ID, result, in.binaryOutput); err != nil {
+			s.log.WarnContext(ctx, "writing inference response", "request_id", RequestIDFromContext(ctx), "error", err.Error())
+		}
+		return
 	}
-	loc := jobPath(job.ID)
-	w.Header().Set("Location", loc)
+	w.Header().Set("Location", jobPath(job.ID))
 	writeJSON(w, http.StatusAccepted, jobView(job))
 }
 
@@ -297,31 +351,79 @@ func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantI
 	return ks, nil
 }
 
-// preferWait reads RFC 7240 "Prefer: wait" or "wait=N" (seconds), capped by
-// max. "respond-async" wins over wait.
-func preferWait(h http.Header, limit time.Duration) (time.Duration, bool) {
-	wait, ok := time.Duration(0), false
+// inferPreference is what the Prefer header (RFC 7240) of an inference
+// asks, and what the gateway does about it.
+type inferPreference struct {
+	// wait is how long to wait for the job before answering 202; 0 answers
+	// 202 at once.
+	wait time.Duration
+	// async: the client sent respond-async (and takes a 202).
+	async bool
+	// waitSeconds is the client's wait preference as honoured (capped);
+	// -1 when it sent none.
+	waitSeconds int
+}
+
+// inferPreferences reads an inference's Prefer header. Without one the
+// gateway waits up to limit for the result, as OIP expects an answer with
+// the outputs. "respond-async" alone answers 202 at once; "wait=N" waits up
+// to N seconds (at most limit), with or without respond-async
+// ("respond-async, wait=10": the result if it comes within 10 s, else
+// 202). A bare "wait" means the limit. Only the first instance of each
+// preference counts, and values that do not parse are ignored (RFC 7240
+// section 2).
+func inferPreferences(h http.Header, limit time.Duration) inferPreference {
+	p := inferPreference{waitSeconds: -1}
+	seen := map[string]bool{}
 	for _, v := range h.Values(api.HeaderPrefer) {
 		for pref := range strings.SplitSeq(v, ",") {
 			pref, _, _ = strings.Cut(pref, ";") // drop preference parameters
 			name, val, hasVal := strings.Cut(strings.TrimSpace(pref), "=")
-			switch strings.ToLower(strings.TrimSpace(name)) {
+			name = strings.ToLower(strings.TrimSpace(name))
+			if seen[name] {
+				continue
+			}
+			switch name {
 			case "respond-async":
-				return 0, false
+				seen[name] = true
+				p.async = true
 			case "wait":
-				if !hasVal {
-					wait, ok = limit, true
-					continue
+				secs := int(limit / time.Second)
+				if hasVal {
+					n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(val), `"`), 10, 32)
+					if err != nil {
+						continue // not a delta-seconds: ignored
+					}
+					secs = int(min(n, uint64(secs)))
 				}
-				n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(val), `"`), 10, 32)
-				if err != nil {
-					continue
-				}
-				wait, ok = min(time.Duration(n)*time.Second, limit), true
+				seen[name] = true
+				p.waitSeconds = secs
 			}
 		}
 	}
-	return wait, ok && wait > 0
+	switch {
+	case p.waitSeconds >= 0:
+		p.wait = min(time.Duration(p.waitSeconds)*time.Second, limit)
+	case p.async:
+		p.wait = 0
+	default:
+		p.wait = limit
+	}
+	return p
+}
+
+// applied is the Preference-Applied header of the answer: wait=N when the
+// client's wait was honoured, respond-async when the answer is a 202 the
+// client asked for.
+func (p inferPreference) applied(finished bool) string {
+	var out []string
+	if p.async && (!finished || p.wait == 0) {
+		out = append(out, "respond-async")
+	}
+	if p.waitSeconds >= 0 {
+		out = append(out, "wait="+strconv.Itoa(p.waitSeconds))
+	}
+	return strings.Join(out, ", ")
 }
 
 // Polling of a job that a request waits for.

@@ -233,16 +233,22 @@ func deleteBlobs(ctx context.Context, blobs storage.Blobs, m *Metrics, log *slog
 	return deleted, nil
 }
 
+// dropTimeout bounds dropUnrecorded, which a request that failed may wait
+// for before it answers: the store it asks may be the very thing that
+// failed, and the OrphanSweeper deletes what it leaves, after a while.
+const dropTimeout = 5 * time.Second
+
 // dropUnrecorded deletes a blob that the caller wrote but recorded no row
-// for (the row already existed, or another attempt recorded its own), if
-// nothing else names it. It is best effort and outlives ctx's
-// cancellation: failures are logged, not returned.
+// for (the row already existed, another attempt recorded its own, or the
+// store failed), if nothing else names it. It is best effort and outlives
+// ctx's cancellation, for at most dropTimeout: failures are logged, not
+// returned, and the blob is left to the OrphanSweeper.
 func dropUnrecorded(ctx context.Context, refs storage.BlobReferences, blobs storage.Blobs, m *Metrics, log *slog.Logger, key string) {
-	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), recordTimeout)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dropTimeout)
 	defer cancel()
 	free, err := refs.UnreferencedBlobs(ctx, []string{key})
 	if err != nil {
-		log.WarnContext(ctx, "checking an unrecorded blob failed; it stays on disk",
+		log.WarnContext(ctx, "checking an unrecorded blob failed; it stays on disk until the orphan sweep",
 			slog.String("blob_key", key), slog.String("error", err.Error()))
 		return
 	}

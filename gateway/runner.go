@@ -9,6 +9,9 @@ import (
 	"log/slog"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/dp"
@@ -142,7 +145,14 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 // nil: retrying cannot help. An infrastructure error is returned so that the
 // queue retries; on the last attempt (RunnerConfig.MaxAttempts) the job is
 // failed.
-func (r *Runner) Handle(ctx context.Context, id hegate.JobID) error {
+func (r *Runner) Handle(ctx context.Context, id hegate.JobID) (err error) {
+	ctx, span := tracer.Start(ctx, "hegate.job", trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("hegate.job_id", string(id))))
+	defer func() { endSpan(span, err) }()
+	return r.handle(ctx, id)
+}
+
+func (r *Runner) handle(ctx context.Context, id hegate.JobID) error {
 	start := r.now()
 	job, err := r.store.StartJob(ctx, id)
 	switch {
@@ -165,7 +175,12 @@ func (r *Runner) Handle(ctx context.Context, id hegate.JobID) error {
 		slog.Int("attempt", job.Attempts),
 	)
 
-	out, stats, cacheHit, err := r.evaluate(ctx, job)
+	trace.SpanFromContext(ctx).SetAttributes(attribute.String("hegate.model", string(job.Model)), attribute.Int("hegate.attempt", job.Attempts))
+	ectx, espan := tracer.Start(ctx, "hegate.evaluate", trace.WithAttributes(attribute.String("hegate.model", string(job.Model))))
+	out, stats, cacheHit, err := r.evaluate(ectx, job)
+	espan.SetAttributes(attribute.Bool("hegate.key_set_cached", cacheHit), attribute.Int("hegate.rotations", stats.Cost.Rotations),
+		attribute.Int("hegate.rescales", stats.Cost.Rescales), attribute.Int64("hegate.evaluation_ms", stats.Duration.Milliseconds()))
+	endSpan(espan, err)
 	if err != nil {
 		return r.fail(ctx, log, job, start, err)
 	}

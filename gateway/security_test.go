@@ -170,11 +170,11 @@ func TestInferContentTypeAndStrictJSON(t *testing.T) {
 		status int
 		detail string
 	}{
-		{"ok/octet-stream", binaryBody, http.Header{"Content-Type": {"application/octet-stream"}, api.HeaderInferenceContentLength: {hdrLen}}, 202, ""},
-		{"ok/no-content-type", binaryBody, http.Header{api.HeaderInferenceContentLength: {hdrLen}}, 202, ""},
-		{"ok/json-with-parameters", binaryBody, http.Header{"Content-Type": {"application/json; charset=utf-8"}, api.HeaderInferenceContentLength: {hdrLen}}, 202, ""},
-		{"fail/text-plain", binaryBody, http.Header{"Content-Type": {"text/plain"}, api.HeaderInferenceContentLength: {hdrLen}}, 400, "Content-Type"},
-		{"fail/form", binaryBody, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, api.HeaderInferenceContentLength: {hdrLen}}, 400, "Content-Type"},
+		{"ok/octet-stream", binaryBody, http.Header{"Content-Type": {"application/octet-stream"}, api.HeaderInferenceContentLength: {hdrLen}, api.HeaderPrefer: {"respond-async"}}, 202, ""},
+		{"ok/no-content-type", binaryBody, http.Header{api.HeaderInferenceContentLength: {hdrLen}, api.HeaderPrefer: {"respond-async"}}, 202, ""},
+		{"ok/json-with-parameters", binaryBody, http.Header{"Content-Type": {"application/json; charset=utf-8"}, api.HeaderInferenceContentLength: {hdrLen}, api.HeaderPrefer: {"respond-async"}}, 202, ""},
+		{"fail/text-plain", binaryBody, http.Header{"Content-Type": {"text/plain"}, api.HeaderInferenceContentLength: {hdrLen}}, 415, "Content-Type"},
+		{"fail/form", binaryBody, http.Header{"Content-Type": {"application/x-www-form-urlencoded"}, api.HeaderInferenceContentLength: {hdrLen}}, 415, "Content-Type"},
 		{"fail/malformed-content-type", binaryBody, http.Header{"Content-Type": {"a/b; ="}, api.HeaderInferenceContentLength: {hdrLen}}, 400, "Content-Type"},
 		{"fail/octet-stream-without-binary-header", binaryBody, http.Header{"Content-Type": {"application/octet-stream"}}, 400, api.HeaderInferenceContentLength},
 		{"fail/unknown-member", typoBody, http.Header{api.HeaderInferenceContentLength: {typoLen}}, 400, `unknown field "outputz"`},

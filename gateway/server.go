@@ -37,6 +37,7 @@ type Server struct {
 	credKeys     *SigningKeys
 	credIssuer   *credential.Issuer
 	credVerifier *credential.Verifier
+	limits       *limits
 }
 
 // New validates cfg and builds the server.
@@ -79,6 +80,7 @@ func New(cfg Config) (*Server, error) {
 	s.credKeys = keys
 	s.credIssuer = &credential.Issuer{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, TTL: cfg.CredentialTTL, Keys: s.credKeys, Now: cfg.Clock}
 	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{store: cfg.Store, now: cfg.Clock, uses: new(atomic.Uint64)}, Now: cfg.Clock}
+	s.limits = newLimits(cfg, s.metrics.reg)
 	s.router = s.routes()
 	return s, nil
 }
@@ -91,7 +93,7 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.accessLog, s.recoverer, s.bodyDeadline)
+	r.Use(requestID, s.trace, s.accessLog, limitHeader, s.recoverer, s.bodyDeadline, s.limitClients, s.requestDeadline)
 	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E("gateway.route", hegate.KindNotFound, nil, "no route for %s %s", truncate(r.Method, 20), truncate(r.URL.Path, 200)))
 	})
@@ -117,28 +119,30 @@ func (s *Server) routes() chi.Router {
 	// Model metadata: built-in models for anyone; with an API key, the
 	// caller's own uploaded models too.
 	r.Group(func(r chi.Router) {
-		r.Use(s.optionalAuthenticate, small)
+		r.Use(s.optionalAuthenticate, s.guard(classDefault), small)
 		r.Get("/v2/models", s.listModels)
 		r.Get("/v2/models/{model}", s.modelMetadata)
 		r.Get("/v2/models/{model}/ready", s.modelReady)
 		r.Get("/v2/models/{model}/versions/{version}", s.modelMetadata)
 		r.Get("/v2/models/{model}/versions/{version}/ready", s.modelReady)
 	})
-	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/infer", s.infer)
-	r.With(s.authenticate, s.limitBody(inferLimit)).Post("/v2/models/{model}/versions/{version}/infer", s.infer)
-	r.With(s.authenticate, s.limitBody(s.cfg.MaxKeySetBytes)).Post("/v1/keys", s.uploadKeySet)
-	r.With(s.authenticate, s.limitBody(s.catalog.MaxSourceBytes()+1)).Post("/v1/models", s.uploadModel)
-	r.With(s.authenticate, s.limitBody(maxEnrollBody)).Post("/v1/enroll", s.postEnroll)
-	r.With(s.authenticate, s.limitBody(attest.MaxDocumentBytes)).Put("/v1/attestation/{format}/{kind}", s.putAttestationDoc)
+	r.With(s.authenticate, s.guard(classInfer), s.limitBody(inferLimit), s.accepts(inferTypes...)).Post("/v2/models/{model}/infer", s.infer)
+	r.With(s.authenticate, s.guard(classInfer), s.limitBody(inferLimit), s.accepts(inferTypes...)).Post("/v2/models/{model}/versions/{version}/infer", s.infer)
+	r.With(s.authenticate, s.guard(classKeySet), s.limitBody(s.cfg.MaxKeySetBytes), s.accepts(keySetTypes...)).Post("/v1/keys", s.uploadKeySet)
+	r.With(s.authenticate, s.guard(classModel), s.limitBody(s.catalog.MaxSourceBytes()+1), s.accepts(modelTypes...)).Post("/v1/models", s.uploadModel)
+	r.With(s.authenticate, s.guard(classEnroll), s.limitBody(maxEnrollBody), s.accepts(jsonTypes...)).Post("/v1/enroll", s.postEnroll)
+	r.With(s.authenticate, s.guard(classDefault), s.limitBody(attest.MaxDocumentBytes), s.accepts(jsonTypes...)).Put("/v1/attestation/{format}/{kind}", s.putAttestationDoc)
+	r.With(s.authenticate, s.guard(classEnroll), small).Post("/v1/enroll/challenge", s.postChallenge)
 	r.Group(func(r chi.Router) {
-		r.Use(s.authenticate, small)
+		r.Use(s.authenticate, s.guard(classDefault), small)
 		r.Get("/v1/keys", s.listKeySets)
 		r.Get("/v1/keys/{id}", s.getKeySet)
 		r.Delete("/v1/keys/{id}", s.deleteKeySet)
 		r.Get("/v1/budget", s.getBudget)
 		r.Get("/v1/budget/ledger", s.getLedger)
 		r.Get("/v1/budget/{model}", s.getModelBudget)
-		r.Put("/v1/budgets/{model}", s.putBudget)
+		r.Get("/v1/quota", s.getQuota)
+		r.With(s.accepts(jsonTypes...)).Put("/v1/budgets/{model}", s.putBudget)
 		r.Delete("/v1/budgets/{model}", s.deleteBudget)
 		r.Get("/v1/jobs", s.listJobs)
 		r.Get("/v1/jobs/{id}", s.getJob)
@@ -149,7 +153,6 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/models/{model}", s.modelVersions)
 		r.Delete("/v1/models/{model}", s.deleteModel)
 		r.Get("/v1/models/{model}/versions/{version}", s.modelVersion)
-		r.Post("/v1/enroll/challenge", s.postChallenge)
 		r.Get("/v1/devices", s.listDevices)
 		r.Get("/v1/devices/{id}", s.deviceRoute("devices.get", s.GetDevice))
 		r.Post("/v1/devices/{id}/revoke", s.deviceRoute("devices.revoke", s.RevokeDevice))
@@ -158,10 +161,10 @@ func (s *Server) routes() chi.Router {
 		r.Delete("/v1/attestation/{format}/{kind}", s.deleteAttestationDoc)
 		r.Get("/v1/policies", s.listPolicies)
 		r.Get("/v1/policy", s.getPolicy)
-		r.Put("/v1/policy", s.putPolicy)
+		r.With(s.accepts(jsonTypes...)).Put("/v1/policy", s.putPolicy)
 		r.Delete("/v1/policy", s.deletePolicy)
 		r.Get("/v1/policies/{model}", s.getPolicy)
-		r.Put("/v1/policies/{model}", s.putPolicy)
+		r.With(s.accepts(jsonTypes...)).Put("/v1/policies/{model}", s.putPolicy)
 		r.Delete("/v1/policies/{model}", s.deletePolicy)
 	})
 	return r

@@ -182,7 +182,9 @@ func setup(t *testing.T, opts ...setupOption) *bundle {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ts := httptest.NewServer(srv.Handler())
+	// Every request and answer is checked against openapi.yaml (see
+	// openapi_validate_test.go).
+	ts := httptest.NewServer(openAPIValidated(t, srv))
 	t.Cleanup(ts.Close)
 	if o.workers {
 		if err := store.StartWorkers(ctx, storage.WorkerConfig{Concurrency: 1, MaxAttempts: 2, Handler: runner.Handle, CompileHandler: cat.Compile}); err != nil {

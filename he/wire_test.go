@@ -144,28 +144,3 @@ func TestKeySetRejected(t *testing.T) {
 type iotestErr struct{ err error }
 
 func (e iotestErr) Read([]byte) (int, error) { return 0, e.err }
-
-func FuzzCiphertext(f *testing.F) {
-	fx := setup(f)
-	f.Add(fx.input)
-	f.Add(fx.input[:headerSize])
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if err := fx.m.CheckCiphertext(b); err == nil {
-			// A ciphertext that passes must also decrypt without error.
-			if _, err := fx.m.Decrypt(fx.sk, b); err == nil {
-				t.Fatal("an input ciphertext decrypted as a result")
-			}
-		}
-	})
-}
-
-func FuzzKeySet(f *testing.F) {
-	fx := setup(f)
-	f.Add(fx.keys[:4096])
-	f.Add(fx.keys[:headerSize])
-	f.Fuzz(func(t *testing.T, b []byte) {
-		if _, err := fx.m.CheckKeySet(bytes.NewReader(b)); err == nil && int64(len(b)) != fx.m.Manifest().KeySetBytes {
-			t.Fatalf("accepted %d bytes", len(b))
-		}
-	})
-}

@@ -26,6 +26,11 @@ var (
 	ErrNotFound = errors.New("storage: not found")
 	ErrConflict = errors.New("storage: conflict")
 	ErrTooLarge = errors.New("storage: too large")
+	// ErrUnavailable wraps a failure of the database itself rather than
+	// of the request: it cannot be reached, it timed out (statement, lock
+	// or pool), it is shutting down, or a table is missing. Trying again
+	// later may succeed.
+	ErrUnavailable = errors.New("storage: unavailable")
 )
 
 // Tenant is one customer organisation.
@@ -527,10 +532,15 @@ type CompileHandler func(ctx context.Context, tenant hegate.TenantID, name hegat
 // compile workers may run in different processes, and jobs of a kind that
 // no process works wait.
 //
-// River rescues (retries) a job still running an hour plus the larger of
-// JobTimeout and CompileTimeout after it started, as counted by whichever
-// worker process leads the queue's maintenance: give every process the
-// same timeouts.
+// A job whose worker died (kill -9, a lost machine) stays running until
+// River's rescuer, in whichever worker process leads the queue's
+// maintenance, schedules it again for another worker: once it has run
+// twice its kind's timeout, at most the timeout plus a minute, or an hour
+// for a kind without a timeout (see jobqueue.RescueAfter). A job rescued
+// while its first attempt still runs is worked twice, and the first to
+// finish it wins (StartJob, CompleteJob and FailJob settle a job once);
+// one whose workers died on MaxAttempts attempts is failed. Give every
+// process the same timeouts.
 type WorkerConfig struct {
 	Concurrency int           // inference jobs at once in this process; >= 1 when Handler is set
 	MaxAttempts int           // attempts before a job (of either kind) is given up; >= 1
@@ -564,6 +574,7 @@ type Store interface {
 	Budgets
 	Attestation
 	BlobReferences
+	Quotas
 	Workers
 	Transactor
 	// Migrate applies pending migrations (ours and the job queue's).
@@ -597,4 +608,22 @@ type Blobs interface {
 	Stat(ctx context.Context, key string) (BlobInfo, error)
 	// Delete removes a blob; deleting a missing blob is not an error.
 	Delete(ctx context.Context, key string) error
+}
+
+// StoredBlob is a blob as a BlobLister lists it.
+type StoredBlob struct {
+	Key      string
+	Size     int64
+	Modified time.Time // the time of its last Put, or later
+}
+
+// BlobLister is a Blobs store that can list what it holds, for the sweeper
+// of blobs that no row names (gateway.OrphanSweeper).
+type BlobLister interface {
+	// ListBlobs calls fn for every stored blob, in no particular order,
+	// until fn returns an error (returned as is) or ctx ends. A Put of
+	// content already stored makes its Modified the time of that Put.
+	ListBlobs(ctx context.Context, fn func(StoredBlob) error) error
+	// BlobModTime returns the Modified of one blob, or ErrNotFound.
+	BlobModTime(ctx context.Context, key string) (time.Time, error)
 }

@@ -97,7 +97,7 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	}
 	srvCtx, stopSrv := context.WithCancel(ctx)
 	srvDone := make(chan error, 1)
-	go func() { srvDone <- serveHTTP(srvCtx, ln, srv.Handler()) }()
+	go func() { srvDone <- serveHTTP(srvCtx, ln, srv.Handler(), 0) }()
 	defer func() { stopSrv(); <-srvDone }()
 	base := "http://" + ln.Addr().String()
 	tenant, apiKey, err := gateway.CreateTenant(ctx, b.store, "demo")

@@ -16,6 +16,7 @@ import (
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/internal/telemetry"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -45,8 +46,9 @@ const defaultRetention = 24 * time.Hour
 
 // retentionFlags configure the retention sweeper of serve and worker.
 type retentionFlags struct {
-	Retention time.Duration
-	envErr    error // a HEGATE_RETENTION that does not parse
+	Retention   time.Duration
+	OrphanGrace time.Duration // of the orphan sweeper (orphans.go); 0: none
+	envErr      error         // a HEGATE_RETENTION that does not parse
 }
 
 func (r *retentionFlags) register(fs *flag.FlagSet) {
@@ -60,6 +62,7 @@ func (r *retentionFlags) register(fs *flag.FlagSet) {
 		}
 	}
 	fs.DurationVar(&r.Retention, "retention", def, "delete a finished job's input and result ciphertexts this long after it finished (0: keep them forever) [HEGATE_RETENTION]")
+	fs.DurationVar(&r.OrphanGrace, "orphan-grace", gateway.DefaultOrphanGrace, "delete blobs that no database row names once they are this old (uploads cut by a database failure; 0: never)")
 }
 
 // Validate names the bad setting; call it after parsing fs.
@@ -71,6 +74,8 @@ func (r *retentionFlags) Validate(fs *flag.FlagSet) error {
 		return r.envErr
 	case r.Retention < 0:
 		return fmt.Errorf("--retention %s is negative (0 disables retention)", r.Retention)
+	case r.OrphanGrace < 0:
+		return fmt.Errorf("--orphan-grace %s is negative (0 disables the orphan sweeper)", r.OrphanGrace)
 	}
 	return nil
 }
@@ -92,14 +97,21 @@ type backend struct {
 	metrics   *gateway.Metrics
 	retention time.Duration // 0: no sweeper, and the gateway does not quote one
 	sweeper   *gateway.Sweeper
+	orphans   orphanSweep        // deletes blobs no row names (orphans.go)
 	events    *gateway.JobEvents // wakes waiting requests when a job finishes (here, or anywhere with PostgreSQL)
 	// stopEvents ends the cross-process job notifications (shareEvents).
 	stopEvents func()
+	// stopTracing flushes and stops trace export (a no-op unless
+	// OTEL_EXPORTER_OTLP_ENDPOINT is set).
+	stopTracing func(context.Context) error
 	// defaultBudget applies to tenants and models without a budget
 	// (capacity 0: none, such inferences are refused).
 	defaultBudget storage.BudgetLimit
 	// credentials configures device credentials (hegate serve's flags).
 	credentials credentialFlags
+	// limits are hegate serve's rate limits, admission caps and quotas
+	// (quota_flags.go); nil: the gateway's defaults.
+	limits *limitFlags
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -159,6 +171,10 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 	}
 	b := &backend{store: store, blobs: blobs, models: models, catalog: cat, logger: logger, metrics: gateway.NewMetrics(), events: gateway.NewJobEvents()}
 	b.shareEvents(ctx)
+	if b.stopTracing, err = telemetry.Setup(ctx, "hegate", buildVersion()); err != nil {
+		b.close()
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -186,6 +202,9 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 // b.retention is 0. On PostgreSQL every serve and worker process sweeps;
 // the store lets them do so concurrently.
 func (b *backend) startSweeper(ctx context.Context) error {
+	if err := b.orphans.start(ctx, b); err != nil {
+		return err
+	}
 	if b.retention == 0 {
 		b.logger.Info("retention disabled: finished jobs keep their ciphertexts")
 		return nil
@@ -206,14 +225,16 @@ func (b *backend) startSweeper(ctx context.Context) error {
 
 // server builds the HTTP gateway over b.
 func (b *backend) server() (*gateway.Server, error) {
-	return gateway.New(gateway.Config{
+	cfg := gateway.Config{
 		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, Logger: b.logger, Metrics: b.metrics,
-		Retention: b.retention, JobEvents: b.events, DefaultBudget: b.defaultBudget,
+		Retention: b.retention, JobEvents: b.events, DefaultBudget: b.defaultBudget, Version: buildVersion(),
 		PublicURL: b.credentials.PublicURL, CredentialTTL: b.credentials.TTL, ChallengeTTL: b.credentials.ChallengeTTL,
 		CredentialIssuer: b.credentials.Issuer, CredentialAudience: b.credentials.Audience, CredentialKEK: b.credentials.KEK,
 		// Uploaded models have their own, larger, exact sizes.
 		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
-	})
+	}
+	b.limits.apply(&cfg)
+	return gateway.New(cfg)
 }
 
 // Upper bounds of key-set and ciphertext uploads for any model (each model
@@ -247,8 +268,14 @@ func (b *backend) close() {
 	if b.sweeper != nil {
 		b.sweeper.Stop()
 	}
+	b.orphans.stop()
 	if b.stopEvents != nil {
 		b.stopEvents()
+	}
+	if b.stopTracing != nil {
+		flush, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = b.stopTracing(flush)
+		cancel()
 	}
 	stop, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -270,10 +297,20 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defBudget := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
 	var cf credentialFlags
 	cf.register(fs)
+	var qf limitFlags
+	qf.register(fs)
+	var lf listenFlags
+	lf.register(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if err := rf.Validate(fs); err != nil {
+		return err
+	}
+	if err := lf.Validate(fs); err != nil {
+		return err
+	}
+	if err := qf.Validate(); err != nil {
 		return err
 	}
 	def, err := parseBudgetSpec(*defBudget)
@@ -285,12 +322,13 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	defer b.close()
-	b.retention = rf.Retention
+	b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
 	b.defaultBudget = def
 	if err := cf.load(); err != nil {
 		return err
 	}
 	b.credentials = cf
+	b.limits = &qf
 	srv, err := b.server()
 	if err != nil {
 		return err
@@ -306,7 +344,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("listening on %s: %w", *addr, err)
 	}
 	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency, "retention", b.retention.String())
-	return serveHTTP(ctx, ln, srv.Handler())
+	return serveHTTP(ctx, ln, srv.Handler(), lf.limit(b.logger))
 }
 
 // credentialFlags are hegate serve's device-credential settings.
@@ -336,13 +374,20 @@ func (c *credentialFlags) register(fs *flag.FlagSet) {
 }
 
 // serveHTTP serves until ctx ends, then shuts down gracefully.
-func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler) error {
+// At most maxConns connections are served at once (0: derived from the
+// open-file limit, see connectionLimit); more wait to be accepted.
+func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, maxConns int) error {
+	ln = limitListener(ln, maxConns)
 	hs := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
-		// Bodies have their own idle deadline (gateway.Config.BodyIdleTimeout),
-		// so a large key-set upload is not cut off; responses are small or
-		// wait at most gateway.DefaultWaitTimeout.
+		// The gateway answers heads over gateway.MaxHeaderBytes with a 431
+		// problem; net/http refuses those over this, in plain text.
+		MaxHeaderBytes: gateway.ServerMaxHeaderBytes,
+		// Bodies have their own idle deadline and minimum rate
+		// (gateway.Config.BodyIdleTimeout, BodyMinRate), so a large key-set
+		// upload is not cut off; responses are small or wait at most
+		// gateway.DefaultWaitTimeout.
 		WriteTimeout: gateway.ResponseWindow,
 		IdleTimeout:  120 * time.Second,
 	}
@@ -387,7 +432,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer b.close()
-	b.retention = rf.Retention
+	b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
 	if err := b.startWorkers(ctx, wf); err != nil {
 		return err
 	}
@@ -403,7 +448,7 @@ func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	return serveHTTP(ctx, ln, workerMux(b))
+	return serveHTTP(ctx, ln, workerMux(b), 0)
 }
 
 // workerMux is a worker's HTTP surface: /metrics, and /healthz, which

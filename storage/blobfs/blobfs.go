@@ -10,6 +10,12 @@
 //
 // Keys that are not 64 lowercase hex digits are answered with ErrNotFound,
 // so no key can name a path outside the layout.
+//
+// ListBlobs lists the blobs with their modification times and RemoveTemp the
+// temporary files a killed process left, for a sweeper of blobs that no
+// database row names (gateway.OrphanSweeper). A Put of content that is
+// already stored sets the blob's modification time to now, so that its
+// modification time is always at least the time of the last Put of it.
 package blobfs
 
 import (
@@ -23,6 +29,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 )
@@ -87,10 +95,17 @@ func (s *Store) Put(ctx context.Context, r io.Reader, limit int64) (info storage
 
 	info = infoOf(h, n)
 	final := s.path(info.Key)
-	if _, err := os.Stat(final); err == nil {
-		// Same content already stored: keep the existing file.
+	// Same content already stored: keep the existing file, but make it as
+	// young as this Put, whose row is yet to be written (a sweeper of
+	// unreferenced blobs leaves young blobs alone). If it went meanwhile,
+	// this copy takes its place.
+	now := time.Now()
+	switch err := os.Chtimes(final, now, now); {
+	case err == nil:
 		_ = os.Remove(tmpName)
 		return info, nil
+	case !errors.Is(err, fs.ErrNotExist):
+		return storage.BlobInfo{}, fmt.Errorf("putting blob %s: touching the stored copy: %w", info.Key, err)
 	}
 	dir := filepath.Dir(final)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
@@ -146,6 +161,108 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 		return fmt.Errorf("deleting blob %s: %w", key, err)
 	}
 	return nil
+}
+
+var _ storage.BlobLister = (*Store)(nil)
+
+// ListBlobs calls fn for every stored blob, in no particular order, until
+// fn returns an error (returned as is) or ctx ends; fn may delete blobs.
+// Files that are not blobs in their place of the layout (temporary files
+// included) are skipped; a blob deleted or added during the walk may or
+// may not be listed.
+func (s *Store) ListBlobs(ctx context.Context, fn func(storage.StoredBlob) error) error {
+	err := filepath.WalkDir(s.root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if errors.Is(err, fs.ErrNotExist) {
+				return nil // deleted meanwhile
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if d.IsDir() {
+			rel, _ := filepath.Rel(s.root, path)
+			if rel != "." && (len(d.Name()) != 2 || strings.Count(rel, string(filepath.Separator)) > 1) {
+				return fs.SkipDir
+			}
+			return nil
+		}
+		key := d.Name()
+		if checkKey(key) != nil || path != s.path(key) {
+			return nil
+		}
+		fi, err := d.Info()
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(storage.StoredBlob{Key: key, Size: fi.Size(), Modified: fi.ModTime()}); err != nil {
+			return &fnError{err}
+		}
+		return nil
+	})
+	var fe *fnError
+	if errors.As(err, &fe) {
+		return fe.err
+	}
+	if err != nil {
+		return fmt.Errorf("listing blobs: %w", err)
+	}
+	return nil
+}
+
+// fnError carries an error of ListBlobs' fn out of the walk, unwrapped.
+type fnError struct{ err error }
+
+func (e *fnError) Error() string { return e.err.Error() }
+
+// BlobModTime returns a blob's modification time (see ListBlobs) or
+// ErrNotFound.
+func (s *Store) BlobModTime(ctx context.Context, key string) (time.Time, error) {
+	if err := checkKey(key); err != nil {
+		return time.Time{}, fmt.Errorf("stat blob: %w", err)
+	}
+	fi, err := os.Stat(s.path(key))
+	if err != nil {
+		return time.Time{}, fmt.Errorf("stat blob %s: %w", key, notFound(err))
+	}
+	return fi.ModTime(), nil
+}
+
+// RemoveTemp removes the temporary files of Puts (".put-*" at the root)
+// last written before before, which only a process killed during a Put
+// leaves behind, and returns how many it removed and their bytes.
+func (s *Store) RemoveTemp(ctx context.Context, before time.Time) (n int, bytes int64, err error) {
+	entries, err := os.ReadDir(s.root)
+	if err != nil {
+		return 0, 0, fmt.Errorf("listing temporary files: %w", err)
+	}
+	var errs []error
+	for _, e := range entries {
+		if err := ctx.Err(); err != nil {
+			return n, bytes, err
+		}
+		if e.IsDir() || !strings.HasPrefix(e.Name(), ".put-") {
+			continue
+		}
+		fi, err := e.Info()
+		if err != nil || !fi.ModTime().Before(before) {
+			continue
+		}
+		if err := os.Remove(filepath.Join(s.root, e.Name())); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		n++
+		bytes += fi.Size()
+	}
+	if len(errs) > 0 {
+		return n, bytes, fmt.Errorf("removing temporary files: %w", errors.Join(errs...))
+	}
+	return n, bytes, nil
 }
 
 // path is where the blob with a checked key lives.

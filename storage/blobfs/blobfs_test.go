@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/blobfs"
@@ -77,5 +78,76 @@ func TestNewFails(t *testing.T) {
 	}
 	if _, err := blobfs.New(filepath.Join(file, "sub")); err == nil {
 		t.Fatal("New under a regular file succeeded")
+	}
+}
+
+// TestListBlobsAndTemp: ListBlobs lists the blobs with their modification times and
+// nothing else; a Put of stored content makes it young again; RemoveTemp
+// removes old temporary files only.
+func TestListBlobsAndTemp(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	dir := t.TempDir()
+	s, err := blobfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put := func(content string) storage.BlobInfo {
+		t.Helper()
+		info, err := s.Put(ctx, strings.NewReader(content), 100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return info
+	}
+	a, b := put("a"), put("b")
+	old := time.Now().Add(-2 * time.Hour)
+	pathOf := func(key string) string { return filepath.Join(dir, key[0:2], key[2:4], key) }
+	if err := os.Chtimes(pathOf(a.Key), old, old); err != nil {
+		t.Fatal(err)
+	}
+	// Not blobs: a temporary file, old and new, and a stray file.
+	for name, mod := range map[string]time.Time{".put-old": old, ".put-new": time.Now(), "stray": old} {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte("partial"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mod, mod); err != nil {
+			t.Fatal(err)
+		}
+	}
+	list := func() map[string]time.Time {
+		t.Helper()
+		got := map[string]time.Time{}
+		if err := s.ListBlobs(ctx, func(f storage.StoredBlob) error {
+			if f.Size != 1 {
+				t.Errorf("blob %s: size %d", f.Key, f.Size)
+			}
+			got[f.Key] = f.Modified
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	got := list()
+	if len(got) != 2 || !got[a.Key].Before(time.Now().Add(-time.Hour)) || got[b.Key].Before(time.Now().Add(-time.Minute)) {
+		t.Fatalf("ListBlobs: %v; want %s two hours old and %s new", got, a.Key, b.Key)
+	}
+	put("a") // the same content again: young again
+	if m := list()[a.Key]; m.Before(time.Now().Add(-time.Minute)) {
+		t.Errorf("a blob Put again keeps its old modification time %v", m)
+	}
+	if mt, err := s.BlobModTime(ctx, a.Key); err != nil || mt.Before(time.Now().Add(-time.Minute)) {
+		t.Errorf("BlobModTime = %v, %v", mt, err)
+	}
+	n, size, err := s.RemoveTemp(ctx, time.Now().Add(-time.Hour))
+	if err != nil || n != 1 || size != int64(len("partial")) {
+		t.Fatalf("RemoveTemp = %d, %d, %v; want 1, 7, nil", n, size, err)
+	}
+	for name, want := range map[string]bool{".put-old": false, ".put-new": true, "stray": true} {
+		if _, err := os.Stat(filepath.Join(dir, name)); (err == nil) != want {
+			t.Errorf("%s exists: %v, want %v", name, err == nil, want)
+		}
 	}
 }

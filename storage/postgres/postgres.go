@@ -8,6 +8,12 @@
 // configured with the same schema (its tables, and its LISTEN/NOTIFY topics,
 // are qualified by it). Several deployments, or parallel test runs, can thus
 // share one database.
+//
+// Every session runs with a statement_timeout and a lock_timeout, and
+// waiting for a free connection of the pool is bounded too (see Config),
+// so that a locked table or a database that stopped answering fails a
+// call with an error wrapping storage.ErrUnavailable instead of holding it
+// forever. Migrate runs without those limits.
 package postgres
 
 import (
@@ -17,6 +23,8 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -52,11 +60,39 @@ type Config struct {
 	// for LISTEN and Migrate holds one for its lock while using others, so
 	// at least 2 are needed.
 	MaxConns int
+	// StatementTimeout is the statement_timeout of every session: a
+	// statement running longer is cancelled by the server. 0 means the
+	// URL's statement_timeout parameter if it has one, else
+	// DefaultStatementTimeout; negative means none.
+	StatementTimeout time.Duration
+	// LockTimeout is the lock_timeout of every session: a statement
+	// waiting longer for a lock (a table locked by another session) fails.
+	// 0 means the URL's lock_timeout parameter if it has one, else
+	// DefaultLockTimeout; negative means none.
+	LockTimeout time.Duration
+	// AcquireTimeout bounds the wait for a free connection of the pool
+	// when all are busy. 0 means the URL's pool_acquire_timeout parameter
+	// (a Go duration such as 5s) if it has one, else DefaultAcquireTimeout;
+	// negative means as long as the caller's context allows.
+	AcquireTimeout time.Duration
 	// Logger receives the job queue's and migrations' logs; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock for stored timestamps; nil means time.Now.
 	Now func() time.Time
 }
+
+// Defaults of Config's timeouts. A request to the gateway makes a few
+// statements, each well under a second on a healthy database; these fail
+// a call on a locked or stuck database long before a client gives up, and
+// within the gateway's own request deadline.
+const (
+	DefaultStatementTimeout = 10 * time.Second
+	DefaultLockTimeout      = 5 * time.Second
+	DefaultAcquireTimeout   = 5 * time.Second
+)
+
+// acquireTimeoutParam is the URL parameter of Config.AcquireTimeout.
+const acquireTimeoutParam = "pool_acquire_timeout"
 
 // Validate checks the configuration and names the offending field.
 func (c Config) Validate() error {
@@ -71,9 +107,53 @@ func (c Config) Validate() error {
 	return nil
 }
 
+// sessionTimeouts sets statement_timeout and lock_timeout in the runtime
+// parameters of pcfg as cfg asks (see Config) and returns the pool's
+// acquire timeout (0: none).
+func sessionTimeouts(cfg Config, pcfg *pgxpool.Config) (time.Duration, error) {
+	params := pcfg.ConnConfig.RuntimeParams
+	for _, p := range []struct {
+		name string
+		v    time.Duration
+		def  time.Duration
+	}{
+		{"statement_timeout", cfg.StatementTimeout, DefaultStatementTimeout},
+		{"lock_timeout", cfg.LockTimeout, DefaultLockTimeout},
+	} {
+		switch {
+		case p.v < 0:
+			params[p.name] = "0"
+		case p.v > 0:
+			params[p.name] = strconv.FormatInt(max(p.v.Milliseconds(), 1), 10)
+		case params[p.name] != "" || strings.Contains(params["options"], p.name):
+			// The URL sets it.
+		default:
+			params[p.name] = strconv.FormatInt(p.def.Milliseconds(), 10)
+		}
+	}
+	acquire := DefaultAcquireTimeout
+	if v, ok := params[acquireTimeoutParam]; ok {
+		// pgx would send it to the server, which knows no such setting.
+		delete(params, acquireTimeoutParam)
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 0 {
+			return 0, fmt.Errorf("postgres: Config.URL: %s=%q is not a duration such as 5s", acquireTimeoutParam, v)
+		}
+		acquire = d
+	}
+	switch {
+	case cfg.AcquireTimeout < 0:
+		acquire = 0
+	case cfg.AcquireTimeout > 0:
+		acquire = cfg.AcquireTimeout
+	}
+	return acquire, nil
+}
+
 // Store is a storage.Store on PostgreSQL.
 type Store struct {
-	pool   *pgxpool.Pool
+	pool   *db
+	pcfg   *pgxpool.Config // what the pool was made of, for Migrate's own
 	schema string
 	logger *slog.Logger
 	clock  func() time.Time
@@ -100,6 +180,11 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.Schema != "" {
 		pcfg.ConnConfig.RuntimeParams["search_path"] = cfg.Schema
 	}
+	acquire, err := sessionTimeouts(cfg, pcfg)
+	if err != nil {
+		return nil, err
+	}
+	migrateCfg := pcfg.Copy()
 	pool, err := pgxpool.NewWithConfig(ctx, pcfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: creating pool: %w", err)
@@ -110,7 +195,8 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 
 	s := &Store{
-		pool:   pool,
+		pool:   &db{pool: pool, acquireTimeout: acquire},
+		pcfg:   migrateCfg,
 		schema: cfg.Schema,
 		logger: cfg.Logger,
 		clock:  cfg.Now,
@@ -141,7 +227,8 @@ func (s *Store) now() time.Time { return s.clock().UTC().Truncate(time.Microseco
 // Engine returns "postgres".
 func (s *Store) Engine() string { return Engine }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers: a connection of the pool
+// (within the acquire timeout) runs a statement.
 func (s *Store) Ping(ctx context.Context) error {
 	if err := s.pool.Ping(ctx); err != nil {
 		return fmt.Errorf("pinging postgres: %w", err)
@@ -158,8 +245,20 @@ func (s *Store) Close() error {
 // Migrate creates the schema if needed and applies hegate's goose
 // migrations and River's migrations, under a PostgreSQL advisory lock (one
 // per schema) so that processes starting together migrate one at a time.
+// It uses a pool of its own whose sessions have no statement or lock
+// timeout: a migration may rewrite a large table, and waits for the
+// locks of running transactions.
 func (s *Store) Migrate(ctx context.Context) (err error) {
-	conn, err := s.pool.Acquire(ctx)
+	mcfg := s.pcfg.Copy()
+	mcfg.ConnConfig.RuntimeParams["statement_timeout"] = "0"
+	mcfg.ConnConfig.RuntimeParams["lock_timeout"] = "0"
+	mcfg.MinConns, mcfg.MaxConns = 0, 3 // the lock's, and goose's or River's
+	pool, err := pgxpool.NewWithConfig(ctx, mcfg)
+	if err != nil {
+		return fmt.Errorf("migrating: creating pool: %w", err)
+	}
+	defer pool.Close()
+	conn, err := pool.Acquire(ctx)
 	if err != nil {
 		return fmt.Errorf("migrating: acquiring connection: %w", err)
 	}
@@ -186,12 +285,12 @@ func (s *Store) Migrate(ctx context.Context) (err error) {
 		}
 	}
 
-	db := stdlib.OpenDBFromPool(s.pool)
-	defer db.Close()
-	if err := migrations.UpPostgres(ctx, db, s.logger); err != nil {
+	sqlDB := stdlib.OpenDBFromPool(pool)
+	defer sqlDB.Close()
+	if err := migrations.UpPostgres(ctx, sqlDB, s.logger); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
-	if err := jobqueue.Migrate(ctx, s.driver, s.queueConfig()); err != nil {
+	if err := jobqueue.Migrate(ctx, riverpgxv5.New(pool), s.queueConfig()); err != nil {
 		return fmt.Errorf("migrating: %w", err)
 	}
 	return nil
@@ -258,9 +357,11 @@ const (
 var errNoRows = fmt.Errorf("%w: no rows", storage.ErrNotFound)
 
 // translate turns pgx errors into storage's domain errors. It is the only
-// place that looks inside pgx errors. A unique violation is ErrConflict; a
-// foreign-key violation (the referenced tenant does not exist) and "no rows"
-// are ErrNotFound. Other errors are returned as they are.
+// place, with mark (db.go), that looks inside pgx errors. A unique
+// violation is ErrConflict; a foreign-key violation (the referenced tenant
+// does not exist) and "no rows" are ErrNotFound; a failure of the database
+// itself (see isUnavailable) wraps ErrUnavailable. Other errors are
+// returned as they are.
 func translate(err error) error {
 	if err == nil {
 		return nil
@@ -277,5 +378,14 @@ func translate(err error) error {
 			return fmt.Errorf("%w: %s", storage.ErrNotFound, pgErr.ConstraintName)
 		}
 	}
-	return err
+	return mark(err)
+}
+
+// unavailable wraps err, a failure of the database, with
+// storage.ErrUnavailable, keeping err in the chain.
+func unavailable(err error) error {
+	if errors.Is(err, storage.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }

@@ -178,14 +178,21 @@ var errNoRows = fmt.Errorf("%w: no rows", storage.ErrNotFound)
 // translate turns database/sql and SQLite errors into storage's domain
 // errors. It is the only place that looks inside driver errors. A unique or
 // primary-key violation is ErrConflict; a foreign-key violation (the
-// referenced tenant does not exist) and "no rows" are ErrNotFound. Other
-// errors are returned as they are.
+// referenced tenant does not exist) and "no rows" are ErrNotFound; a
+// failure of the database itself wraps ErrUnavailable: the file is locked
+// by another process beyond the busy timeout (SQLITE_BUSY, SQLITE_LOCKED),
+// cannot be read or written (I/O, full disk, read-only, out of memory), a
+// table is missing, the store is closed, or the caller's deadline passed.
+// Other errors are returned as they are.
 func translate(err error) error {
 	if err == nil {
 		return nil
 	}
 	if errors.Is(err, sql.ErrNoRows) {
 		return errNoRows
+	}
+	if errors.Is(err, storage.ErrUnavailable) {
+		return err
 	}
 	var sErr *sqlite.Error
 	if errors.As(err, &sErr) {
@@ -195,8 +202,28 @@ func translate(err error) error {
 		case sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
 			return fmt.Errorf("%w: %s", storage.ErrNotFound, sErr.Error())
 		}
+		switch sErr.Code() & 0xff {
+		case sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED, sqlite3.SQLITE_IOERR, sqlite3.SQLITE_FULL,
+			sqlite3.SQLITE_READONLY, sqlite3.SQLITE_NOMEM, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PROTOCOL,
+			sqlite3.SQLITE_INTERRUPT, sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB:
+			return unavailable(err)
+		case sqlite3.SQLITE_ERROR:
+			if strings.Contains(sErr.Error(), "no such table") {
+				return unavailable(err)
+			}
+		}
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, sql.ErrConnDone) ||
+		strings.Contains(err.Error(), "sql: database is closed") {
+		return unavailable(err)
 	}
 	return err
+}
+
+// unavailable wraps err, a failure of the database, with
+// storage.ErrUnavailable, keeping err in the chain.
+func unavailable(err error) error {
+	return fmt.Errorf("%w: %w", storage.ErrUnavailable, err)
 }
 
 // timeLayout is how timestamps are stored: fixed width, UTC, microseconds.

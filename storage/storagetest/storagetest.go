@@ -86,6 +86,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, compileWorkerTests...)
 	tests = append(tests, budgetTests...)
 	tests = append(tests, attestTests...)
+	tests = append(tests, quotaTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

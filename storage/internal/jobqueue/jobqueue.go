@@ -60,10 +60,34 @@ const (
 	// giveUpTimeout bounds the store update that records a job's final failure.
 	giveUpTimeout = 10 * time.Second
 
-	// rescueMargin is how much longer than its timeout a job may run
-	// before River's rescuer considers it stuck (River's default).
-	rescueMargin = time.Hour
+	// maxRescueMargin bounds how much longer than its timeout an attempt
+	// may run before River's rescuer hands its job to another worker (see
+	// RescueAfter). It covers an attempt that is returning after its
+	// timeout and recording its outcome (the Runner's record takes at most
+	// 30 s, GiveUp at most giveUpTimeout).
+	maxRescueMargin = time.Minute
+	// NoLimitRescueAfter is how long a job of a kind without a timeout
+	// runs before River's rescuer hands it to another worker: without a
+	// limit, a live attempt cannot be told from the attempt of a worker
+	// that died, so it is a guess, River's own default.
+	NoLimitRescueAfter = time.Hour
 )
+
+// RescueAfter is how long an attempt with the given timeout (0: none) may
+// have been running before River's rescuer takes it for the attempt of a
+// dead worker (kill -9, a lost machine) and schedules the job again, for
+// another worker: twice the timeout, at most the timeout plus a minute;
+// NoLimitRescueAfter without a timeout. Once the attempt's own timeout
+// has passed, a live worker has stopped the attempt and is recording
+// its outcome, which the margin leaves time for; a rescue that comes
+// anyway only makes a second attempt that finds the work finished (the
+// store's rows settle a job once, whoever finishes it).
+func RescueAfter(timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		return NoLimitRescueAfter
+	}
+	return timeout + min(timeout, maxRescueMargin)
+}
 
 // InferenceArgs are the args of an inference job: an id, never a blob.
 type InferenceArgs struct {
@@ -315,42 +339,53 @@ func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, infere
 		}
 	}
 
+	// Both kinds get a worker even when this process works only one of
+	// them (a queue without a handler is not fetched from): whichever
+	// process leads River's maintenance rescues the stuck jobs of every
+	// kind, and it discards those of a kind it has no worker for, and
+	// reads a kind's rescue horizon from its worker (worker.Timeout).
 	workers := river.NewWorkers()
 	queues := map[string]river.QueueConfig{}
 	works := map[string]bool{}
+	inferenceHandle := func(ctx context.Context, a InferenceArgs) error { return cfg.Handler(ctx, a.JobID) }
+	if cfg.Handler == nil {
+		inferenceHandle = func(context.Context, InferenceArgs) error { return errNoHandler }
+	}
+	if err := river.AddWorkerSafely(workers, &worker[InferenceArgs]{
+		what:     func(a InferenceArgs) string { return "job " + string(a.JobID) },
+		failure:  "the job",
+		handle:   inferenceHandle,
+		hooks:    inference,
+		attempts: cfg.MaxAttempts,
+		timeout:  cfg.JobTimeout,
+		now:      q.cfg.Now,
+		logger:   q.cfg.Logger,
+	}); err != nil {
+		return fmt.Errorf("starting workers: registering inference worker: %w", err)
+	}
 	if cfg.Handler != nil {
-		w := &worker[InferenceArgs]{
-			what:     func(a InferenceArgs) string { return "job " + string(a.JobID) },
-			failure:  "the job",
-			handle:   func(ctx context.Context, a InferenceArgs) error { return cfg.Handler(ctx, a.JobID) },
-			hooks:    inference,
-			attempts: cfg.MaxAttempts,
-			timeout:  cfg.JobTimeout,
-			now:      q.cfg.Now,
-			logger:   q.cfg.Logger,
-		}
-		if err := river.AddWorkerSafely(workers, w); err != nil {
-			return fmt.Errorf("starting workers: registering inference worker: %w", err)
-		}
 		queues[QueueName] = river.QueueConfig{MaxWorkers: cfg.Concurrency}
 		works[Kind] = true
 	}
+	compileHandle := func(ctx context.Context, a CompileArgs) error {
+		return cfg.CompileHandler(ctx, a.TenantID, a.Model, a.Version)
+	}
+	if cfg.CompileHandler == nil {
+		compileHandle = func(context.Context, CompileArgs) error { return errNoHandler }
+	}
+	if err := river.AddWorkerSafely(workers, &worker[CompileArgs]{
+		what:     CompileArgs.String,
+		failure:  "compilation",
+		handle:   compileHandle,
+		hooks:    compile,
+		attempts: cfg.MaxAttempts,
+		timeout:  cfg.CompileTimeout,
+		now:      q.cfg.Now,
+		logger:   q.cfg.Logger,
+	}); err != nil {
+		return fmt.Errorf("starting workers: registering compile worker: %w", err)
+	}
 	if cfg.CompileHandler != nil {
-		w := &worker[CompileArgs]{
-			what:    CompileArgs.String,
-			failure: "compilation",
-			handle: func(ctx context.Context, a CompileArgs) error {
-				return cfg.CompileHandler(ctx, a.TenantID, a.Model, a.Version)
-			},
-			hooks:    compile,
-			attempts: cfg.MaxAttempts,
-			timeout:  cfg.CompileTimeout,
-			now:      q.cfg.Now,
-			logger:   q.cfg.Logger,
-		}
-		if err := river.AddWorkerSafely(workers, w); err != nil {
-			return fmt.Errorf("starting workers: registering compile worker: %w", err)
-		}
 		queues[CompileQueueName] = river.QueueConfig{MaxWorkers: max(cfg.CompileConcurrency, 1)}
 		works[CompileKind] = true
 	}
@@ -359,10 +394,14 @@ func (q *Queue[TTx]) Start(ctx context.Context, cfg storage.WorkerConfig, infere
 		// 100 ms between fetches would add up to that much to each one's
 		// latency when jobs arrive one after another.
 		FetchCooldown: fetchCooldown,
-		// Each worker sets its kind's timeout (worker.Timeout); the
-		// rescuer must not take a job that is still within it.
+		// Each worker gives River its kind's rescue horizon
+		// (worker.Timeout) and times its attempts itself. The rescuer
+		// looks at jobs running longer than RescueStuckJobsAfter and
+		// takes those past their kind's horizon, so this is the smaller
+		// horizon: a killed worker's inference jobs run again soon after
+		// their timeout, not after the compile timeout, nor an hour.
 		JobTimeout:           -1,
-		RescueStuckJobsAfter: rescueMargin + max(cfg.JobTimeout, cfg.CompileTimeout),
+		RescueStuckJobsAfter: min(RescueAfter(cfg.JobTimeout), RescueAfter(cfg.CompileTimeout)),
 		Logger:               q.cfg.Logger,
 		MaxAttempts:          MaxAttemptsLimit,
 		Queues:               queues,
@@ -432,7 +471,15 @@ type worker[A river.JobArgs] struct {
 // Work skips work that is no longer runnable, calls the handler, and turns
 // a failure of the last allowed attempt (WorkerConfig.MaxAttempts) into a
 // failed row and a cancelled River job, so River does not retry it further.
+//
+// An attempt past the last one only comes from River's rescuer, after the
+// workers of the earlier attempts died (kill -9, out of memory): work that
+// took down its worker that many times is given up without a further try.
 func (w *worker[A]) Work(ctx context.Context, job *river.Job[A]) error {
+	if job.Attempt > w.attempts {
+		w.logger.ErrorContext(ctx, "jobqueue: giving up work whose workers died", "work", w.what(job.Args), "attempt", job.Attempt)
+		return w.giveUp(ctx, job, job.Attempt-1, errors.New("the workers of all its attempts died"))
+	}
 	err := w.work(ctx, job.Args)
 	if err == nil || errors.Is(err, errNotRunnable) {
 		return nil
@@ -440,21 +487,42 @@ func (w *worker[A]) Work(ctx context.Context, job *river.Job[A]) error {
 	if job.Attempt < w.attempts {
 		return err // River retries after NextRetry
 	}
+	return w.giveUp(ctx, job, job.Attempt, err)
+}
 
-	// Last attempt: the work is given up. The attempt's context may be
-	// spent (timeout), so record the failure on a context of its own.
+// giveUp records the final failure of the work after attempts attempts
+// and cancels its River job.
+func (w *worker[A]) giveUp(ctx context.Context, job *river.Job[A], attempts int, err error) error {
+	// The attempt's context may be spent (timeout), so record the failure
+	// on a context of its own.
 	giveCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), giveUpTimeout)
 	defer cancel()
-	reason := fmt.Sprintf("%s failed after %d attempts", w.failure, job.Attempt)
+	reason := fmt.Sprintf("%s failed after %d attempts", w.failure, attempts)
+	if w.hooks.GiveUp == nil {
+		return river.JobCancel(fmt.Errorf("%s: %w", w.what(job.Args), errNoHandler))
+	}
 	if gerr := w.hooks.GiveUp(giveCtx, job.Args, reason); gerr != nil {
 		w.logger.ErrorContext(ctx, "jobqueue: recording failure", "work", w.what(job.Args), "error", gerr)
 	}
-	return river.JobCancel(fmt.Errorf("%s: giving up after attempt %d: %w", w.what(job.Args), job.Attempt, err))
+	return river.JobCancel(fmt.Errorf("%s: giving up after attempt %d: %w", w.what(job.Args), attempts, err))
 }
 
-var errNotRunnable = errors.New("work is not runnable")
+var (
+	errNotRunnable = errors.New("work is not runnable")
+	// errNoHandler fails work of a kind this process has no handler for;
+	// it fetches none, so only a misconfiguration gets here.
+	errNoHandler = errors.New("this process has no handler for this kind of work")
+)
 
 func (w *worker[A]) work(ctx context.Context, args A) (err error) {
+	// River's context ends at the rescue horizon (Timeout); the attempt
+	// ends at its own timeout, or never without one. Either way it ends
+	// when River cancels the job or stops hard.
+	ctx, cancel := w.attemptContext(ctx)
+	defer cancel()
+	if w.hooks.Runnable == nil {
+		return errNoHandler // a kind this process registered for the rescuer only
+	}
 	runnable, err := w.hooks.Runnable(ctx, args)
 	if err != nil {
 		return fmt.Errorf("%s: checking state: %w", w.what(args), err)
@@ -474,12 +542,28 @@ func (w *worker[A]) work(ctx context.Context, args A) (err error) {
 	return nil
 }
 
-// Timeout is the kind's timeout per attempt; -1 (River: never) for none.
+// Timeout tells River the kind's rescue horizon, RescueAfter(timeout):
+// River's rescuer leaves a running job alone until then, and River's
+// context of the attempt ends then. The attempt's own timeout is shorter
+// and set by attemptContext.
 func (w *worker[A]) Timeout(*river.Job[A]) time.Duration {
-	if w.timeout == 0 {
-		return -1
+	return RescueAfter(w.timeout)
+}
+
+// attemptContext is the context of one attempt: River's, with the kind's
+// timeout, or, for a kind without one, without River's deadline (the
+// rescue horizon) but with River's cancellation.
+func (w *worker[A]) attemptContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	if w.timeout > 0 {
+		return context.WithTimeout(ctx, w.timeout)
 	}
-	return w.timeout
+	attempt, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	stop := context.AfterFunc(ctx, func() {
+		if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			cancel()
+		}
+	})
+	return attempt, func() { stop(); cancel() }
 }
 
 // NextRetry backs off exponentially: 1s after the first attempt, then 2s,

@@ -3,8 +3,12 @@ package jobqueue
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/rivertype"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/storage"
@@ -129,5 +133,103 @@ func TestModelHooks(t *testing.T) {
 				t.Errorf("GiveUp = %v, want %v", err, tc.wantGiveUp)
 			}
 		})
+	}
+}
+
+func TestRescueAfter(t *testing.T) {
+	t.Parallel()
+	for timeout, want := range map[time.Duration]time.Duration{
+		0:                NoLimitRescueAfter,
+		20 * time.Second: 40 * time.Second,
+		time.Minute:      2 * time.Minute,
+		10 * time.Minute: 11 * time.Minute,
+		30 * time.Minute: 31 * time.Minute,
+	} {
+		if got := RescueAfter(timeout); got != want {
+			t.Errorf("RescueAfter(%v) = %v, want %v", timeout, got, want)
+		}
+		w := &worker[InferenceArgs]{timeout: timeout}
+		if got := w.Timeout(nil); got != want {
+			t.Errorf("worker with timeout %v tells River %v, want %v", timeout, got, want)
+		}
+	}
+}
+
+// TestAttemptContext: an attempt ends at its kind's timeout, before
+// River's context (which ends at the rescue horizon); without a timeout it
+// has no deadline at all, but still ends when River cancels it.
+func TestAttemptContext(t *testing.T) {
+	t.Parallel()
+	river, cancelRiver := context.WithTimeout(t.Context(), time.Hour)
+	defer cancelRiver()
+
+	limited := &worker[InferenceArgs]{timeout: 50 * time.Millisecond}
+	ctx, cancel := limited.attemptContext(river)
+	defer cancel()
+	if d, ok := ctx.Deadline(); !ok || time.Until(d) > time.Second {
+		t.Errorf("attempt with a timeout: deadline %v, %v", d, ok)
+	}
+	<-ctx.Done()
+	if !errors.Is(ctx.Err(), context.DeadlineExceeded) || river.Err() != nil {
+		t.Errorf("attempt ended with %v, River's context with %v", ctx.Err(), river.Err())
+	}
+
+	unlimited := &worker[InferenceArgs]{}
+	short, cancelShort := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancelShort()
+	ctx, cancel = unlimited.attemptContext(short)
+	defer cancel()
+	if _, ok := ctx.Deadline(); ok {
+		t.Error("attempt without a timeout has a deadline")
+	}
+	<-short.Done()
+	time.Sleep(20 * time.Millisecond)
+	if ctx.Err() != nil {
+		t.Errorf("attempt without a timeout ended at River's rescue horizon: %v", ctx.Err())
+	}
+	stopped, stop := context.WithCancel(t.Context())
+	ctx, cancel = unlimited.attemptContext(stopped)
+	defer cancel()
+	stop()
+	select {
+	case <-ctx.Done():
+	case <-time.After(time.Second):
+		t.Error("attempt without a timeout did not end when River cancelled it")
+	}
+}
+
+// TestWorkGivesUpAfterDeadWorkers: an attempt past MaxAttempts comes only
+// from River's rescuer, after every earlier attempt's worker died; the
+// work is failed without running the handler again.
+func TestWorkGivesUpAfterDeadWorkers(t *testing.T) {
+	t.Parallel()
+	var handled, gaveUp int
+	var reason string
+	w := &worker[InferenceArgs]{
+		what:    func(a InferenceArgs) string { return "job " + string(a.JobID) },
+		failure: "the job",
+		handle:  func(context.Context, InferenceArgs) error { handled++; return nil },
+		hooks: Hooks[InferenceArgs]{
+			Runnable: func(context.Context, InferenceArgs) (bool, error) { return true, nil },
+			GiveUp: func(_ context.Context, _ InferenceArgs, r string) error {
+				gaveUp++
+				reason = r
+				return nil
+			},
+		},
+		attempts: 3,
+		now:      time.Now,
+		logger:   slog.New(slog.DiscardHandler),
+	}
+	job := func(attempt int) *river.Job[InferenceArgs] {
+		return &river.Job[InferenceArgs]{JobRow: &rivertype.JobRow{Attempt: attempt}, Args: InferenceArgs{JobID: "job_x"}}
+	}
+	if err := w.Work(t.Context(), job(3)); err != nil || handled != 1 || gaveUp != 0 {
+		t.Fatalf("last allowed attempt: %v, handled %d, gave up %d", err, handled, gaveUp)
+	}
+	err := w.Work(t.Context(), job(4))
+	var cancel *river.JobCancelError
+	if !errors.As(err, &cancel) || handled != 1 || gaveUp != 1 || reason != "the job failed after 3 attempts" {
+		t.Fatalf("attempt past the last: %v, handled %d, gave up %d (%q)", err, handled, gaveUp, reason)
 	}
 }
