@@ -29,8 +29,10 @@ const (
 	// HeaderModel names the model a key set is uploaded for, as an
 	// alternative to the "model" query parameter.
 	HeaderModel = "Hegate-Model"
-	// HeaderPrefer is RFC 7240's Prefer header: "wait" or "wait=N" asks the
-	// gateway to answer an inference with its result, waiting up to N seconds.
+	// HeaderPrefer is RFC 7240's Prefer header. An inference is answered
+	// with its result, the gateway waiting up to its limit; "wait=N" waits
+	// at most N seconds, "respond-async" answers 202 and the job at once
+	// ("respond-async, wait=N": after N seconds).
 	HeaderPrefer = "Prefer"
 	// HeaderPreferenceApplied tells which preference the gateway honoured.
 	HeaderPreferenceApplied = "Preference-Applied"

@@ -19,10 +19,17 @@
 // ParamBinaryDataSize parameter gives its length. A BYTES tensor element is
 // framed as a 4-byte little-endian length followed by that many bytes.
 //
-// A client that cannot send binary data may send plain JSON instead: omit
-// HeaderInferenceContentLength, set the input's ParamBinaryData parameter to
-// false, and put the ciphertext, base64-encoded (standard alphabet, padded),
-// as the only string of the input's data array.
+// A client that cannot send binary data may send plain JSON instead, as
+// KServe and Triton clients send BYTES tensors: omit
+// HeaderInferenceContentLength and put the ciphertext, base64-encoded
+// (standard alphabet, padded), as the only string of the input's data array.
+// A ciphertext is binary, so BYTES data in JSON is always base64; no
+// parameter says so (ParamBinaryData false is accepted and redundant).
+//
+// The gateway answers 200 with the outputs once the job finishes, waiting
+// up to its limit; HeaderPrefer "respond-async" (RFC 7240) asks for 202 and
+// the job at once, "wait=N" bounds the wait, and a wait that ends first is
+// answered 202 too (see docs/api.md).
 //
 // The response uses the framing of the request unless the request's
 // ParamBinaryDataOutput parameter (or the output's ParamBinaryData

@@ -38,6 +38,7 @@ func FuzzInferRequest(f *testing.F) {
 	n, body = good(nil, func(r *api.InferRequest) { r.Outputs = []api.RequestedOutput{{Name: "output"}} })
 	f.Add(n, body)
 	f.Add(int64(0), []byte(`{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"content_type":"application/vnd.hegate.ckks-ciphertext","key_set_id":"`+ks+`","binary_data":false},"data":["Y3Q="]}]}`))
+	f.Add(int64(0), []byte(`{"inputs":[{"name":"input","shape":[1],"datatype":"BYTES","parameters":{"content_type":"application/vnd.hegate.ckks-ciphertext","key_set_id":"`+ks+`"},"data":["Y3Q="]}]}`))
 	f.Add(int64(0), []byte(`{"inputs":[{"data":[[1,2],[3]]}]}`))
 	f.Add(int64(2), []byte(`{}`+"\xff\xff\xff\xff"))
 	f.Fuzz(func(t *testing.T, headerLen int64, body []byte) {

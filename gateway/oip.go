@@ -359,9 +359,8 @@ type inferPreference struct {
 	wait time.Duration
 	// async: the client sent respond-async (and takes a 202).
 	async bool
-	// waitSeconds is the client's wait preference as honoured (capped);
-	// -1 when it sent none.
-	waitSeconds int
+	// waitSet: the client sent a wait preference, honoured as wait.
+	waitSet bool
 }
 
 // inferPreferences reads an inference's Prefer header. Without one the
@@ -373,7 +372,7 @@ type inferPreference struct {
 // preference counts, and values that do not parse are ignored (RFC 7240
 // section 2).
 func inferPreferences(h http.Header, limit time.Duration) inferPreference {
-	p := inferPreference{waitSeconds: -1}
+	p := inferPreference{wait: limit}
 	seen := map[string]bool{}
 	for _, v := range h.Values(api.HeaderPrefer) {
 		for pref := range strings.SplitSeq(v, ",") {
@@ -388,40 +387,35 @@ func inferPreferences(h http.Header, limit time.Duration) inferPreference {
 				seen[name] = true
 				p.async = true
 			case "wait":
-				secs := int(limit / time.Second)
+				d := limit
 				if hasVal {
 					n, err := strconv.ParseUint(strings.Trim(strings.TrimSpace(val), `"`), 10, 32)
 					if err != nil {
 						continue // not a delta-seconds: ignored
 					}
-					secs = int(min(n, uint64(secs)))
+					d = min(time.Duration(n)*time.Second, limit)
 				}
 				seen[name] = true
-				p.waitSeconds = secs
+				p.waitSet, p.wait = true, d
 			}
 		}
 	}
-	switch {
-	case p.waitSeconds >= 0:
-		p.wait = min(time.Duration(p.waitSeconds)*time.Second, limit)
-	case p.async:
+	if p.async && !p.waitSet {
 		p.wait = 0
-	default:
-		p.wait = limit
 	}
 	return p
 }
 
-// applied is the Preference-Applied header of the answer: wait=N when the
-// client's wait was honoured, respond-async when the answer is a 202 the
-// client asked for.
+// applied is the Preference-Applied header of the answer: wait=N (the
+// seconds honoured) when the client sent a wait, respond-async when the
+// answer is a 202 the client asked for.
 func (p inferPreference) applied(finished bool) string {
 	var out []string
 	if p.async && (!finished || p.wait == 0) {
 		out = append(out, "respond-async")
 	}
-	if p.waitSeconds >= 0 {
-		out = append(out, "wait="+strconv.Itoa(p.waitSeconds))
+	if p.waitSet {
+		out = append(out, "wait="+strconv.Itoa(int(p.wait/time.Second)))
 	}
 	return strings.Join(out, ", ")
 }
