@@ -13,6 +13,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	cose "github.com/veraison/go-cose"
 
@@ -33,8 +34,15 @@ func cliGateway(t *testing.T) (string, string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.close)
+	// A budget no test exhausts, so that inferences are charged, not refused.
+	if b.defaultBudget, err = parseBudgetSpec("epsilon=1e9,delta=1e-5,period=never"); err != nil {
+		t.Fatal(err)
+	}
 	srv, err := b.server()
 	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.startWorkers(ctx, workerFlags{Concurrency: 1, MaxAttempts: 2, JobTimeout: 5 * time.Minute}); err != nil {
 		t.Fatal(err)
 	}
 	ts := httptest.NewServer(srv.Handler())
