@@ -109,3 +109,14 @@ func TestRequestPaths(t *testing.T) {
 		}
 	}
 }
+
+// TestErrorHasNoProgramPrefix: an error answer reads as what the gateway
+// said, without "hegate:" (the CLI adds that once; before, it printed
+// "hegate: hegate: 401 ...").
+func TestErrorHasNoProgramPrefix(t *testing.T) {
+	e := &Error{StatusCode: 401, Problem: api.Problem{Detail: "unknown or revoked API key", RequestID: "r1"}}
+	got := e.Error()
+	if strings.HasPrefix(got, "hegate") || !strings.Contains(got, "401 Unauthorized: unknown or revoked API key") {
+		t.Fatalf("Error() = %q", got)
+	}
+}
