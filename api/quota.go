@@ -37,7 +37,13 @@ const (
 	ReasonRateUpload    = "rate-upload"
 	ReasonRateEnroll    = "rate-enroll"
 	ReasonRateAnonymous = "rate-anonymous"
+	// ReasonRateFailedAuth: too many failed authentications from one
+	// client address (429; valid keys from it too, until it refills).
+	ReasonRateFailedAuth = "rate-failed-auth"
 	// concurrency-*: too many inferences or uploads in progress (503).
+	// ReasonStreams: too many open job event streams (429).
+	ReasonStreams = "streams"
+
 	ReasonConcurrencyTenant  = "concurrency-tenant"
 	ReasonConcurrencyProcess = "concurrency-process"
 	// quota-*: a per-tenant quota would be exceeded.

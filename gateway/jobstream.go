@@ -4,8 +4,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -28,7 +31,43 @@ const (
 	streamMaxDuration = 10 * time.Minute
 	// streamWriteWindow is the write deadline of each event.
 	streamWriteWindow = 30 * time.Second
+	// streamsPerTenant and streamsPerProcess cap open streams: each holds
+	// a connection and a goroutine for up to streamMaxDuration, exempt
+	// from the request deadline.
+	streamsPerTenant  = 8
+	streamsPerProcess = 256
 )
+
+// streams counts open event streams, per tenant and in all.
+type streams struct {
+	mu       sync.Mutex
+	total    int
+	byTenant map[hegate.TenantID]int
+}
+
+// acquire takes a stream slot of tenant, or says no.
+func (c *streams) acquire(t hegate.TenantID) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.byTenant == nil {
+		c.byTenant = map[hegate.TenantID]int{}
+	}
+	if c.total >= streamsPerProcess || c.byTenant[t] >= streamsPerTenant {
+		return false
+	}
+	c.total++
+	c.byTenant[t]++
+	return true
+}
+
+func (c *streams) release(t hegate.TenantID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.total--
+	if c.byTenant[t]--; c.byTenant[t] <= 0 {
+		delete(c.byTenant, t)
+	}
+}
 
 func (s *Server) jobStream(w http.ResponseWriter, r *http.Request) {
 	const op = "jobs.events"
@@ -38,6 +77,19 @@ func (s *Server) jobStream(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
+	if job.Status.Terminal() && r.Header.Get("Last-Event-ID") != "" {
+		// A reconnecting EventSource after the stream ended with the job:
+		// 204 tells it to stop reconnecting.
+		w.WriteHeader(http.StatusNoContent)
+		return
+	}
+	if !s.streams.acquire(job.TenantID) {
+		s.refuse(w, r, http.StatusTooManyRequests, api.ProblemRateLimited, "Too many requests", api.ReasonStreams,
+			fmt.Sprintf("at most %d event streams may be open per tenant (%d per gateway process): close one, or poll GET /v1/jobs/{id}", streamsPerTenant, streamsPerProcess),
+			10*time.Second)
+		return
+	}
+	defer s.streams.release(job.TenantID)
 	rc := http.NewResponseController(w)
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
@@ -68,17 +120,17 @@ func (s *Server) jobStream(w http.ResponseWriter, r *http.Request) {
 	poll := time.NewTicker(streamPoll)
 	defer poll.Stop()
 	last := job
+	// Subscribed before each read, so that a finish between the read and
+	// the wait is not missed.
+	done, unsubscribe := s.cfg.JobEvents.subscribe(job.ID)
+	defer func() { unsubscribe() }()
 	for {
-		done, unsubscribe := s.cfg.JobEvents.subscribe(job.ID)
 		select {
 		case <-ctx.Done():
-			unsubscribe()
 			return
 		case <-end.C:
-			unsubscribe()
 			return
 		case <-heartbeat.C:
-			unsubscribe()
 			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteWindow))
 			if _, err := fmt.Fprint(w, ": keep-alive\n\n"); err != nil || rc.Flush() != nil {
 				return
@@ -88,6 +140,7 @@ func (s *Server) jobStream(w http.ResponseWriter, r *http.Request) {
 		case <-poll.C:
 		}
 		unsubscribe()
+		done, unsubscribe = s.cfg.JobEvents.subscribe(job.ID)
 		cur, err := s.cfg.Store.GetJob(ctx, job.TenantID, job.ID)
 		if err != nil {
 			// The stream is already 200: say why in a comment and end it;

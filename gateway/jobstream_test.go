@@ -58,3 +58,32 @@ func TestJobEventsStream(t *testing.T) {
 	other := bd.call(t, http.MethodGet, "/v1/jobs/"+jobID+"/events", bd.b.secret, nil, nil)
 	wantProblem(t, other, http.StatusNotFound, "not found")
 }
+
+// TestJobEventsStreamCapped: a tenant may hold at most streamsPerTenant
+// streams open (each exempt from the request deadline); the next one is
+// 429 with Retry-After, and a reconnect after the job finished is 204.
+func TestJobEventsStreamCapped(t *testing.T) {
+	t.Parallel()
+	bd := setup(t, withoutWorkers())
+	ksID := bd.upload(t, bd.a)
+	_, ct := bd.input(t, bd.a, 22)
+	_, jobID, err := bd.a.client.Infer(bd.ctx, string(bd.model.ID()), ksID, ct, client.InferOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range streamsPerTenant {
+		resp := bd.call(t, http.MethodGet, "/v1/jobs/"+jobID+"/events", bd.a.secret, nil, nil)
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("stream %d: %d", i, resp.StatusCode)
+		}
+	}
+	resp := bd.call(t, http.MethodGet, "/v1/jobs/"+jobID+"/events", bd.a.secret, nil, nil)
+	p := wantProblem(t, resp, http.StatusTooManyRequests, "event streams")
+	if p.Reason != api.ReasonStreams || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("reason %q, Retry-After %q", p.Reason, resp.Header.Get("Retry-After"))
+	}
+	// Another tenant is not refused for A's streams (its own job: 404 is
+	// what it gets for A's, which is not a refusal of the cap).
+	other := bd.call(t, http.MethodGet, "/v1/jobs/"+jobID+"/events", bd.b.secret, nil, nil)
+	wantProblem(t, other, http.StatusNotFound, "not found")
+}

@@ -258,6 +258,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		IdempotencyKey: idem,
 		DeviceID:       p.Device,
 	}, cost)
+	releaseQuota(r) // the job is recorded (or not): the wait below holds no reservation
 	if err != nil {
 		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
 		if be := budgetProblem(op, m.Name, err); be != nil {

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -185,9 +186,17 @@ func (p *policy) take(key string, now time.Time) verdict {
 	return p.state(b.TokensAt(now), ok)
 }
 
-// peek reports key's bucket without spending from it.
+// peek reports key's bucket without spending from it and without making
+// one: a key with no bucket has a full one (so that merely looking cannot
+// fill the map, nor land a newcomer on the overflow bucket).
 func (p *policy) peek(key string, now time.Time) verdict {
-	tokens := p.bucket(key, now).TokensAt(now)
+	p.mu.Lock()
+	b, ok := p.buckets[key]
+	p.mu.Unlock()
+	tokens := float64(p.burst)
+	if ok {
+		tokens = b.TokensAt(now)
+	}
 	return p.state(tokens, tokens >= 1)
 }
 
@@ -234,10 +243,13 @@ func ceilSeconds(d time.Duration) int64 {
 type limits struct {
 	policies  map[routeClass]*policy // nil entries: off
 	anonymous *policy
-	infers    *pool
-	uploads   *pool
-	quota     *quotaGate
-	refused   *prometheus.CounterVec
+	// failedAuth counts failed authentications per address, with the
+	// anonymous limits, in a map of its own (see limitClients).
+	failedAuth *policy
+	infers     *pool
+	uploads    *pool
+	quota      *quotaGate
+	refused    *prometheus.CounterVec
 }
 
 func newLimits(cfg Config, reg *prometheus.Registry) *limits {
@@ -255,6 +267,7 @@ func newLimits(cfg Config, reg *prometheus.Registry) *limits {
 		l.policies[classModel] = upload
 		l.policies[classEnroll] = newPolicy("enroll", rl.Enroll)
 		l.anonymous = newPolicy("anonymous", rl.Anonymous)
+		l.failedAuth = newPolicy("failed-auth", rl.Anonymous)
 	}
 	refused := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "hegate_requests_refused_total",
@@ -345,7 +358,7 @@ func addrKey(a netip.Addr) string {
 // included: they cannot be told apart without the lookup). It runs on
 // every route, before the route's own middleware.
 func (s *Server) limitClients(next http.Handler) http.Handler {
-	pol := s.limits.anonymous
+	pol, failed := s.limits.anonymous, s.limits.failedAuth
 	if pol == nil {
 		return next
 	}
@@ -364,21 +377,48 @@ func (s *Server) limitClients(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		// Failed authentications have a bucket of their own, so that the
-		// address's anonymous requests do not lock out its valid keys.
+		// Failed authentications have buckets of their own, in a map of
+		// their own, so that neither the address's anonymous requests nor
+		// a flood of anonymous addresses locks out its valid keys.
 		key := "auth:" + addr
-		if v := pol.peek(key, now); !v.ok {
+		if v := failed.peek(key, now); !v.ok {
 			h := w.Header()
-			h.Set(api.HeaderRateLimitPolicy, pol.policyItem())
-			h.Set(api.HeaderRateLimit, pol.limitItem(v))
-			s.refuseRate(w, r, pol, v)
+			h.Set(api.HeaderRateLimitPolicy, failed.policyItem())
+			h.Set(api.HeaderRateLimit, failed.limitItem(v))
+			s.refuseRate(w, r, failed, v)
 			return
 		}
 		rec := &statusHook{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusUnauthorized {
-			pol.take(key, s.cfg.Clock())
+			failed.take(key, s.cfg.Clock())
 		}
+	})
+}
+
+// limitPublic applies the anonymous policy to requests that carry an
+// Authorization header on routes that never authenticate (the public
+// ones, and unmatched paths): limitClients counts such requests only when
+// they fail to authenticate, which these never do, so without this a
+// header of any value would lift the anonymous limit. Requests without
+// the header were counted by limitClients already.
+func (s *Server) limitPublic(next http.Handler) http.Handler {
+	pol := s.limits.anonymous
+	if pol == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, has := r.Header["Authorization"]; has {
+			v := pol.take("anon:"+s.clientAddress(r), s.cfg.Clock())
+			h := w.Header()
+			h.Set(api.HeaderRateLimitPolicy, pol.policyItem())
+			h.Set(api.HeaderRateLimit, pol.limitItem(v))
+			if !v.ok {
+				s.refuseRate(w, r, pol, v)
+				return
+			}
+		}
+		next.ServeHTTP(w, r)
 	})
 }
 
@@ -431,9 +471,11 @@ func (s *Server) guard(c routeClass) func(http.Handler) http.Handler {
 				}
 				defer release()
 				// The handler has recorded (or given up) what it stores by
-				// the time it answers: the reservation ends then, so that
-				// a "Prefer: wait" inference holds none while it waits.
+				// the time it answers, or earlier when it says so
+				// (releaseQuota, after the job is created): the reservation
+				// ends then, so that a waiting inference holds none.
 				w = &statusHook{ResponseWriter: w, onHeader: release}
+				r = r.WithContext(context.WithValue(r.Context(), quotaReleaseKey, release))
 			}
 			next.ServeHTTP(w, r)
 		})
@@ -645,4 +687,18 @@ func (p *pool) policyItem() string {
 
 func (p *pool) limitItem(left int) string {
 	return `"` + p.name + `-concurrency";r=` + strconv.Itoa(left)
+}
+
+// quotaReleaseKey holds, in a guarded request's context, the function that
+// ends its quota reservation.
+type quotaReleaseCtxKey struct{}
+
+var quotaReleaseKey quotaReleaseCtxKey
+
+// releaseQuota ends the request's quota reservation now (idempotent; a
+// no-op without one): call it once what the request stores is recorded.
+func releaseQuota(r *http.Request) {
+	if f, ok := r.Context().Value(quotaReleaseKey).(func()); ok {
+		f()
+	}
 }

@@ -424,7 +424,7 @@ func TestRateLimitAnonymous(t *testing.T) {
 		}
 	}
 	resp = bd.call(t, http.MethodGet, "/v1/keys", bad, nil, from("198.51.100.3"))
-	if p := wantProblem(t, resp, http.StatusTooManyRequests, ""); p.Reason != api.ReasonRateAnonymous {
+	if p := wantProblem(t, resp, http.StatusTooManyRequests, ""); p.Reason != api.ReasonRateFailedAuth {
 		t.Fatalf("bad key past the limit: %+v", p)
 	}
 	resp = bd.call(t, http.MethodGet, "/v1/keys", bd.a.secret, nil, from("198.51.100.3"))
@@ -556,5 +556,36 @@ func TestAdmissionControl(t *testing.T) {
 	waitFor(t, "the slots to come back", func() bool { return uploads.total() == 0 })
 	if resp := bd.uploadRaw(t, c.secret, c.keys); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("tenant C once the uploads ended: %d", resp.StatusCode)
+	}
+}
+
+// TestAnonymousLimitWithAnyAuthorization: a request that carries an
+// Authorization header of any value on a public route or an unmatched
+// path is counted by the anonymous limit all the same (a header used to
+// lift it); and looking at the failed-authentication bucket makes none.
+func TestAnonymousLimitWithAnyAuthorization(t *testing.T) {
+	t.Parallel()
+	bd := setup(t)
+	burst := DefaultRateLimits.Anonymous.Burst
+	for _, path := range []string{"/v2/health/live", "/nope"} {
+		refused := 0
+		for range burst + 20 {
+			resp := bd.call(t, http.MethodGet, path, "", nil, http.Header{"Authorization": {"x"}})
+			if resp.StatusCode == http.StatusTooManyRequests {
+				refused++
+			}
+		}
+		if refused == 0 {
+			t.Fatalf("%s: %d requests with a bogus Authorization header, none refused", path, burst+20)
+		}
+	}
+	pol := bd.srv.limits.failedAuth
+	pol.peek("auth:203.0.113.9", time.Now())
+	pol.mu.Lock()
+	n := len(pol.buckets)
+	_, made := pol.buckets["auth:203.0.113.9"]
+	pol.mu.Unlock()
+	if made || n > 1 {
+		t.Fatalf("peek made a bucket (%d buckets)", n)
 	}
 }

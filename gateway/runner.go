@@ -201,8 +201,8 @@ func (r *Runner) handle(ctx context.Context, id hegate.JobID) error {
 		return r.fail(ctx, log, job, start, fmt.Errorf("completing job: %w", err))
 	}
 	r.events.finished(job.ID)
-	r.metrics.jobOutcome(string(job.Model), "succeeded")
-	r.metrics.evaluation(string(job.Model), stats.Duration)
+	r.metrics.jobOutcome(modelLabel(job), "succeeded")
+	r.metrics.evaluation(modelLabel(job), stats.Duration)
 	log.InfoContext(ctx, "job succeeded",
 		millis("duration_ms", r.now().Sub(start)),
 		millis("evaluation_ms", stats.Duration),
@@ -272,19 +272,19 @@ func (r *Runner) fail(ctx context.Context, log *slog.Logger, job storage.Job, st
 		if ferr := r.failJob(ctx, job.ID, reason); ferr != nil {
 			return fmt.Errorf("failing job %s (%v): %w", job.ID, err, ferr)
 		}
-		r.metrics.jobOutcome(string(job.Model), "failed")
+		r.metrics.jobOutcome(modelLabel(job), "failed")
 		log.InfoContext(ctx, "job failed: rejected", elapsed, slog.String("error", err.Error()))
 		return nil
 	}
 	if r.maxAttempts == 0 || job.Attempts < r.maxAttempts {
-		r.metrics.jobOutcome(string(job.Model), "retry")
+		r.metrics.jobOutcome(modelLabel(job), "retry")
 		log.WarnContext(ctx, "job attempt failed; will retry", elapsed, slog.String("error", err.Error()))
 		return fmt.Errorf("job %s attempt %d: %w", job.ID, job.Attempts, err)
 	}
 	if ferr := r.failJob(ctx, job.ID, failedInternally); ferr != nil {
 		return fmt.Errorf("failing job %s (%v): %w", job.ID, err, ferr)
 	}
-	r.metrics.jobOutcome(string(job.Model), "failed")
+	r.metrics.jobOutcome(modelLabel(job), "failed")
 	log.ErrorContext(ctx, "job failed on its last attempt", elapsed, slog.String("error", err.Error()))
 	return nil
 }
@@ -401,4 +401,16 @@ func checkPaid(m *he.Model, job storage.Job) error {
 		return hegate.E(op, hegate.KindInvalid, err, "model %s prices this answer above what was reserved for it (the model changed since the job was accepted): submit it again", m.ID())
 	}
 	return nil
+}
+
+// modelLabel is a job's model as a metric label: a built-in model's name
+// (the operator's, a bounded set), or "uploaded" for any tenant's own
+// model, whose name a tenant chose: as a label it would let tenants add
+// series at will and show every scraper of /metrics what other tenants
+// run.
+func modelLabel(job storage.Job) string {
+	if job.ModelVersion > 0 {
+		return "uploaded"
+	}
+	return string(job.Model)
 }

@@ -33,6 +33,7 @@ type Server struct {
 	catalog *catalog.Catalog
 	router  chi.Router
 
+	streams      streams // open job event streams
 	verifiers    map[attest.Format]attest.Verifier
 	credKeys     *SigningKeys
 	credIssuer   *credential.Issuer
@@ -94,10 +95,10 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
 	r.Use(requestID, s.trace, s.accessLog, limitHeader, s.recoverer, s.bodyDeadline, s.limitClients, s.requestDeadline)
-	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+	r.NotFound(s.limitPublic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E("gateway.route", hegate.KindNotFound, nil, "no route for %s %s", truncate(r.Method, 20), truncate(r.URL.Path, 200)))
-	})
-	r.MethodNotAllowed(s.methodNotAllowed)
+	})).ServeHTTP)
+	r.MethodNotAllowed(s.limitPublic(http.HandlerFunc(s.methodNotAllowed)).ServeHTTP)
 
 	small := s.limitBody(maxSmallBody)
 	// The largest infer body: the JSON header plus the ciphertext, in
@@ -108,7 +109,7 @@ func (s *Server) routes() chi.Router {
 	// without a valid key gets 401, whatever body it announces, and learns
 	// nothing about the limits.
 	r.Group(func(r chi.Router) {
-		r.Use(small)
+		r.Use(s.limitPublic, small)
 		r.Get("/metrics", s.metrics.Handler().ServeHTTP)
 		r.Get("/openapi.yaml", serveOpenAPI)
 		r.Get("/v2", s.serverMetadata)

@@ -1,49 +1,35 @@
 package main
 
 import (
-	"context"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/attest/verifiers"
+	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/storage"
 )
 
-const attestUsage = `usage:
-    hegate attest verify --format tpm|psa|native --endorsement FILE --nonce HEX
-                         [--reference-values FILE] EVIDENCE|-
-        verify one piece of evidence offline and print its EAR-shaped result;
-        exit status 0 only when the status is affirming
-    hegate attest set --format F (--endorsements FILE | --reference-values FILE)
-    hegate attest show [--format F]
-    hegate attest delete --format F --kind endorsements|reference-values
-        the tenant's trust anchors, through the API with an admin key`
-
-// runAttest is "hegate attest".
-func runAttest(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, attestUsage)
-		return nil
-	}
-	switch args[0] {
-	case "verify":
-		return attestVerify(ctx, args[1:], stdout, stderr)
-	case "set", "show", "delete":
-		return attestDocs(ctx, args[0], args[1:], stdout, stderr)
-	}
-	return fmt.Errorf("attest: unknown subcommand %q\n%s", args[0], attestUsage)
+func newAttestCmd() *cobra.Command {
+	return group("attest", "attestation: verify evidence offline; the tenant's trust anchors (API)",
+		`hegate attest verify checks one piece of evidence offline, with files only.
+hegate attest set|show|delete manage the tenant's trust anchors (the
+endorsements and reference values of each evidence format) through the
+API with an admin key.`,
+		newAttestVerifyCmd(), newAttestSetCmd(), newAttestShowCmd(), newAttestDeleteCmd())
 }
+
+var attestFormats = cobra.FixedCompletions([]string{"tpm", "psa", "native"}, cobra.ShellCompDirectiveNoFileComp)
 
 // readArg reads a file, or standard input for "-", at most limit bytes.
 func readArg(name string, limit int64) ([]byte, error) {
@@ -68,35 +54,41 @@ func readArg(name string, limit int64) ([]byte, error) {
 	return b, nil
 }
 
-func attestVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("attest verify", stderr)
-	format := fs.String("format", "", "evidence format: tpm, psa or native")
-	endorsement := fs.String("endorsement", "", "endorsements document (JSON: keys and CA roots)")
-	refs := fs.String("reference-values", "", "reference-values document (JSON); without it nothing matches and the status is contraindicated")
-	nonceHex := fs.String("nonce", "", "the nonce the evidence must carry, in hex (for tpm and psa evidence made for a gateway: SHA-256(challenge || jkt))")
-	fs.Usage = func() { fmt.Fprintln(stderr, attestUsage); fs.PrintDefaults() }
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+func newAttestVerifyCmd() *cobra.Command {
+	var format, endorsement, refs, nonceHex string
+	cmd := &cobra.Command{
+		Use:   "verify --format tpm|psa|native --endorsement FILE --nonce HEX [--reference-values FILE] EVIDENCE|-",
+		Short: "verify one piece of evidence offline and print its EAR-shaped result",
+		Long: `Verify one piece of evidence offline and print its EAR-shaped result; the
+exit status is 0 only when the status is affirming.`,
+		Args: args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			return attestVerify(cmd, format, endorsement, refs, nonceHex, a[0])
+		},
 	}
-	if len(rest) != 1 {
-		return errors.New("attest verify: give exactly one EVIDENCE file (or - for standard input)")
-	}
-	v := verifiers.For(verifiers.All(nil), attest.Format(*format))
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "", "evidence format: tpm, psa or native")
+	f.StringVar(&endorsement, "endorsement", "", "endorsements document (JSON: keys and CA roots)")
+	f.StringVar(&refs, "reference-values", "", "reference-values document (JSON); without it nothing matches and the status is contraindicated")
+	f.StringVar(&nonceHex, "nonce", "", "the nonce the evidence must carry, in hex (for tpm and psa evidence made for a gateway: SHA-256(challenge || jkt))")
+	_ = cmd.RegisterFlagCompletionFunc("format", attestFormats)
+	return cmd
+}
+
+func attestVerify(cmd *cobra.Command, format, endorsement, refs, nonceHex, evidence string) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
+	v := verifiers.For(verifiers.All(nil), attest.Format(format))
 	if v == nil {
-		return fmt.Errorf("attest verify: --format %q is not tpm, psa or native", *format)
+		return fmt.Errorf("attest verify: --format %q is not tpm, psa or native", format)
 	}
-	if *endorsement == "" {
+	if endorsement == "" {
 		return errors.New("attest verify: --endorsement FILE is required")
 	}
-	nonce, err := hex.DecodeString(*nonceHex)
+	nonce, err := hex.DecodeString(nonceHex)
 	if err != nil || len(nonce) == 0 {
 		return errors.New("attest verify: --nonce must be the expected nonce in hex")
 	}
-	eb, err := readArg(*endorsement, attest.MaxDocumentBytes)
+	eb, err := readArg(endorsement, attest.MaxDocumentBytes)
 	if err != nil {
 		return err
 	}
@@ -104,8 +96,8 @@ func attestVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if in.Endorsements, err = attest.ParseEndorsements(eb); err != nil {
 		return err
 	}
-	if *refs != "" {
-		rb, err := readArg(*refs, attest.MaxDocumentBytes)
+	if refs != "" {
+		rb, err := readArg(refs, attest.MaxDocumentBytes)
 		if err != nil {
 			return err
 		}
@@ -113,7 +105,7 @@ func attestVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 			return err
 		}
 	}
-	if in.Evidence, err = readArg(rest[0], attest.MaxEvidenceBytes); err != nil {
+	if in.Evidence, err = readArg(evidence, attest.MaxEvidenceBytes); err != nil {
 		return err
 	}
 	res, verr := v.Verify(ctx, in)
@@ -143,205 +135,253 @@ func attestVerify(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	return nil
 }
 
-func attestDocs(ctx context.Context, sub string, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("attest "+sub, stderr)
-	var cfg deviceConfig
-	cfg.register(fs)
-	format := fs.String("format", "", "evidence format: tpm, psa or native")
-	endorsements := fs.String("endorsements", "", "set: endorsements document (JSON)")
-	refs := fs.String("reference-values", "", "set: reference-values document (JSON)")
-	kind := fs.String("kind", "", "delete: endorsements or reference-values")
-	fs.Usage = func() { fmt.Fprintln(stderr, attestUsage); fs.PrintDefaults() }
-	if _, err := parseArgs(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	cl, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	f := attest.Format(*format)
-	switch sub {
-	case "set":
-		if !f.Valid() {
-			return errors.New("attest set: --format must be tpm, psa or native")
-		}
-		if *endorsements == "" && *refs == "" {
-			return errors.New("attest set: give --endorsements FILE, --reference-values FILE or both")
-		}
-		for _, d := range []struct{ file, kind string }{{*endorsements, storage.DocEndorsements}, {*refs, storage.DocReferenceValues}} {
-			if d.file == "" {
-				continue
+// apiCommand is a device or tenant command through the API: cfg's flags,
+// resolved and with a credential before run.
+func apiCommand(use, short string, check cobra.PositionalArgs, cfg *deviceConfig, run func(cmd *cobra.Command, cl *client.Client, a []string) error) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(check),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := cfg.validateCredential(cmd); err != nil {
+				return err
 			}
-			b, err := readArg(d.file, attest.MaxDocumentBytes)
+			cl, err := cfg.client()
 			if err != nil {
 				return err
 			}
-			if _, err := cl.SetAttestationDoc(ctx, f, d.kind, b); err != nil {
-				return fmt.Errorf("setting %s %s: %w", f, d.kind, err)
-			}
-			fmt.Fprintf(stdout, "set %s %s\n", f, d.kind)
-		}
-		return nil
-	case "delete":
-		if !f.Valid() || (*kind != storage.DocEndorsements && *kind != storage.DocReferenceValues) {
-			return errors.New("attest delete: --format tpm|psa|native and --kind endorsements|reference-values are required")
-		}
-		return cl.DeleteAttestationDoc(ctx, f, *kind)
-	default: // show
-		docs, err := cl.AttestationDocs(ctx)
-		if err != nil {
-			return err
-		}
-		out := []api.AttestationDoc{}
-		for _, d := range docs {
-			if f == "" || d.Format == string(f) {
-				out = append(out, d)
-			}
-		}
-		b, _ := json.MarshalIndent(out, "", "  ")
-		fmt.Fprintln(stdout, string(b))
-		return nil
+			return run(cmd, cl, a)
+		},
 	}
+	cfg.registerServer(cmd.Flags())
+	cmd.Flags().StringVar(&cfg.Identity, "identity", envOr("HEGATE_IDENTITY", ""), "enrolled device directory (hegate enroll); its credential replaces the API key [HEGATE_IDENTITY, else the context's]")
+	return cmd
 }
 
-const devicesUsage = `usage: hegate devices list | show ID | revoke ID [flags]
-    the tenant's enrolled devices, through the API with an admin key`
-
-// runDevices is "hegate devices".
-func runDevices(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, devicesUsage)
-		return nil
-	}
-	fs := newFlags("devices "+args[0], stderr)
+func newAttestSetCmd() *cobra.Command {
 	var cfg deviceConfig
-	cfg.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	fs.Usage = func() { fmt.Fprintln(stderr, devicesUsage); fs.PrintDefaults() }
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	cl, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	printJSON := func(v any) error {
-		b, err := json.MarshalIndent(v, "", "  ")
-		if err != nil {
-			return err
-		}
-		_, err = fmt.Fprintln(stdout, string(b))
-		return err
-	}
-	switch {
-	case args[0] == "list" && len(rest) == 0:
-		ds, err := cl.Devices(ctx)
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return printJSON(ds)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tFORMAT\tSTATUS\tATTESTATION\tATTESTED\tLAST SEEN")
-		for _, d := range ds {
-			seen := "-"
-			if d.LastSeenAt != nil {
-				seen = d.LastSeenAt.Format(time.RFC3339)
+	var format, endorsements, refs string
+	cmd := apiCommand("set --format tpm|psa|native (--endorsements FILE | --reference-values FILE)",
+		"set the tenant's endorsements or reference values of a format (admin key)", cobra.NoArgs, &cfg,
+		func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+			f := attest.Format(format)
+			if !f.Valid() {
+				return errors.New("attest set: --format must be tpm, psa or native")
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Format, d.Status, d.AttestationStatus, d.AttestedAt.Format(time.RFC3339), seen)
-		}
-		return tw.Flush()
-	case args[0] == "show" && len(rest) == 1:
-		d, err := cl.EnrolledDevice(ctx, rest[0])
-		if err != nil {
-			return err
-		}
-		return printJSON(d)
-	case args[0] == "revoke" && len(rest) == 1:
-		d, err := cl.RevokeDevice(ctx, rest[0])
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "device %s revoked at %s\n", d.ID, d.RevokedAt.Format(time.RFC3339))
-		return nil
-	}
-	return errors.New(devicesUsage)
+			if endorsements == "" && refs == "" {
+				return errors.New("attest set: give --endorsements FILE, --reference-values FILE or both")
+			}
+			for _, d := range []struct{ file, kind string }{{endorsements, storage.DocEndorsements}, {refs, storage.DocReferenceValues}} {
+				if d.file == "" {
+					continue
+				}
+				b, err := readArg(d.file, attest.MaxDocumentBytes)
+				if err != nil {
+					return err
+				}
+				if _, err := cl.SetAttestationDoc(cmd.Context(), f, d.kind, b); err != nil {
+					return fmt.Errorf("setting %s %s: %w", f, d.kind, err)
+				}
+				fmt.Fprintf(cmd.OutOrStdout(), "set %s %s\n", f, d.kind)
+			}
+			return nil
+		})
+	cmd.Flags().StringVar(&format, "format", "", "evidence format: tpm, psa or native")
+	cmd.Flags().StringVar(&endorsements, "endorsements", "", "endorsements document (JSON)")
+	cmd.Flags().StringVar(&refs, "reference-values", "", "reference-values document (JSON)")
+	_ = cmd.RegisterFlagCompletionFunc("format", attestFormats)
+	return cmd
 }
 
-const policyUsage = `usage:
-    hegate policy show [MODEL]
-    hegate policy set [MODEL] --allow-api-key=true|false --formats tpm,psa,native --statuses affirming[,warning]
-    hegate policy delete [MODEL]
-        who may run inference on MODEL (without MODEL: the tenant's default),
-        through the API with an admin key`
-
-// runPolicy is "hegate policy".
-func runPolicy(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
-		fmt.Fprintln(stdout, policyUsage)
-		return nil
-	}
-	fs := newFlags("policy "+args[0], stderr)
+func newAttestShowCmd() *cobra.Command {
 	var cfg deviceConfig
-	cfg.register(fs)
-	allowKey := fs.Bool("allow-api-key", false, "set: whether a request with an API key alone may run inference")
-	formats := fs.String("formats", "tpm,psa,native", "set: the evidence formats whose devices may run inference")
-	statuses := fs.String("statuses", "affirming", "set: the attestation statuses that may (affirming, warning)")
-	fs.Usage = func() { fmt.Fprintln(stderr, policyUsage); fs.PrintDefaults() }
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	var format string
+	var o *output
+	cmd := apiCommand("show [--format F]", "show the tenant's trust anchors (admin key)", cobra.NoArgs, &cfg,
+		func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+			docs, err := cl.AttestationDocs(cmd.Context())
+			if err != nil {
+				return err
+			}
+			out := []api.AttestationDoc{}
+			for _, d := range docs {
+				if format == "" || d.Format == format {
+					out = append(out, d)
+				}
+			}
+			w := cmd.OutOrStdout()
+			if o.JSON() {
+				return printJSON(w, out)
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "FORMAT\tKIND\tUPDATED\tUPDATED BY\tSIZE")
+			for _, d := range out {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d bytes\n", d.Format, d.Kind, d.UpdatedAt.Format(time.RFC3339), dash(d.UpdatedBy), len(d.Document))
+			}
+			return tw.Flush()
+		})
+	cmd.Flags().StringVar(&format, "format", "", "only this evidence format: tpm, psa or native")
+	_ = cmd.RegisterFlagCompletionFunc("format", attestFormats)
+	o = addOutputFlags(cmd, false)
+	return cmd
+}
+
+func newAttestDeleteCmd() *cobra.Command {
+	var cfg deviceConfig
+	var format, kind string
+	cmd := apiCommand("delete --format tpm|psa|native --kind endorsements|reference-values",
+		"delete one of the tenant's trust anchor documents (admin key)", cobra.NoArgs, &cfg,
+		func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+			f := attest.Format(format)
+			if !f.Valid() || (kind != storage.DocEndorsements && kind != storage.DocReferenceValues) {
+				return errors.New("attest delete: --format tpm|psa|native and --kind endorsements|reference-values are required")
+			}
+			return cl.DeleteAttestationDoc(cmd.Context(), f, kind)
+		})
+	cmd.Flags().StringVar(&format, "format", "", "evidence format: tpm, psa or native")
+	cmd.Flags().StringVar(&kind, "kind", "", "endorsements or reference-values")
+	_ = cmd.RegisterFlagCompletionFunc("format", attestFormats)
+	_ = cmd.RegisterFlagCompletionFunc("kind", cobra.FixedCompletions([]string{storage.DocEndorsements, storage.DocReferenceValues}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func newDevicesCmd() *cobra.Command {
+	var listCfg, showCfg, revokeCfg deviceConfig
+	var listOut, showOut *output
+	list := apiCommand("list", "list the tenant's enrolled devices", cobra.NoArgs, &listCfg,
+		func(cmd *cobra.Command, cl *client.Client, _ []string) error {
+			ds, err := cl.Devices(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if listOut.JSON() {
+				if ds == nil {
+					ds = []api.Device{}
+				}
+				return printJSON(w, ds)
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "ID\tFORMAT\tSTATUS\tATTESTATION\tATTESTED\tLAST SEEN")
+			for _, d := range ds {
+				seen := "-"
+				if d.LastSeenAt != nil {
+					seen = d.LastSeenAt.Format(time.RFC3339)
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", d.ID, d.Format, d.Status, d.AttestationStatus, d.AttestedAt.Format(time.RFC3339), seen)
+			}
+			return tw.Flush()
+		})
+	listOut = addOutputFlags(list, true)
+	show := apiCommand("show ID", "show one enrolled device", cobra.ExactArgs(1), &showCfg,
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			d, err := cl.EnrolledDevice(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if showOut.JSON() {
+				return printJSON(w, d)
+			}
+			tw := newTable(w)
+			fmt.Fprintf(tw, "ID\t%s\n", d.ID)
+			fmt.Fprintf(tw, "FORMAT\t%s\n", d.Format)
+			fmt.Fprintf(tw, "STATUS\t%s\n", d.Status)
+			fmt.Fprintf(tw, "ATTESTATION\t%s\n", d.AttestationStatus)
+			fmt.Fprintf(tw, "INSTANCE ID\t%s\n", d.InstanceID)
+			fmt.Fprintf(tw, "KEY THUMBPRINT\t%s\n", d.KeyThumbprint)
+			fmt.Fprintf(tw, "ENROLLED\t%s\n", d.EnrolledAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "ATTESTED\t%s\n", d.AttestedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "LAST SEEN\t%s\n", rfc3339(d.LastSeenAt))
+			fmt.Fprintf(tw, "REVOKED\t%s\n", rfc3339(d.RevokedAt))
+			fmt.Fprintln(tw, "(-o json shows the attestation result)")
+			return tw.Flush()
+		})
+	showOut = addOutputFlags(show, true)
+	revoke := apiCommand("revoke ID", "revoke an enrolled device: its next request answers 401", cobra.ExactArgs(1), &revokeCfg,
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			d, err := cl.RevokeDevice(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "device %s revoked at %s\n", d.ID, d.RevokedAt.Format(time.RFC3339))
 			return nil
-		}
-		return err
+		})
+	return group("devices", "enrolled devices: list, show ID, revoke ID (API, admin key)",
+		"The tenant's enrolled devices, through the API with an admin key.", list, show, revoke)
+}
+
+// rfc3339 is t, or "-".
+func rfc3339(t *time.Time) string {
+	if t == nil {
+		return "-"
 	}
-	if len(rest) > 1 {
-		return errors.New(policyUsage)
+	return t.Format(time.RFC3339)
+}
+
+func newPolicyCmd() *cobra.Command {
+	var showCfg, setCfg, delCfg deviceConfig
+	var showOut *output
+	var allowKey bool
+	var formats, statuses string
+	show := apiCommand("show [MODEL]", "show who may run inference on MODEL (without MODEL: the tenant's default)", cobra.MaximumNArgs(1), &showCfg,
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			p, err := cl.Policy(cmd.Context(), firstArg(a))
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if showOut.JSON() {
+				return printJSON(w, p)
+			}
+			return printPolicy(w, p)
+		})
+	showOut = addOutputFlags(show, false)
+	set := apiCommand("set [MODEL] --allow-api-key=true|false --formats tpm,psa,native --statuses affirming[,warning]",
+		"set who may run inference on MODEL (without MODEL: the tenant's default); prints it as JSON", cobra.MaximumNArgs(1), &setCfg,
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			p, err := cl.SetPolicy(cmd.Context(), firstArg(a), api.Policy{AllowAPIKey: allowKey, Formats: splitList(formats), Statuses: splitList(statuses)})
+			if err != nil {
+				return err
+			}
+			return printJSON(cmd.OutOrStdout(), p)
+		})
+	set.Flags().BoolVar(&allowKey, "allow-api-key", false, "whether a request with an API key alone may run inference")
+	set.Flags().StringVar(&formats, "formats", "tpm,psa,native", "the evidence formats whose devices may run inference")
+	set.Flags().StringVar(&statuses, "statuses", "affirming", "the attestation statuses that may (affirming, warning)")
+	del := apiCommand("delete [MODEL]", "delete the policy of MODEL (without MODEL: the tenant's default)", cobra.MaximumNArgs(1), &delCfg,
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			return cl.DeletePolicy(cmd.Context(), firstArg(a))
+		})
+	return group("policy", "who may run inference: policy show | set | delete [MODEL] (API, admin key)",
+		`Who may run inference on MODEL (without MODEL: the tenant's default), through
+the API with an admin key. With no policy set, API keys may: set
+--allow-api-key=false to require attested devices.`, show, set, del)
+}
+
+func printPolicy(w io.Writer, p api.Policy) error {
+	tw := newTable(w)
+	model := p.Model
+	if model == "" {
+		model = "(the tenant's default)"
 	}
-	model := ""
-	if len(rest) == 1 {
-		model = rest[0]
+	fmt.Fprintf(tw, "MODEL\t%s\n", model)
+	fmt.Fprintf(tw, "ALLOW API KEY\t%t\n", p.AllowAPIKey)
+	fmt.Fprintf(tw, "FORMATS\t%s\n", dash(strings.Join(p.Formats, ",")))
+	fmt.Fprintf(tw, "STATUSES\t%s\n", dash(strings.Join(p.Statuses, ",")))
+	if p.Default {
+		fmt.Fprintln(tw, "SET\tno: the built-in default applies")
+	} else {
+		fmt.Fprintf(tw, "UPDATED\t%s by %s\n", rfc3339(p.UpdatedAt), dash(p.UpdatedBy))
 	}
-	if err := cfg.validate(); err != nil {
-		return err
+	return tw.Flush()
+}
+
+func firstArg(a []string) string {
+	if len(a) == 0 {
+		return ""
 	}
-	cl, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	var p api.Policy
-	switch args[0] {
-	case "show":
-		if p, err = cl.Policy(ctx, model); err != nil {
-			return err
-		}
-	case "set":
-		p, err = cl.SetPolicy(ctx, model, api.Policy{AllowAPIKey: *allowKey, Formats: splitList(*formats), Statuses: splitList(*statuses)})
-		if err != nil {
-			return err
-		}
-	case "delete":
-		return cl.DeletePolicy(ctx, model)
-	default:
-		return errors.New(policyUsage)
-	}
-	b, _ := json.MarshalIndent(p, "", "  ")
-	fmt.Fprintln(stdout, string(b))
-	return nil
+	return a[0]
 }
 
 // splitList splits a comma-separated flag, dropping empty items.
@@ -355,40 +395,13 @@ func splitList(s string) []string {
 	return out
 }
 
-// runCredential is "hegate credential": the gateway's credential signing
-// keys, on the database (operator).
-func runCredential(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: hegate credential rotate | keys [flags]\n    rotate: a new signing key signs from now on; the old ones verify until the credentials they signed expire"
-	fs := newFlags("credential", stderr)
-	var cfg backendConfig
-	cfg.register(fs)
-	fs.Usage = func() { fmt.Fprintln(stderr, usage); fs.PrintDefaults() }
-	rest, err := parseArgs(fs, args)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
+func newCredentialCmd() *cobra.Command {
+	rotate := storeCommand("rotate", "make a new signing key sign device credentials from now on", func(cmd *cobra.Command, store storage.Store, _ []string) error {
+		keys, err := signingKeys(store)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	if len(rest) != 1 || (rest[0] != "rotate" && rest[0] != "keys") {
-		return errors.New(usage)
-	}
-	store, err := cfg.openStore(ctx, cfg.logger(io.Discard))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	now := time.Now()
-	kek, err := gateway.ParseKEK(os.Getenv("HEGATE_CREDENTIAL_KEK"))
-	if err != nil {
-		return err
-	}
-	keys, err := gateway.NewSigningKeys(store, time.Now, kek)
-	if err != nil {
-		return err
-	}
-	if rest[0] == "rotate" {
-		id, err := keys.Rotate(ctx)
+		id, err := keys.Rotate(cmd.Context())
 		if err != nil {
 			return err
 		}
@@ -396,21 +409,62 @@ func runCredential(ctx context.Context, args []string, stdout, stderr io.Writer)
 		if !keys.Encrypted() {
 			sealed = "stored in clear: set HEGATE_CREDENTIAL_KEK to seal it"
 		}
-		fmt.Fprintf(stdout, "signing key %s now signs device credentials (%s)\n", id, sealed)
+		fmt.Fprintf(cmd.OutOrStdout(), "signing key %s now signs device credentials (%s)\n", id, sealed)
 		return nil
-	}
-	stored, err := store.ListSigningKeys(ctx, now)
-	if err != nil {
-		return err
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
-	for _, k := range stored {
-		state := "signing"
-		if k.RetiredAt != nil {
-			state = "retired, verifies until " + k.VerifyUntil.Format(time.RFC3339)
+	})
+	rotate.Long = "A new signing key signs device credentials from now on; the old ones verify\nuntil the credentials they signed expire."
+	var o *output
+	keys := storeCommand("keys", "list the credential signing keys", func(cmd *cobra.Command, store storage.Store, _ []string) error {
+		if _, err := signingKeys(store); err != nil {
+			return err
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.ID, k.Algorithm, k.CreatedAt.Format(time.RFC3339), state)
+		stored, err := store.ListSigningKeys(cmd.Context(), time.Now())
+		if err != nil {
+			return err
+		}
+		// Never the private seed: the fields below only.
+		type keyView struct {
+			KID         string     `json:"kid"`
+			Algorithm   string     `json:"alg"`
+			CreatedAt   time.Time  `json:"created_at"`
+			RetiredAt   *time.Time `json:"retired_at,omitempty"`
+			VerifyUntil *time.Time `json:"verify_until,omitempty"`
+			State       string     `json:"state"`
+		}
+		views := []keyView{}
+		for _, k := range stored {
+			state := "signing"
+			if k.RetiredAt != nil {
+				state = "retired"
+			}
+			views = append(views, keyView{KID: k.ID, Algorithm: k.Algorithm, CreatedAt: k.CreatedAt, RetiredAt: k.RetiredAt, VerifyUntil: k.VerifyUntil, State: state})
+		}
+		w := cmd.OutOrStdout()
+		if o.JSON() {
+			return printJSON(w, views)
+		}
+		tw := newTable(w)
+		fmt.Fprintln(tw, "KID\tALG\tCREATED\tSTATE")
+		for _, k := range views {
+			state := k.State
+			if k.RetiredAt != nil && k.VerifyUntil != nil {
+				state = "retired, verifies until " + k.VerifyUntil.Format(time.RFC3339)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", k.KID, k.Algorithm, k.CreatedAt.Format(time.RFC3339), state)
+		}
+		return tw.Flush()
+	})
+	o = addOutputFlags(keys, false)
+	return group("credential", "device credential signing keys: credential rotate | keys (operator)",
+		`The gateway's device-credential signing keys, on the database (operator).
+HEGATE_CREDENTIAL_KEK, if set, seals their private seeds.`, rotate, keys)
+}
+
+// signingKeys opens the gateway's signing keys, as serve does.
+func signingKeys(store storage.Store) (*gateway.SigningKeys, error) {
+	kek, err := gateway.ParseKEK(os.Getenv("HEGATE_CREDENTIAL_KEK"))
+	if err != nil {
+		return nil, err
 	}
-	return tw.Flush()
+	return gateway.NewSigningKeys(store, time.Now, kek)
 }

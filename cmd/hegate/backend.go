@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -13,6 +12,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/spf13/pflag"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/he"
@@ -36,8 +37,11 @@ type backendConfig struct {
 	LogLevel    string
 }
 
-func (c *backendConfig) register(fs *flag.FlagSet) {
-	fs.StringVar(&c.DatabaseURL, "database-url", envOr("HEGATE_DATABASE_URL", ""), "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/hegate.db) [HEGATE_DATABASE_URL]")
+func (c *backendConfig) register(fs *pflag.FlagSet) {
+	// The URL may hold a password: the environment's value is set after
+	// the flag is defined, so that -h does not print it as the default.
+	fs.StringVar(&c.DatabaseURL, "database-url", "", "postgres://... for PostgreSQL, or a SQLite file path (default <data-dir>/hegate.db) [HEGATE_DATABASE_URL]")
+	c.DatabaseURL = envOr("HEGATE_DATABASE_URL", "")
 	fs.StringVar(&c.Schema, "database-schema", envOr("HEGATE_DATABASE_SCHEMA", ""), "PostgreSQL only: schema for hegate's and the job queue's tables, created if missing (default: the connection's search_path) [HEGATE_DATABASE_SCHEMA]")
 	fs.StringVar(&c.DataDir, "data-dir", envOr("HEGATE_DATA_DIR", "./data"), "directory for the SQLite database and the blob store [HEGATE_DATA_DIR]")
 	fs.StringVar(&c.ModelsDir, "models-dir", envOr("HEGATE_MODELS_DIR", ""), "directory of extra model files (*.json graph IR) to serve [HEGATE_MODELS_DIR]")

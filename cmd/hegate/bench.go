@@ -9,25 +9,38 @@ import (
 	"sort"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
 
+func newBenchCmd() *cobra.Command {
+	var cfg backendConfig
+	var model string
+	var runs, par int
+	cmd := &cobra.Command{
+		Use:   "bench",
+		Short: "measure encrypted inference against raw Lattigo primitives",
+		Long:  "Measure one model's encrypted inference on this machine and, in the same\nrun, the raw Lattigo primitives it is made of.",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runBench(cmd.Context(), cfg, model, runs, par, cmd.OutOrStdout())
+		},
+	}
+	cfg.register(cmd.Flags())
+	cmd.Flags().StringVar(&model, "model", "mnist-cryptonets", "model to measure")
+	cmd.Flags().IntVar(&runs, "runs", 5, "encrypted inferences to time")
+	cmd.Flags().IntVar(&par, "parallelism", 0, "goroutines per evaluation (0: GOMAXPROCS)")
+	return cmd
+}
+
 // runBench measures one model's encrypted inference on this machine and,
 // in the same run, the raw Lattigo primitives it is made of.
-func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("bench", stderr)
-	var cfg backendConfig
-	cfg.register(fs)
-	modelName := fs.String("model", "mnist-cryptonets", "model to measure")
-	runs := fs.Int("runs", 5, "encrypted inferences to time")
-	par := fs.Int("parallelism", 0, "goroutines per evaluation (0: GOMAXPROCS)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *runs < 1 {
+func runBench(ctx context.Context, cfg backendConfig, modelName string, runs, par int, stdout io.Writer) error {
+	if runs < 1 {
 		return errors.New("--runs must be at least 1")
 	}
 	graphs, err := cfg.loadGraphs()
@@ -36,19 +49,19 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var graph *ir.Graph
 	for _, g := range graphs {
-		if g.Name == *modelName {
+		if g.Name == modelName {
 			graph = g
 		}
 	}
 	if graph == nil {
-		return fmt.Errorf("no model named %q", *modelName)
+		return fmt.Errorf("no model named %q", modelName)
 	}
 	t0 := time.Now()
 	cal, err := calibrationFor(graph)
 	if err != nil {
 		return err
 	}
-	m, err := he.Compile(ctx, graph, he.CompileOptions{Parallelism: *par, Calibration: cal})
+	m, err := he.Compile(ctx, graph, he.CompileOptions{Parallelism: par, Calibration: cal})
 	if err != nil {
 		return err
 	}
@@ -78,7 +91,7 @@ func runBench(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	var lat, rels []time.Duration
 	var stats he.Stats
-	for i := 0; i < *runs; i++ {
+	for i := 0; i < runs; i++ {
 		ct, err := m.Encrypt(sk, x)
 		if err != nil {
 			return err

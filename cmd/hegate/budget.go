@@ -1,17 +1,15 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"math"
 	"os/user"
 	"strconv"
 	"strings"
-	"text/tabwriter"
+
+	"github.com/spf13/cobra"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
@@ -20,181 +18,225 @@ import (
 	"github.com/hegate/hegate/storage"
 )
 
-const budgetUsage = `usage:
-  operator, on the database (any model, any tenant):
-    hegate budget set    --tenant T --model M --epsilon E --delta D --period day|week|month|never [--sigma S] [--reason R]
-    hegate budget show   --tenant T [--json]
-    hegate budget delete --tenant T --model M [--reason R]
-    hegate budget adjust --tenant T --model M --rho R --reason R   (R < 0 gives back)
-    hegate budget ledger --tenant T [--model M] [--limit N] [--json]
-    hegate budget global --model M --epsilon E --delta D --period P [--reason R]   (cap across tenants, built-in models)
-    hegate budget global --model M --show
-  device or tenant admin, through the API (--server, HEGATE_API_KEY):
-    hegate budget status [--json]`
+// budgetFlags are the operator budget commands' flags (each registers
+// those it takes).
+type budgetFlags struct {
+	tenant, model, period, reason, rho, defSpec string
+	epsilon, delta, sigma                       float64
+	limit                                       int
+	show                                        bool
+	out                                         *output
+}
 
-// runBudget manages privacy budgets.
-func runBudget(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprintln(stdout, budgetUsage)
-		return nil
-	}
-	if args[0] == "status" {
-		return budgetStatus(ctx, args[1:], stdout, stderr)
-	}
-	fs := newFlags("budget "+args[0], stderr)
-	var cfg backendConfig
-	cfg.register(fs)
-	tenant := fs.String("tenant", "", "tenant name")
-	model := fs.String("model", "", "model name")
-	epsilon := fs.Float64("epsilon", 0, "epsilon allowed per period")
-	delta := fs.Float64("delta", 1e-5, "delta of the budget")
-	period := fs.String("period", "month", "renewal period: day, week, month or never")
-	sigma := fs.Float64("sigma", 0, "noise standard deviation of each output for this tenant (0: the model's)")
-	reason := fs.String("reason", "", "why, for the ledger")
-	rho := fs.String("rho", "", "rho to add to this period's spend (exact decimal; negative gives back)")
-	limit := fs.Int("limit", 50, "ledger entries")
-	asJSON := fs.Bool("json", false, "print JSON")
-	show := fs.Bool("show", false, "global: show the model's global usage")
-	defSpec := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "the server's --default-budget, so that show and adjust see what the gateway enforces for tenants without a budget [HEGATE_DEFAULT_BUDGET]")
-	fs.Usage = func() { fmt.Fprintln(stderr, budgetUsage); fs.PrintDefaults() }
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if len(rest) != 0 {
-		return fmt.Errorf("budget %s: unexpected arguments %q", args[0], rest)
-	}
-	def, err := parseBudgetSpec(*defSpec)
-	if err != nil {
-		return fmt.Errorf("--default-budget: %w", err)
-	}
-	store, err := cfg.openStore(ctx, cfg.logger(io.Discard))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	actor := operatorActor()
-	need := func(names ...string) error {
-		for _, n := range names {
-			if fs.Lookup(n).Value.String() == "" {
-				return fmt.Errorf("budget %s needs --%s", args[0], n)
-			}
-		}
-		return nil
-	}
-	tenantID := func() (hegate.TenantID, error) {
-		if err := need("tenant"); err != nil {
-			return "", err
-		}
-		t, err := store.GetTenantByName(ctx, *tenant)
-		if err != nil {
-			return "", fmt.Errorf("tenant %q: %w", *tenant, err)
-		}
-		return t.ID, nil
-	}
-	switch args[0] {
-	case "set":
-		tid, err := tenantID()
-		if err != nil {
-			return err
-		}
-		if err := need("model"); err != nil {
-			return err
-		}
-		lim, err := gateway.BudgetLimit(*epsilon, *delta, *period)
-		if err != nil {
-			return err
-		}
-		if !(*sigma >= 0) || math.IsInf(*sigma, 0) {
-			return errors.New("--sigma must be a finite number >= 0")
-		}
-		b, err := gateway.SetBudgetCarrying(ctx, store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Limit: lim, NoiseSigma: *sigma, Actor: actor, Reason: *reason}, def)
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "budget of tenant %s for model %s: epsilon %g, delta %g per %s (rho %s)\n", *tenant, b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
-		return nil
-	case "show":
-		tid, err := tenantID()
-		if err != nil {
-			return err
-		}
-		us, err := store.ListBudgetUsage(ctx, tid, def)
-		if err != nil {
-			return err
-		}
-		return printBudgets(stdout, us, *asJSON)
-	case "delete":
-		tid, err := tenantID()
-		if err != nil {
-			return err
-		}
-		if err := need("model"); err != nil {
-			return err
-		}
-		if err := store.DeleteBudget(ctx, tid, hegate.ModelID(*model), actor, *reason); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "budget of tenant %s for model %s deleted\n", *tenant, *model)
-		return nil
-	case "adjust":
-		tid, err := tenantID()
-		if err != nil {
-			return err
-		}
-		if err := need("model", "rho", "reason"); err != nil {
-			return err
-		}
-		units, err := dp.ParseRho(*rho)
-		if err != nil {
-			return err
-		}
-		u, err := store.AdjustBudget(ctx, storage.AdjustBudgetParams{TenantID: tid, Model: hegate.ModelID(*model), Units: int64(units), Actor: actor, Reason: *reason}, def)
-		if err != nil {
-			return err
-		}
-		return printBudgets(stdout, []storage.BudgetUsage{u}, *asJSON)
-	case "ledger":
-		tid, err := tenantID()
-		if err != nil {
-			return err
-		}
-		es, err := store.Ledger(ctx, storage.LedgerQuery{TenantID: tid, Model: hegate.ModelID(*model), Limit: *limit})
-		if err != nil {
-			return err
-		}
-		if *asJSON {
-			return json.NewEncoder(stdout).Encode(es)
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTIME\tSCOPE\tMODEL\tKIND\tRHO\tJOB\tACTOR\tREASON")
-		for _, e := range es {
-			fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.CreatedAt.Format(timeFormat), e.Scope, e.Model, e.Kind, dp.Rho(e.Units), e.JobID, e.Actor, e.Reason)
-		}
-		return tw.Flush()
-	case "global":
-		if err := need("model"); err != nil {
-			return err
-		}
-		if *show {
-			u, err := store.GlobalBudgetUsage(ctx, hegate.ModelID(*model))
+func newBudgetCmd() *cobra.Command {
+	var set, show, del, adjust, ledger, global budgetFlags
+	setCmd := budgetCommand("set --tenant T --model M --epsilon E --delta D --period day|week|month|never [--sigma S] [--reason R]",
+		"set (or replace) a tenant's budget for a model, at once", &set, []string{"tenant", "model", "epsilon", "delta", "period", "sigma", "reason", "default-budget"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, def storage.BudgetLimit) error {
+			tid, err := f.tenantID(cmd, store)
 			if err != nil {
 				return err
 			}
-			return printBudgets(stdout, []storage.BudgetUsage{u}, *asJSON)
-		}
-		lim, err := gateway.BudgetLimit(*epsilon, *delta, *period)
-		if err != nil {
-			return err
-		}
-		b, err := store.SetGlobalBudget(ctx, storage.SetGlobalBudgetParams{Model: hegate.ModelID(*model), Limit: lim, Actor: actor, Reason: *reason})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "global budget of model %s: epsilon %g, delta %g per %s (rho %s) across all tenants\n", b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
-		return nil
+			if err := need(cmd, "model"); err != nil {
+				return err
+			}
+			lim, err := gateway.BudgetLimit(f.epsilon, f.delta, f.period)
+			if err != nil {
+				return err
+			}
+			if !(f.sigma >= 0) || math.IsInf(f.sigma, 0) {
+				return errors.New("--sigma must be a finite number >= 0")
+			}
+			b, err := gateway.SetBudgetCarrying(cmd.Context(), store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(f.model), Limit: lim, NoiseSigma: f.sigma, Actor: operatorActor(), Reason: f.reason}, def)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s: epsilon %g, delta %g per %s (rho %s)\n", f.tenant, b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
+			return nil
+		})
+	showCmd := budgetCommand("show --tenant T", "every budget of a tenant set or used this period: spent, reserved, left (rho), renewal",
+		&show, []string{"tenant", "default-budget", "output"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, def storage.BudgetLimit) error {
+			tid, err := f.tenantID(cmd, store)
+			if err != nil {
+				return err
+			}
+			us, err := store.ListBudgetUsage(cmd.Context(), tid, def)
+			if err != nil {
+				return err
+			}
+			return printBudgets(cmd.OutOrStdout(), us, f.out.JSON())
+		})
+	delCmd := budgetCommand("delete --tenant T --model M [--reason R]", "remove a budget: the default applies again",
+		&del, []string{"tenant", "model", "reason"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, _ storage.BudgetLimit) error {
+			tid, err := f.tenantID(cmd, store)
+			if err != nil {
+				return err
+			}
+			if err := need(cmd, "model"); err != nil {
+				return err
+			}
+			if err := store.DeleteBudget(cmd.Context(), tid, hegate.ModelID(f.model), operatorActor(), f.reason); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s deleted\n", f.tenant, f.model)
+			return nil
+		})
+	adjustCmd := budgetCommand("adjust --tenant T --model M --rho R --reason R", "add rho to this period's spend (negative gives back), with the reason in the ledger",
+		&adjust, []string{"tenant", "model", "rho", "reason", "default-budget", "output"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, def storage.BudgetLimit) error {
+			tid, err := f.tenantID(cmd, store)
+			if err != nil {
+				return err
+			}
+			if err := need(cmd, "model", "rho", "reason"); err != nil {
+				return err
+			}
+			units, err := dp.ParseRho(f.rho)
+			if err != nil {
+				return err
+			}
+			u, err := store.AdjustBudget(cmd.Context(), storage.AdjustBudgetParams{TenantID: tid, Model: hegate.ModelID(f.model), Units: int64(units), Actor: operatorActor(), Reason: f.reason}, def)
+			if err != nil {
+				return err
+			}
+			return printBudgets(cmd.OutOrStdout(), []storage.BudgetUsage{u}, f.out.JSON())
+		})
+	ledgerCmd := budgetCommand("ledger --tenant T [--model M] [--limit N]", "the budget ledger of a tenant, newest first",
+		&ledger, []string{"tenant", "model", "limit", "output"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, _ storage.BudgetLimit) error {
+			tid, err := f.tenantID(cmd, store)
+			if err != nil {
+				return err
+			}
+			es, err := store.Ledger(cmd.Context(), storage.LedgerQuery{TenantID: tid, Model: hegate.ModelID(f.model), Limit: f.limit})
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if f.out.JSON() {
+				if es == nil {
+					es = []storage.LedgerEntry{}
+				}
+				return printJSON(w, es)
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "ID\tTIME\tSCOPE\tMODEL\tKIND\tRHO\tJOB\tACTOR\tREASON")
+			for _, e := range es {
+				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", e.ID, e.CreatedAt.Format(timeFormat), e.Scope, e.Model, e.Kind, dp.Rho(e.Units), e.JobID, e.Actor, e.Reason)
+			}
+			return tw.Flush()
+		})
+	globalCmd := budgetCommand("global --model M (--epsilon E --delta D --period P [--reason R] | --show)",
+		"cap a built-in model's spend across all tenants (against colluding tenants), or --show its usage",
+		&global, []string{"model", "epsilon", "delta", "period", "reason", "show", "output"},
+		func(cmd *cobra.Command, store storage.Store, f *budgetFlags, _ storage.BudgetLimit) error {
+			if err := need(cmd, "model"); err != nil {
+				return err
+			}
+			if f.show {
+				u, err := store.GlobalBudgetUsage(cmd.Context(), hegate.ModelID(f.model))
+				if err != nil {
+					return err
+				}
+				return printBudgets(cmd.OutOrStdout(), []storage.BudgetUsage{u}, f.out.JSON())
+			}
+			lim, err := gateway.BudgetLimit(f.epsilon, f.delta, f.period)
+			if err != nil {
+				return err
+			}
+			b, err := store.SetGlobalBudget(cmd.Context(), storage.SetGlobalBudgetParams{Model: hegate.ModelID(f.model), Limit: lim, Actor: operatorActor(), Reason: f.reason})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "global budget of model %s: epsilon %g, delta %g per %s (rho %s) across all tenants\n", b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
+			return nil
+		})
+	return group("budget", "privacy budgets: set | show | delete | adjust | ledger | global (operator); status (API)",
+		`Privacy budgets. The operator's commands work on the database (any model,
+any tenant); budget status asks the API for the caller's budgets (--server
+and a credential: flag, environment or context).`,
+		setCmd, showCmd, delCmd, adjustCmd, ledgerCmd, globalCmd, newBudgetStatusCmd())
+}
+
+// budgetCommand is an operator budget command with the backend flags and
+// the named budget flags.
+func budgetCommand(use, short string, f *budgetFlags, flags []string, run func(*cobra.Command, storage.Store, *budgetFlags, storage.BudgetLimit) error) *cobra.Command {
+	var cfg backendConfig
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			def, err := parseBudgetSpec(f.defSpec)
+			if err != nil {
+				return fmt.Errorf("--default-budget: %w", err)
+			}
+			store, err := cfg.openStore(cmd.Context(), cfg.logger(io.Discard))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			return run(cmd, store, f, def)
+		},
 	}
-	return fmt.Errorf("unknown budget subcommand %q\n%s", args[0], budgetUsage)
+	cfg.register(cmd.Flags())
+	fs := cmd.Flags()
+	for _, name := range flags {
+		switch name {
+		case "tenant":
+			fs.StringVar(&f.tenant, "tenant", "", "tenant name")
+		case "model":
+			fs.StringVar(&f.model, "model", "", "model name")
+		case "epsilon":
+			fs.Float64Var(&f.epsilon, "epsilon", 0, "epsilon allowed per period")
+		case "delta":
+			fs.Float64Var(&f.delta, "delta", 1e-5, "delta of the budget")
+		case "period":
+			fs.StringVar(&f.period, "period", "month", "renewal period: day, week, month or never")
+			_ = cmd.RegisterFlagCompletionFunc("period", cobra.FixedCompletions([]string{"day", "week", "month", "never"}, cobra.ShellCompDirectiveNoFileComp))
+		case "sigma":
+			fs.Float64Var(&f.sigma, "sigma", 0, "noise standard deviation of each output for this tenant (0: the model's)")
+		case "reason":
+			fs.StringVar(&f.reason, "reason", "", "why, for the ledger")
+		case "rho":
+			fs.StringVar(&f.rho, "rho", "", "rho to add to this period's spend (exact decimal; negative gives back)")
+		case "limit":
+			fs.IntVar(&f.limit, "limit", 50, "ledger entries")
+		case "show":
+			fs.BoolVar(&f.show, "show", false, "show the model's global usage")
+		case "default-budget":
+			fs.StringVar(&f.defSpec, "default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "the server's --default-budget, so that show and adjust see what the gateway enforces for tenants without a budget [HEGATE_DEFAULT_BUDGET]")
+		case "output":
+			f.out = addOutputFlags(cmd, true)
+		default:
+			panic("budget flag " + name)
+		}
+	}
+	return cmd
+}
+
+// need fails unless the named flags are set.
+func need(cmd *cobra.Command, names ...string) error {
+	for _, n := range names {
+		if cmd.Flags().Lookup(n).Value.String() == "" {
+			return fmt.Errorf("%s needs --%s", cmd.CommandPath(), n)
+		}
+	}
+	return nil
+}
+
+// tenantID is the ID of the tenant --tenant names.
+func (f *budgetFlags) tenantID(cmd *cobra.Command, store storage.Store) (hegate.TenantID, error) {
+	if err := need(cmd, "tenant"); err != nil {
+		return "", err
+	}
+	t, err := store.GetTenantByName(cmd.Context(), f.tenant)
+	if err != nil {
+		return "", fmt.Errorf("tenant %q: %w", f.tenant, err)
+	}
+	return t.ID, nil
 }
 
 // operatorActor names the operator in the ledger.
@@ -207,9 +249,12 @@ func operatorActor() string {
 
 func printBudgets(w io.Writer, us []storage.BudgetUsage, asJSON bool) error {
 	if asJSON {
-		return json.NewEncoder(w).Encode(us)
+		if us == nil {
+			us = []storage.BudgetUsage{}
+		}
+		return printJSON(w, us)
 	}
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "MODEL\tSCOPE\tEPSILON\tDELTA\tPERIOD\tSPENT RHO\tRESERVED RHO\tLEFT RHO\tRENEWS")
 	for _, u := range us {
 		renews := "never"
@@ -225,50 +270,55 @@ func printBudgets(w io.Writer, us []storage.BudgetUsage, asJSON bool) error {
 	return tw.Flush()
 }
 
-// budgetStatus prints the caller's budgets through the API.
-func budgetStatus(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("budget status", stderr)
+func newBudgetStatusCmd() *cobra.Command {
 	var cfg deviceConfig
-	cfg.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if _, err := parseArgs(fs, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+	var o *output
+	cmd := &cobra.Command{
+		Use:   "status",
+		Short: "the caller's budgets through the API: spent, what one answer costs, when it renews",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			cl, err := cfg.client()
+			if err != nil {
+				return err
+			}
+			bs, err := cl.Budgets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if o.JSON() {
+				if bs == nil {
+					bs = []api.Budget{}
+				}
+				return printJSON(w, api.BudgetList{Budgets: bs})
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "MODEL\tEPSILON\tDELTA\tPERIOD\tSPENT EPS\tLEFT RHO\tQUERY EPS\tQUERIES LEFT\tRENEWS")
+			for _, b := range bs {
+				renews := "never"
+				if b.RenewsAt != nil {
+					renews = b.RenewsAt.Format(timeFormat)
+				}
+				qe, ql := "-", "-"
+				if b.Query != nil {
+					qe, ql = fmt.Sprintf("%.3g", b.Query.Epsilon), fmt.Sprint(b.Query.QueriesLeft)
+				}
+				eps := fmt.Sprintf("%g", b.Epsilon)
+				if b.Default {
+					eps += " (default)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%g\t%s\t%.3g\t%s\t%s\t%s\t%s\n", b.Model, eps, b.Delta, b.Period, b.SpentEpsilon, b.LeftRho, qe, ql, renews)
+			}
+			return tw.Flush()
+		},
 	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	cl, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	bs, err := cl.Budgets(ctx)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return json.NewEncoder(stdout).Encode(api.BudgetList{Budgets: bs})
-	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "MODEL\tEPSILON\tDELTA\tPERIOD\tSPENT EPS\tLEFT RHO\tQUERY EPS\tQUERIES LEFT\tRENEWS")
-	for _, b := range bs {
-		renews := "never"
-		if b.RenewsAt != nil {
-			renews = b.RenewsAt.Format(timeFormat)
-		}
-		qe, ql := "-", "-"
-		if b.Query != nil {
-			qe, ql = fmt.Sprintf("%.3g", b.Query.Epsilon), fmt.Sprint(b.Query.QueriesLeft)
-		}
-		eps := fmt.Sprintf("%g", b.Epsilon)
-		if b.Default {
-			eps += " (default)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%g\t%s\t%.3g\t%s\t%s\t%s\t%s\n", b.Model, eps, b.Delta, b.Period, b.SpentEpsilon, b.LeftRho, qe, ql, renews)
-	}
-	return tw.Flush()
+	cfg.register(cmd.Flags())
+	o = addOutputFlags(cmd, true)
+	return cmd
 }
 
 // parseBudgetSpec parses "epsilon=E,delta=D,period=P" ("" is no budget).

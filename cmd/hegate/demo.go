@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
@@ -38,26 +40,49 @@ const (
 	noiseSigmas   = 6
 )
 
-func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("demo", stderr)
-	images := fs.Int("images", 20, "MNIST test images to classify")
-	offset := fs.Int("offset", 0, "index of the first test image")
-	modelName := fs.String("model", modelzoo.MNISTName, "model to run")
-	compareSplit := fs.Bool("compare-split", false, "run "+modelzoo.ResNetName+" whole and split after its first block, and compare upload bytes and latency")
-	sigma := fs.Float64("noise-sigma", 1, "differential-privacy noise (standard deviation) on each output; the demo's budget pays for exactly --images answers at it")
-	keep := fs.Bool("keep", false, "keep the temporary data folder")
-	verbose := fs.Bool("v", false, "print the gateway's logs")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newDemoCmd() *cobra.Command {
+	var o demoOptions
+	cmd := &cobra.Command{
+		Use:   "demo",
+		Short: "run an embedded gateway and a simulated device on MNIST",
+		Long: `Run the whole system in one process: an embedded gateway on a free loopback
+port with SQLite in a temporary folder and in-process workers, and a
+simulated device that attests, makes its keys, uploads them, and classifies
+MNIST test images under encryption, checked against the plaintext model.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runDemo(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *images < 1 {
+	f := cmd.Flags()
+	f.IntVar(&o.images, "images", 20, "MNIST test images to classify")
+	f.IntVar(&o.offset, "offset", 0, "index of the first test image")
+	f.StringVar(&o.model, "model", modelzoo.MNISTName, "model to run")
+	f.BoolVar(&o.compareSplit, "compare-split", false, "run "+modelzoo.ResNetName+" whole and split after its first block, and compare upload bytes and latency")
+	f.Float64Var(&o.sigma, "noise-sigma", 1, "differential-privacy noise (standard deviation) on each output; the demo's budget pays for exactly --images answers at it")
+	f.BoolVar(&o.keep, "keep", false, "keep the temporary data folder")
+	f.BoolVarP(&o.verbose, "verbose", "v", false, "print the gateway's logs")
+	return cmd
+}
+
+// demoOptions are hegate demo's flags.
+type demoOptions struct {
+	images, offset     int
+	model              string
+	compareSplit, keep bool
+	verbose            bool
+	sigma              float64
+}
+
+func runDemo(ctx context.Context, o demoOptions, stdout, stderr io.Writer) error {
+	if o.images < 1 {
 		return errors.New("--images must be at least 1")
 	}
-	if !(*sigma > 0) || math.IsInf(*sigma, 0) {
+	if !(o.sigma > 0) || math.IsInf(o.sigma, 0) {
 		return errors.New("--noise-sigma must be a positive number")
 	}
-	names := []string{*modelName}
-	if *compareSplit {
+	names := []string{o.model}
+	if o.compareSplit {
 		names = []string{modelzoo.ResNetName, modelzoo.ResNetName + "-split"}
 	}
 
@@ -65,13 +90,13 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *keep {
+	if o.keep {
 		fmt.Fprintf(stdout, "data folder %s (kept)\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
 	logw := io.Discard
-	if *verbose {
+	if o.verbose {
 		logw = stderr
 	}
 	cfg := backendConfig{DataDir: dir, LogLevel: "info"}
@@ -113,18 +138,18 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	if *offset < 0 || *offset+*images > set.Len() {
-		return fmt.Errorf("--offset %d --images %d: the test set has %d images", *offset, *images, set.Len())
+	if o.offset < 0 || o.offset+o.images > set.Len() {
+		return fmt.Errorf("--offset %d --images %d: the test set has %d images", o.offset, o.images, set.Len())
 	}
 	var results []demoResult
 	for i, m := range b.models {
 		if i > 0 {
 			fmt.Fprintln(stdout)
 		}
-		if err := demoBudget(ctx, b.store, tenant.ID, m, *sigma, *images, stdout); err != nil {
+		if err := demoBudget(ctx, b.store, tenant.ID, m, o.sigma, o.images, stdout); err != nil {
 			return err
 		}
-		r, err := demoModel(ctx, base, cred, m, set, *offset, *images, *sigma, stdout)
+		r, err := demoModel(ctx, base, cred, m, set, o.offset, o.images, o.sigma, stdout)
 		if err != nil {
 			return err
 		}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,9 +9,12 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
@@ -22,6 +24,8 @@ import (
 
 // deviceConfig is what the device-side commands share: the gateway, the
 // credential, and the directory that holds the device's key material.
+// Each setting comes from its flag, else its environment variable, else
+// the context of the config file (config.go), else its default.
 type deviceConfig struct {
 	Server string
 	APIKey string
@@ -30,39 +34,128 @@ type deviceConfig struct {
 	// Identity is an enrolled device's directory (hegate enroll): when it
 	// holds a credential, requests carry it instead of the API key.
 	Identity string
+
+	flags    *pflag.FlagSet
+	resolved bool
+	// Where APIKey and Identity came from (source*): a credential given
+	// by a flag or the environment beats one of the context.
+	keyFrom, identityFrom int
 }
 
-func (c *deviceConfig) register(fs interface {
-	StringVar(*string, string, string, string)
-}) {
-	fs.StringVar(&c.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "gateway base URL [HEGATE_SERVER]")
-	// No default from the environment: a flag's default is printed by -h,
-	// and the key is a secret. apiKey reads HEGATE_API_KEY after parsing.
-	fs.StringVar(&c.APIKey, "api-key", "", "tenant API key (default: $HEGATE_API_KEY)")
-	fs.StringVar(&c.Model, "model", envOr("HEGATE_MODEL", "mnist-cryptonets"), "model name [HEGATE_MODEL]")
+// Sources of a setting, lowest first.
+const (
+	sourceNone = iota
+	sourceContext
+	sourceEnv
+	sourceFlag
+)
+
+const (
+	defaultServer = "http://127.0.0.1:8080"
+	defaultModel  = "mnist-cryptonets"
+)
+
+func (c *deviceConfig) register(fs *pflag.FlagSet) {
+	c.registerServer(fs)
+	fs.StringVar(&c.Model, "model", envOr("HEGATE_MODEL", defaultModel), "model name [HEGATE_MODEL, else the context's]")
 	fs.StringVar(&c.Dir, "dir", envOr("HEGATE_DEVICE_DIR", ""), "directory for the device's secret key, key set and manifest (default ~/.hegate/<model>) [HEGATE_DEVICE_DIR]")
-	fs.StringVar(&c.Identity, "identity", envOr("HEGATE_IDENTITY", ""), "enrolled device directory (hegate enroll); its credential replaces the API key [HEGATE_IDENTITY]")
+	fs.StringVar(&c.Identity, "identity", envOr("HEGATE_IDENTITY", ""), "enrolled device directory (hegate enroll); its credential replaces the API key [HEGATE_IDENTITY, else the context's]")
 }
 
-// apiKeyOrEnv is the --api-key given, or HEGATE_API_KEY.
-func apiKeyOrEnv(flagValue string) string {
-	if flagValue != "" {
-		return flagValue
+// registerServer registers --server and --api-key only.
+func (c *deviceConfig) registerServer(fs *pflag.FlagSet) {
+	c.flags = fs
+	fs.StringVar(&c.Server, "server", envOr("HEGATE_SERVER", defaultServer), "gateway base URL [HEGATE_SERVER, else the context's]")
+	// No default from the environment: a flag's default is printed by -h,
+	// and the key is a secret. resolve reads HEGATE_API_KEY after parsing.
+	fs.StringVar(&c.APIKey, "api-key", "", "tenant API key (default: $HEGATE_API_KEY, else the context's; prefer those: a flag shows in ps)")
+}
+
+// resolve fills in, after parsing, what neither a flag nor the
+// environment gave from the context cmd uses: flag > environment >
+// context > default.
+func (c *deviceConfig) resolve(cmd *cobra.Command) error {
+	if c.resolved {
+		return nil
 	}
-	return envOr("HEGATE_API_KEY", "")
+	c.resolved = true
+	set := func(name, env string) int {
+		if f := c.flags.Lookup(name); f != nil && f.Changed {
+			return sourceFlag
+		}
+		if envOr(env, "") != "" {
+			return sourceEnv
+		}
+		return sourceNone
+	}
+	c.keyFrom = sourceNone
+	if c.APIKey != "" {
+		c.keyFrom = sourceFlag
+	} else if c.APIKey = envOr("HEGATE_API_KEY", ""); c.APIKey != "" {
+		c.keyFrom = sourceEnv
+	}
+	c.identityFrom = sourceNone
+	if c.Identity != "" {
+		c.identityFrom = set("identity", "HEGATE_IDENTITY")
+	}
+	serverFrom, modelFrom := set("server", "HEGATE_SERVER"), set("model", "HEGATE_MODEL")
+	hasModel := c.flags.Lookup("model") != nil
+	hasIdentity := c.flags.Lookup("identity") != nil
+	if serverFrom != sourceNone && c.keyFrom != sourceNone && (!hasModel || modelFrom != sourceNone) {
+		return nil // nothing for a context to give
+	}
+	cx, err := contextFor(cmd)
+	if err != nil || cx == nil {
+		return err
+	}
+	if serverFrom == sourceNone && cx.Server != "" {
+		c.Server = cx.Server
+	}
+	if hasModel && modelFrom == sourceNone && cx.Model != "" {
+		c.Model = cx.Model
+	}
+	if hasIdentity && c.Identity == "" && cx.Identity != "" {
+		c.Identity, c.identityFrom = cx.Identity, sourceContext
+	}
+	if c.keyFrom == sourceNone {
+		key, err := cx.apiKey()
+		switch {
+		case err != nil && c.Identity == "":
+			return err
+		case err == nil && key != "":
+			addSecret(cmd.Context(), key)
+			c.APIKey, c.keyFrom = key, sourceContext
+		}
+	}
+	return nil
 }
 
-func (c *deviceConfig) validate() error {
-	c.APIKey = apiKeyOrEnv(c.APIKey)
+// validate resolves the settings and requires a credential.
+func (c *deviceConfig) validate(cmd *cobra.Command) error {
+	if err := c.validateCredential(cmd); err != nil {
+		return err
+	}
+	return c.validateLocal(cmd)
+}
+
+// validateCredential is validate for commands that need no model or
+// device directory (devices, policy, attest).
+func (c *deviceConfig) validateCredential(cmd *cobra.Command) error {
+	if err := c.resolve(cmd); err != nil {
+		return err
+	}
 	if c.APIKey == "" && c.Identity == "" {
-		return errors.New("--api-key (or HEGATE_API_KEY), or --identity of an enrolled device, is required")
+		return errors.New("no credential: give --api-key or HEGATE_API_KEY, --identity of an enrolled device, or a context with one (hegate config set-context)")
 	}
-	return c.validateLocal()
+	return nil
 }
 
 // validateLocal is validate for commands that never call the gateway
 // (encrypt, decrypt): no credential is needed.
-func (c *deviceConfig) validateLocal() error {
+func (c *deviceConfig) validateLocal(cmd *cobra.Command) error {
+	if err := c.resolve(cmd); err != nil {
+		return err
+	}
 	if c.Model == "" {
 		return errors.New("--model must not be empty")
 	}
@@ -78,13 +171,24 @@ func (c *deviceConfig) validateLocal() error {
 
 func (c *deviceConfig) path(name string) string { return filepath.Join(c.Dir, name) }
 
+// client authenticates with the device credential of Identity, unless an
+// API key came from a stronger source (a flag beats the context).
 func (c *deviceConfig) client() (*client.Client, error) {
-	if c.Identity != "" {
+	if c.Identity != "" && (c.APIKey == "" || c.identityFrom >= c.keyFrom) {
 		cred, err := loadCredential(c.Identity)
 		if err != nil {
 			return nil, err
 		}
 		return client.New(c.Server, "", client.WithDeviceCredential(cred))
+	}
+	return client.New(c.Server, c.APIKey)
+}
+
+// apiClient is a client with the API key alone (tenant commands that a
+// device credential may not run).
+func (c *deviceConfig) apiClient(what string) (*client.Client, error) {
+	if c.APIKey == "" {
+		return nil, fmt.Errorf("%s needs a tenant API key: give --api-key or HEGATE_API_KEY, or a context with one (hegate config set-context)", what)
 	}
 	return client.New(c.Server, c.APIKey)
 }
@@ -115,16 +219,29 @@ func (c *deviceConfig) loadDevice() (*he.Device, *he.SecretKey, error) {
 	return dev, sk, nil
 }
 
-func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("keygen", stderr)
+func newKeygenCmd() *cobra.Command {
 	var cfg deviceConfig
-	cfg.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "keygen",
+		Short: "device: make a secret key and the model's evaluation keys",
+		Long: `Fetch the model's manifest from the gateway, make a secret key (it never
+leaves this device) and the evaluation key set the gateway needs, and write
+them to --dir (secret.key, keyset.bin, manifest.json, all 0600). Upload the
+key set with hegate keys upload.`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			return keygen(cmd, &cfg)
+		},
 	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
+	cfg.register(cmd.Flags())
+	return cmd
+}
+
+func keygen(cmd *cobra.Command, cfg *deviceConfig) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	cl, err := cfg.client()
 	if err != nil {
 		return err
@@ -152,7 +269,10 @@ func runKeygen(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	t0 := time.Now()
-	if err := writeFileWith(cfg.path("keyset.bin"), 0o600, func(w io.Writer) error { _, err := dev.WriteKeySet(w, sk); return err }); err != nil {
+	bar := byteMeter(cmd, man.KeySetBytes, "key set")
+	err = writeFileWith(cfg.path("keyset.bin"), 0o600, func(w io.Writer) error { _, err := dev.WriteKeySet(bar.writer(w), sk); return err })
+	bar.finish()
+	if err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "secret key  %s (never leaves this device)\nkey set     %s (%.1f MB, %d Galois keys, %s)\n",
@@ -181,54 +301,98 @@ func writeFileWith(path string, mode os.FileMode, write func(io.Writer) error) e
 	return os.Rename(tmp.Name(), path)
 }
 
-func runKeys(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	const usage = "usage: hegate keys upload | list | delete ID [flags]"
-	if len(args) == 0 {
-		return errors.New(usage)
-	}
-	if wantsHelp(args[:1]) {
-		fmt.Fprintln(stdout, usage)
-		return nil
-	}
-	fs := newFlags("keys "+args[0], stderr)
-	var cfg deviceConfig
-	cfg.register(fs)
-	rest, err := parseArgs(fs, args[1:])
-	if err != nil {
-		return err
-	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
-	cl, err := cfg.client()
-	if err != nil {
-		return err
-	}
-	switch {
-	case args[0] == "upload" && len(rest) == 0:
-		return uploadKeys(ctx, cfg, cl, stdout)
-	case args[0] == "list" && len(rest) == 0:
-		sets, err := cl.KeySets(ctx)
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tMODEL\tSIZE\tCREATED")
-		for _, ks := range sets {
-			fmt.Fprintf(tw, "%s\t%s\t%.1f MB\t%s\n", ks.ID, ks.Model, float64(ks.SizeBytes)/1e6, ks.CreatedAt.Format("2006-01-02 15:04:05Z"))
-		}
-		return tw.Flush()
-	case args[0] == "delete" && len(rest) == 1:
-		if err := cl.DeleteKeySet(ctx, rest[0]); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "key set %s deleted\n", rest[0])
-		return nil
-	}
-	return errors.New(usage)
+func newKeysCmd() *cobra.Command {
+	return group("keys", "device: upload, list and delete the tenant's evaluation key sets",
+		"The tenant's evaluation key sets on the gateway: hegate keys upload sends the\none hegate keygen made.",
+		newKeysUploadCmd(), newKeysListCmd(), newKeysDeleteCmd())
 }
 
-func uploadKeys(ctx context.Context, cfg deviceConfig, cl *client.Client, stdout io.Writer) error {
+func newKeysUploadCmd() *cobra.Command {
+	var cfg deviceConfig
+	cmd := &cobra.Command{
+		Use:   "upload",
+		Short: "upload the key set hegate keygen made; its id goes to keyset.id",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			cl, err := cfg.client()
+			if err != nil {
+				return err
+			}
+			return uploadKeys(cmd, cfg, cl)
+		},
+	}
+	cfg.register(cmd.Flags())
+	return cmd
+}
+
+func newKeysListCmd() *cobra.Command {
+	var cfg deviceConfig
+	var out *output
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "list the tenant's key sets",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			cl, err := cfg.client()
+			if err != nil {
+				return err
+			}
+			sets, err := cl.KeySets(cmd.Context())
+			if err != nil {
+				return err
+			}
+			w := cmd.OutOrStdout()
+			if out.JSON() {
+				if sets == nil {
+					sets = []api.KeySet{}
+				}
+				return printJSON(w, sets)
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "ID\tMODEL\tSIZE\tCREATED")
+			for _, ks := range sets {
+				fmt.Fprintf(tw, "%s\t%s\t%.1f MB\t%s\n", ks.ID, ks.Model, float64(ks.SizeBytes)/1e6, ks.CreatedAt.Format(timeFormat))
+			}
+			return tw.Flush()
+		},
+	}
+	cfg.register(cmd.Flags())
+	out = addOutputFlags(cmd, false)
+	return cmd
+}
+
+func newKeysDeleteCmd() *cobra.Command {
+	var cfg deviceConfig
+	cmd := &cobra.Command{
+		Use:   "delete ID",
+		Short: "delete a key set",
+		Args:  args(cobra.ExactArgs(1)),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			cl, err := cfg.client()
+			if err != nil {
+				return err
+			}
+			if err := cl.DeleteKeySet(cmd.Context(), a[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "key set %s deleted\n", a[0])
+			return nil
+		},
+	}
+	cfg.register(cmd.Flags())
+	return cmd
+}
+
+func uploadKeys(cmd *cobra.Command, cfg deviceConfig, cl *client.Client) error {
 	f, err := os.Open(cfg.path("keyset.bin"))
 	if err != nil {
 		return fmt.Errorf("opening key set (run hegate keygen first): %w", err)
@@ -239,30 +403,52 @@ func uploadKeys(ctx context.Context, cfg deviceConfig, cl *client.Client, stdout
 		return err
 	}
 	t0 := time.Now()
-	ks, err := cl.UploadKeySet(ctx, cfg.Model, f, st.Size())
+	bar := byteMeter(cmd, st.Size(), "uploading key set")
+	ks, err := cl.UploadKeySet(cmd.Context(), cfg.Model, bar.reader(f), st.Size())
+	bar.finish()
 	if err != nil {
 		return err
 	}
 	if err := os.WriteFile(cfg.path("keyset.id"), []byte(ks.ID+"\n"), 0o600); err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "key set %s uploaded (%.1f MB in %s)\n", ks.ID, float64(st.Size())/1e6, time.Since(t0).Round(time.Millisecond))
+	fmt.Fprintf(cmd.OutOrStdout(), "key set %s uploaded (%.1f MB in %s)\n", ks.ID, float64(st.Size())/1e6, time.Since(t0).Round(time.Millisecond))
 	return nil
 }
 
-func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("infer", stderr)
-	var cfg deviceConfig
-	cfg.register(fs)
-	input := fs.String("input", "", "JSON file with the model's input values (row-major, preprocessed), or - for stdin")
-	mnistIndex := fs.Int("mnist-index", -1, "use this image of the MNIST test set as input instead (the model's preprocessing is applied)")
-	modelFile := fs.String("model-file", "", "split models: the model file (ONNX or graph JSON) whose head this device runs before encrypting")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newInferCmd() *cobra.Command {
+	var (
+		cfg        deviceConfig
+		input      string
+		mnistIndex int
+		modelFile  string
+	)
+	cmd := &cobra.Command{
+		Use:   "infer",
+		Short: "device: encrypt an input, infer on the gateway, decrypt",
+		Long: `Encrypt one input under the device's secret key (hegate keygen), run the
+model on the gateway with the uploaded key set (hegate keys upload), and
+decrypt and print the prediction and the outputs.`,
+		Example: `  hegate infer --mnist-index 7
+  hegate infer --input x.json --model digits@v1`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.validate(cmd); err != nil {
+				return err
+			}
+			return infer(cmd, &cfg, input, mnistIndex, modelFile)
+		},
 	}
-	if err := cfg.validate(); err != nil {
-		return err
-	}
+	cfg.register(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&input, "input", "", "JSON file with the model's input values (row-major, preprocessed), or - for stdin")
+	f.IntVar(&mnistIndex, "mnist-index", -1, "use this image of the MNIST test set as input instead (the model's preprocessing is applied)")
+	f.StringVar(&modelFile, "model-file", "", "split models: the model file (ONNX or graph JSON) whose head this device runs before encrypting")
+	return cmd
+}
+
+func infer(cmd *cobra.Command, cfg *deviceConfig, input string, mnistIndex int, modelFile string) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	dev, sk, err := cfg.loadDevice()
 	if err != nil {
 		return err
@@ -271,12 +457,12 @@ func runInfer(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return fmt.Errorf("reading keyset.id (run hegate keys upload first): %w", err)
 	}
-	x, label, err := readInput(*input, *mnistIndex, dev)
+	x, label, err := readInput(input, mnistIndex, dev)
 	if err != nil {
 		return err
 	}
 	if s := dev.Split(); s != nil {
-		head, err := loadHead(*modelFile, s)
+		head, err := loadHead(modelFile, s)
 		if err != nil {
 			return err
 		}

@@ -12,7 +12,6 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,6 +21,7 @@ import (
 
 	"github.com/cloudflare/circl/pki"
 	"github.com/cloudflare/circl/sign/mldsa/mldsa65"
+	"github.com/spf13/cobra"
 
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
@@ -31,21 +31,20 @@ import (
 	"github.com/hegate/hegate/storage"
 )
 
-const enrollUsage = `usage: hegate enroll --format native|tpm-simulator|psa-test [flags]
-    Attest this device to the gateway and store the credential it issues in
-    --identity DIR; hegate infer --identity DIR then uses it. Renewing the
-    credential means enrolling again.
+const enrollLong = `Attest this device to the gateway and store the credential it issues in
+--identity DIR; hegate infer --identity DIR then uses it. Renewing the
+credential means enrolling again.
 
-    native         hegate's COSE_Sign1 evidence, signed by a software key
-                   (--alg ed25519 or ml-dsa-65): no hardware root of trust
-    tpm-simulator  a TPM 2.0 quote from the TPM reference simulator (needs a
-                   hegate built with cgo): a real quote, but not a real TPM
-    psa-test       a PSA attestation token made in software with a P-256 key:
-                   PSA-shaped, with no PSA root of trust
+  native         hegate's COSE_Sign1 evidence, signed by a software key
+                 (--alg ed25519 or ml-dsa-65): no hardware root of trust
+  tpm-simulator  a TPM 2.0 quote from the TPM reference simulator (needs a
+                 hegate built with cgo): a real quote, but not a real TPM
+  psa-test       a PSA attestation token made in software with a P-256 key:
+                 PSA-shaped, with no PSA root of trust
 
-    The tenant must endorse the device and allow its measurements first:
-    --print-trust prints the endorsements and reference values to install
-    (hegate attest set), --endorse installs them with an admin API key.`
+The tenant must endorse the device and allow its measurements first:
+--print-trust prints the endorsements and reference values to install
+(hegate attest set), --endorse installs them with an admin API key.`
 
 // evidenceMaker is one format's device side: it answers a nonce and says
 // what a tenant must trust to accept the answer.
@@ -54,22 +53,39 @@ type evidenceMaker interface {
 	Trust() (attest.Endorsements, attest.ReferenceValues, error)
 }
 
-func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	flags := newFlags("enroll", stderr)
-	var cfg deviceConfig
-	cfg.register(flags)
-	format := flags.String("format", "native", "evidence: native, tpm-simulator or psa-test")
-	alg := flags.String("alg", "ed25519", "native: the attestation key's algorithm, ed25519 or ml-dsa-65")
-	printTrust := flags.Bool("print-trust", false, "print the endorsements and reference values that admit this device, and exit")
-	endorse := flags.Bool("endorse", false, "install this device's endorsement and reference values first (needs an admin API key; development)")
-	fresh := flags.Bool("new", false, "forget the identity in --identity and make a new device")
-	flags.Usage = func() { fmt.Fprintln(stderr, enrollUsage); flags.PrintDefaults() }
-	if _, err := parseArgs(flags, args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return nil
-		}
-		return err
+func newEnrollCmd() *cobra.Command {
+	var (
+		cfg                     deviceConfig
+		format, alg             string
+		printTrust, endorse, nw bool
+	)
+	cmd := &cobra.Command{
+		Use:     "enroll",
+		Short:   "device: attest and get a device credential (native, tpm-simulator, psa-test)",
+		Long:    enrollLong,
+		Example: "  hegate enroll --format native --endorse --identity ./dev1\n  hegate enroll --format psa-test --print-trust --identity ./dev2",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := cfg.resolve(cmd); err != nil {
+				return err
+			}
+			return enroll(cmd, &cfg, format, alg, printTrust, endorse, nw)
+		},
 	}
+	cfg.register(cmd.Flags())
+	f := cmd.Flags()
+	f.StringVar(&format, "format", "native", "evidence: native, tpm-simulator or psa-test")
+	f.StringVar(&alg, "alg", "ed25519", "native: the attestation key's algorithm, ed25519 or ml-dsa-65")
+	f.BoolVar(&printTrust, "print-trust", false, "print the endorsements and reference values that admit this device, and exit")
+	f.BoolVar(&endorse, "endorse", false, "install this device's endorsement and reference values first (needs an admin API key; development)")
+	f.BoolVar(&nw, "new", false, "forget the identity in --identity and make a new device")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{"native", "tpm-simulator", "psa-test"}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("alg", cobra.FixedCompletions([]string{"ed25519", "ml-dsa-65"}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
+}
+
+func enroll(cmd *cobra.Command, cfg *deviceConfig, format, alg string, printTrust, endorse, fresh bool) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	if cfg.Identity == "" {
 		home, err := os.UserHomeDir()
 		if err != nil {
@@ -78,7 +94,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		cfg.Identity = filepath.Join(home, ".hegate", "identity")
 	}
 	dir := cfg.Identity
-	if *fresh {
+	if fresh {
 		for _, f := range []string{identityFile, deviceKeyFile, credentialFile, attestationKeyFile} {
 			if err := os.Remove(filepath.Join(dir, f)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 				return err
@@ -88,7 +104,7 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return err
 	}
-	id, err := loadOrCreateIdentity(dir, *format, *alg)
+	id, err := loadOrCreateIdentity(dir, format, alg)
 	if err != nil {
 		return err
 	}
@@ -96,31 +112,30 @@ func runEnroll(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	if *printTrust {
+	if printTrust {
 		return printTrustDocs(ev, stdout)
 	}
 
 	// Enrolling needs a credential of the tenant: an API key, or this
 	// device's own credential while it is valid (renewal).
-	cfg.APIKey = apiKeyOrEnv(cfg.APIKey)
 	var cl *client.Client
 	if cfg.APIKey != "" {
 		cl, err = client.New(cfg.Server, cfg.APIKey)
 	} else {
 		var cred *client.DeviceCredential
 		if cred, err = loadCredential(dir); err != nil {
-			return fmt.Errorf("no --api-key (or HEGATE_API_KEY) and no valid device credential to renew with: %w", err)
+			return fmt.Errorf("no API key (--api-key, HEGATE_API_KEY or the context's) and no valid device credential to renew with: %w", err)
 		}
 		cl, err = client.New(cfg.Server, "", client.WithDeviceCredential(cred))
 	}
 	if err != nil {
 		return err
 	}
-	dev, cred, err := enrollIdentity(ctx, cl, dir, id, ev, *endorse, cfg.Server)
+	dev, cred, err := enrollIdentity(ctx, cl, dir, id, ev, endorse, cfg.Server)
 	if err != nil {
 		return err
 	}
-	if *endorse {
+	if endorse {
 		fmt.Fprintf(stdout, "endorsed this device and allowed its measurements for %s evidence\n", ev.Format())
 	}
 	fmt.Fprintf(stdout, "device %s enrolled with %s evidence (%s): attestation %s\ncredential  %s (valid until %s; use --identity %s)\n",

@@ -1,12 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
 	"net"
 	"strconv"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/net/netutil"
 )
 
@@ -36,7 +36,7 @@ type listenFlags struct {
 	envErr         error // a HEGATE_MAX_CONNECTIONS that does not parse
 }
 
-func (l *listenFlags) register(fs *flag.FlagSet) {
+func (l *listenFlags) register(fs *pflag.FlagSet) {
 	def := 0
 	if v := envOr("HEGATE_MAX_CONNECTIONS", ""); v != "" {
 		n, err := strconv.Atoi(v)
@@ -50,9 +50,8 @@ func (l *listenFlags) register(fs *flag.FlagSet) {
 }
 
 // Validate names the bad setting; call it after parsing fs.
-func (l *listenFlags) Validate(fs *flag.FlagSet) error {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "max-connections" })
+func (l *listenFlags) Validate(fs *pflag.FlagSet) error {
+	set := fs.Changed("max-connections")
 	switch {
 	case l.envErr != nil && !set:
 		return l.envErr

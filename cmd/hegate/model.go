@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -12,8 +10,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
@@ -23,24 +23,6 @@ import (
 	"github.com/hegate/hegate/internal/mnist"
 	"github.com/hegate/hegate/internal/mnist/mnisteval"
 )
-
-const modelUsage = `usage: hegate model SUBCOMMAND [flags]
-
-  list                         the built-in models (and those in --models-dir)
-  inspect NAME|FILE            the compile report: levels, depth per node,
-                               approximations, rotations, key bytes (--json: the manifest)
-  run NAME|FILE --mnist-index N [--approx]
-                               the plaintext executor on one MNIST test image,
-                               exact or with the compiled approximations
-  accuracy NAME|FILE [--approx] [--images N] [--int8-head]
-                               accuracy on the MNIST test set
-  import FILE --name NAME      upload to a gateway (HEGATE_SERVER, HEGATE_API_KEY);
-                               it compiles there in a job; waits for the result
-  versions NAME                the versions of an uploaded model
-  delete NAME                  delete an uploaded model
-
-FILE is an ONNX file (.onnx) or a hegate graph (.json). Flags:
-`
 
 // modelFlags are the import and compile options every model subcommand takes.
 type modelFlags struct {
@@ -59,7 +41,7 @@ type modelFlags struct {
 	noiseSigma, queryEps, queryDel float64
 }
 
-func (m *modelFlags) register(fs *flag.FlagSet) {
+func (m *modelFlags) register(fs *pflag.FlagSet) {
 	fs.BoolVar(&m.clip, "clip", false, "privacy: clip the outputs with a public polynomial so the declared range holds for network outputs twice as far out (two more levels)")
 	fs.StringVar(&m.outputRange, "output-range", "", "privacy: declared range of the outputs, low,high (default: calibrated)")
 	fs.Float64Var(&m.noiseSigma, "noise-sigma", 0, "privacy: default noise standard deviation on each output (default: from --query-epsilon)")
@@ -144,95 +126,204 @@ func (m *modelFlags) query() url.Values {
 	return q
 }
 
-func runModel(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("model", stderr)
+func newModelCmd() *cobra.Command {
+	return group("model", "models: list, inspect, run and measure them here; import them into a gateway",
+		`Built-in models, models in --models-dir, and model files: an ONNX file
+(.onnx, as PyTorch and Keras export it) or a hegate graph (.json). inspect,
+run and accuracy compile and run them here, in plaintext; import uploads
+one to a gateway, which compiles it in a job.`,
+		newModelListCmd(), newModelInspectCmd(), newModelRunCmd(), newModelAccuracyCmd(),
+		newModelImportCmd(), newModelVersionsCmd(), newModelDeleteCmd())
+}
+
+// completeModels completes the first argument with the built-in models'
+// names, or a file.
+func completeModels(_ *cobra.Command, a []string, _ string) ([]string, cobra.ShellCompDirective) {
+	if len(a) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
 	var cfg backendConfig
-	cfg.register(fs)
-	var mf modelFlags
-	mf.register(fs)
-	asJSON := fs.Bool("json", false, "print JSON")
-	approx := fs.Bool("approx", false, "run: with the compiled approximations (ReLU and max as polynomials)")
-	mnistIndex := fs.Int("mnist-index", 0, "run: the MNIST test image")
-	images := fs.Int("images", 10000, "accuracy: how many MNIST test images")
-	int8Head := fs.Bool("int8-head", false, "accuracy: with --split-after, run the head int8-quantized as an edge runtime would")
-	calibrate := fs.Int("calibrate", 0, "inspect: also check value ranges on this many MNIST test images")
-	measure := fs.Bool("measure", false, "inspect: time the primitives on this machine at each step's level and estimate the latency")
-	var dc deviceConfig
-	fs.StringVar(&dc.Server, "server", envOr("HEGATE_SERVER", "http://127.0.0.1:8080"), "import/versions/delete: gateway URL [HEGATE_SERVER]")
-	fs.StringVar(&dc.APIKey, "api-key", "", "import/versions/delete: tenant API key (default: $HEGATE_API_KEY)")
-	fs.Usage = func() {
-		fmt.Fprint(stderr, modelUsage)
-		fs.PrintDefaults()
-	}
-	rest, err := parseArgs(fs, args)
+	cfg.ModelsDir = envOr("HEGATE_MODELS_DIR", "")
+	graphs, err := cfg.loadGraphs()
 	if err != nil {
-		return err
+		return nil, cobra.ShellCompDirectiveDefault
 	}
-	if len(rest) == 0 {
-		fs.Usage()
-		return errors.New("model: missing subcommand")
+	var names []string
+	for _, g := range graphs {
+		names = append(names, g.Name)
 	}
-	sub, operand := rest[0], ""
-	if len(rest) == 2 {
-		operand = rest[1]
-	} else if len(rest) > 2 || (len(rest) == 1 && sub != "list") {
-		fs.Usage()
-		return fmt.Errorf("model %s: want one NAME or FILE", sub)
-	}
-	switch sub {
-	case "list":
-		graphs, err := cfg.loadGraphs()
-		if err != nil {
-			return err
-		}
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "NAME\tINPUT\tOUTPUTS\tNODES")
-		for _, g := range graphs {
-			fmt.Fprintf(tw, "%s\t%v\t%d\t%d\n", g.Name, g.Input.Shape, ir.Prod(g.OutputShape()), len(g.Nodes))
-		}
-		return tw.Flush()
-	case "inspect", "run", "accuracy":
-		g, err := loadModelGraph(cfg, operand, &mf)
-		if err != nil {
-			return err
-		}
-		switch sub {
-		case "inspect":
-			return inspectModel(ctx, g, &mf, *asJSON, *calibrate, *measure, stdout)
-		case "run":
-			return runOne(ctx, g, &mf, *approx, *mnistIndex, *asJSON, stdout)
-		default:
-			return accuracy(ctx, g, &mf, *approx, *int8Head, *images, stdout)
-		}
-	case "import", "versions", "delete":
-		dc.APIKey = apiKeyOrEnv(dc.APIKey)
-		if dc.APIKey == "" {
-			return errors.New("model " + sub + ": set HEGATE_API_KEY (or --api-key)")
-		}
-		cl, err := client.New(dc.Server, dc.APIKey)
-		if err != nil {
-			return err
-		}
-		switch sub {
-		case "import":
-			return importModel(ctx, cl, operand, &mf, *asJSON, stdout)
-		case "versions":
-			vs, err := cl.ModelVersions(ctx, operand)
+	return names, cobra.ShellCompDirectiveDefault
+}
+
+func newModelListCmd() *cobra.Command {
+	var cfg backendConfig
+	var o *output
+	cmd := &cobra.Command{
+		Use:   "list",
+		Short: "list the built-in models (and those in --models-dir)",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			graphs, err := cfg.loadGraphs()
 			if err != nil {
 				return err
 			}
-			printVersions(stdout, vs)
-			return nil
-		default:
-			if err := cl.DeleteModel(ctx, operand); err != nil {
+			type modelView struct {
+				Name    string `json:"name"`
+				Input   []int  `json:"input"`
+				Outputs int    `json:"outputs"`
+				Nodes   int    `json:"nodes"`
+			}
+			views := []modelView{}
+			for _, g := range graphs {
+				views = append(views, modelView{g.Name, g.Input.Shape, ir.Prod(g.OutputShape()), len(g.Nodes)})
+			}
+			w := cmd.OutOrStdout()
+			if o.JSON() {
+				return printJSON(w, views)
+			}
+			tw := newTable(w)
+			fmt.Fprintln(tw, "NAME\tINPUT\tOUTPUTS\tNODES")
+			for _, v := range views {
+				fmt.Fprintf(tw, "%s\t%v\t%d\t%d\n", v.Name, v.Input, v.Outputs, v.Nodes)
+			}
+			return tw.Flush()
+		},
+	}
+	cfg.register(cmd.Flags())
+	o = addOutputFlags(cmd, false)
+	return cmd
+}
+
+// localModelCommand is a model command that works on NAME|FILE here.
+func localModelCommand(use, short, long string, run func(cmd *cobra.Command, g *ir.Graph, mf *modelFlags) error) (*cobra.Command, *modelFlags) {
+	var cfg backendConfig
+	mf := &modelFlags{}
+	cmd := &cobra.Command{
+		Use:               use,
+		Short:             short,
+		Long:              long,
+		Args:              args(cobra.ExactArgs(1)),
+		ValidArgsFunction: completeModels,
+		RunE: func(cmd *cobra.Command, a []string) error {
+			g, err := loadModelGraph(cfg, a[0], mf)
+			if err != nil {
 				return err
 			}
-			fmt.Fprintf(stdout, "deleted model %s\n", operand)
-			return nil
-		}
+			return run(cmd, g, mf)
+		},
 	}
-	fs.Usage()
-	return fmt.Errorf("model: unknown subcommand %q", sub)
+	cfg.register(cmd.Flags())
+	mf.register(cmd.Flags())
+	return cmd, mf
+}
+
+func newModelInspectCmd() *cobra.Command {
+	var o *output
+	var calibrate int
+	var measure bool
+	cmd, _ := localModelCommand("inspect NAME|FILE", "the compile report: levels, depth per node, approximations, rotations, key bytes",
+		"Compile the model here and print the report: parameters, levels, the depth of\neach step, approximations, rotations and key bytes (-o json: the manifest).",
+		func(cmd *cobra.Command, g *ir.Graph, mf *modelFlags) error {
+			return inspectModel(cmd, g, mf, o.JSON(), calibrate, measure)
+		})
+	o = addOutputFlags(cmd, true)
+	cmd.Flags().IntVar(&calibrate, "calibrate", 0, "also check value ranges on this many MNIST test images")
+	cmd.Flags().BoolVar(&measure, "measure", false, "time the primitives on this machine at each step's level and estimate the latency")
+	return cmd
+}
+
+func newModelRunCmd() *cobra.Command {
+	var o *output
+	var approx bool
+	var mnistIndex int
+	cmd, _ := localModelCommand("run NAME|FILE --mnist-index N [--approx]", "run the plaintext executor on one MNIST test image, exact or with the compiled approximations", "",
+		func(cmd *cobra.Command, g *ir.Graph, mf *modelFlags) error {
+			return runOne(cmd.Context(), g, mf, approx, mnistIndex, o.JSON(), cmd.OutOrStdout())
+		})
+	o = addOutputFlags(cmd, true)
+	cmd.Flags().BoolVar(&approx, "approx", false, "with the compiled approximations (ReLU and max as polynomials)")
+	cmd.Flags().IntVar(&mnistIndex, "mnist-index", 0, "the MNIST test image")
+	return cmd
+}
+
+func newModelAccuracyCmd() *cobra.Command {
+	var approx, int8Head bool
+	var images int
+	cmd, _ := localModelCommand("accuracy NAME|FILE [--approx] [--images N] [--int8-head]", "accuracy on the MNIST test set, exact or with the compiled approximations", "",
+		func(cmd *cobra.Command, g *ir.Graph, mf *modelFlags) error {
+			return accuracy(cmd, g, mf, approx, int8Head, images)
+		})
+	cmd.Flags().BoolVar(&approx, "approx", false, "with the compiled approximations (ReLU and max as polynomials)")
+	cmd.Flags().IntVar(&images, "images", 10000, "how many MNIST test images")
+	cmd.Flags().BoolVar(&int8Head, "int8-head", false, "with --split-after, run the head int8-quantized as an edge runtime would")
+	return cmd
+}
+
+// apiModelCommand is a model command through the API, with an API key.
+func apiModelCommand(use, short string, check cobra.PositionalArgs, run func(cmd *cobra.Command, cl *client.Client, a []string) error) *cobra.Command {
+	var dc deviceConfig
+	cmd := &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  args(check),
+		RunE: func(cmd *cobra.Command, a []string) error {
+			if err := dc.resolve(cmd); err != nil {
+				return err
+			}
+			cl, err := dc.apiClient("model " + cmd.Name())
+			if err != nil {
+				return err
+			}
+			return run(cmd, cl, a)
+		},
+	}
+	dc.registerServer(cmd.Flags())
+	return cmd
+}
+
+func newModelImportCmd() *cobra.Command {
+	var mf modelFlags
+	var o *output
+	cmd := apiModelCommand("import FILE [--name NAME]", "upload a model file to a gateway; it compiles there in a job, and this waits for the result", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			return importModel(cmd, cl, a[0], &mf, o.JSON())
+		})
+	cmd.Long = "Upload a model file (ONNX or hegate graph JSON) to the gateway; it compiles\nthere in a job, and this waits for the result (an admin API key)."
+	mf.register(cmd.Flags())
+	o = addOutputFlags(cmd, true)
+	return cmd
+}
+
+func newModelVersionsCmd() *cobra.Command {
+	var o *output
+	cmd := apiModelCommand("versions NAME", "list the versions of an uploaded model", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			vs, err := cl.ModelVersions(cmd.Context(), a[0])
+			if err != nil {
+				return err
+			}
+			if o.JSON() {
+				if vs == nil {
+					vs = []api.ModelVersion{}
+				}
+				return printJSON(cmd.OutOrStdout(), vs)
+			}
+			printVersions(cmd.OutOrStdout(), vs)
+			return nil
+		})
+	o = addOutputFlags(cmd, false)
+	return cmd
+}
+
+func newModelDeleteCmd() *cobra.Command {
+	return apiModelCommand("delete NAME", "delete every version of an uploaded model", cobra.ExactArgs(1),
+		func(cmd *cobra.Command, cl *client.Client, a []string) error {
+			if err := cl.DeleteModel(cmd.Context(), a[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "deleted model %s\n", a[0])
+			return nil
+		})
 }
 
 // loadModelGraph reads FILE (ONNX or IR JSON) or finds the built-in NAME,
@@ -273,7 +364,8 @@ func loadModelGraph(cfg backendConfig, ref string, mf *modelFlags) (*ir.Graph, e
 
 // inspectModel prints the compile report, or, when the model does not fit
 // any preset, its depth and the compiler's reason.
-func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool, calibrate int, measure bool, stdout io.Writer) error {
+func inspectModel(cmd *cobra.Command, g *ir.Graph, mf *modelFlags, asJSON bool, calibrate int, measure bool) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	opts, err := mf.compileOptions()
 	if err != nil {
 		return err
@@ -284,7 +376,9 @@ func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool,
 	}
 	opts.Calibration = cal
 	t0 := time.Now()
+	spin := spinner(cmd, "compiling "+g.Name)
 	m, err := he.Compile(ctx, g, opts)
+	spin.finish()
 	if err != nil {
 		if circ, lerr := he.Lower(ctx, g, opts); lerr == nil {
 			fmt.Fprintf(stdout, "model %s does not compile for a leveled preset: it needs %d levels.%s\n", g.Name, circ.Levels(), circ.DepthReport())
@@ -344,7 +438,7 @@ func inspectModel(ctx context.Context, g *ir.Graph, mf *modelFlags, asJSON bool,
 	if s := man.Split; s != nil {
 		fmt.Fprintf(stdout, "split      the device runs %d nodes up to %q (%d multiply-accumulates), then encrypts\n", s.HeadNodes, s.After, s.HeadMACs)
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	tw := newTable(stdout)
 	fmt.Fprintln(tw, "STEP\tKIND\tLEVEL\tDEPTH\tDETAIL\tNODES")
 	for i, st := range man.Steps {
 		detail := ""
@@ -474,7 +568,8 @@ func runOne(ctx context.Context, g *ir.Graph, mf *modelFlags, approx bool, index
 	return nil
 }
 
-func accuracy(ctx context.Context, g *ir.Graph, mf *modelFlags, approx, int8Head bool, n int, stdout io.Writer) error {
+func accuracy(cmd *cobra.Command, g *ir.Graph, mf *modelFlags, approx, int8Head bool, n int) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	set, err := mnist.LoadDefault(mnist.Test)
 	if err != nil {
 		return err
@@ -484,7 +579,16 @@ func accuracy(ctx context.Context, g *ir.Graph, mf *modelFlags, approx, int8Head
 		return err
 	}
 	t0 := time.Now()
-	r, err := mnisteval.EvaluateFunc(set, n, func(img []float64) ([]float64, error) { return run(mnisteval.Input(g, img)) })
+	total := n
+	if total <= 0 || total > set.Len() {
+		total = set.Len()
+	}
+	bar := countMeter(cmd, total, "images")
+	r, err := mnisteval.EvaluateFunc(set, n, func(img []float64) ([]float64, error) {
+		defer bar.add(1)
+		return run(mnisteval.Input(g, img))
+	})
+	bar.finish()
 	if err != nil {
 		return err
 	}
@@ -493,7 +597,8 @@ func accuracy(ctx context.Context, g *ir.Graph, mf *modelFlags, approx, int8Head
 	return nil
 }
 
-func importModel(ctx context.Context, cl *client.Client, path string, mf *modelFlags, asJSON bool, stdout io.Writer) error {
+func importModel(cmd *cobra.Command, cl *client.Client, path string, mf *modelFlags, asJSON bool) error {
+	ctx, stdout := cmd.Context(), cmd.OutOrStdout()
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -511,12 +616,18 @@ func importModel(ctx context.Context, cl *client.Client, path string, mf *modelF
 	if strings.HasSuffix(path, ".json") {
 		ct = api.ContentTypeIRJSON
 	}
-	v, err := cl.UploadModel(ctx, client.ModelUpload{Name: name, ContentType: ct, Options: mf.query()}, f, st.Size())
+	bar := byteMeter(cmd, st.Size(), "uploading "+filepath.Base(path))
+	v, err := cl.UploadModel(ctx, client.ModelUpload{Name: name, ContentType: ct, Options: mf.query()}, bar.reader(f), st.Size())
+	bar.finish()
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "uploaded %s as %s version %d; compiling…\n", path, v.Name, v.Version)
+	if !asJSON {
+		fmt.Fprintf(stdout, "uploaded %s as %s version %d; compiling…\n", path, v.Name, v.Version)
+	}
+	spin := spinner(cmd, "compiling on the gateway")
 	v, err = cl.WaitModel(ctx, v.Name, v.Version)
+	spin.finish()
 	if err != nil {
 		return err
 	}
@@ -535,7 +646,7 @@ func importModel(ctx context.Context, cl *client.Client, path string, mf *modelF
 }
 
 func printVersions(w io.Writer, vs []api.ModelVersion) {
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	tw := newTable(w)
 	fmt.Fprintln(tw, "MODEL\tVERSION\tSTATUS\tPRESET\tLEVELS\tKEY SET\tERROR")
 	for _, v := range vs {
 		preset, levels, keys := "", "", ""

@@ -1,11 +1,12 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/hegate/hegate/gateway"
 )
@@ -20,7 +21,7 @@ type limitFlags struct {
 	clientIP     string
 }
 
-func (l *limitFlags) register(fs *flag.FlagSet) {
+func (l *limitFlags) register(fs *pflag.FlagSet) {
 	d := gateway.DefaultRateLimits
 	l.rates.def.set(d.Default)
 	l.rates.infer.set(d.Infer)
@@ -106,6 +107,9 @@ type rateFlag struct{ l gateway.RateLimit }
 
 func (f *rateFlag) set(l gateway.RateLimit) { f.l = l }
 
+// Type names the value in -h (pflag.Value).
+func (f *rateFlag) Type() string { return "rate" }
+
 func (f *rateFlag) String() string {
 	if f == nil || f.l.PerSecond == 0 && f.l.Burst == 0 {
 		return ""
@@ -160,6 +164,14 @@ func (f *rateFlag) Set(s string) error {
 type sizeFlag struct {
 	n     int64
 	bytes bool
+}
+
+// Type names the value in -h (pflag.Value).
+func (f *sizeFlag) Type() string {
+	if f.bytes {
+		return "size"
+	}
+	return "count"
 }
 
 func (f *sizeFlag) String() string {

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"io"
 	"testing"
+
+	"github.com/spf13/pflag"
 
 	"github.com/hegate/hegate/gateway"
 )
@@ -12,7 +13,7 @@ import (
 // reaches gateway.Config.
 func TestLimitFlags(t *testing.T) {
 	parse := func(args ...string) (gateway.Config, error) {
-		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
 		fs.SetOutput(io.Discard)
 		var l limitFlags
 		l.register(fs)

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -11,6 +10,9 @@ import (
 	"net/http"
 	"os"
 	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
@@ -51,7 +53,7 @@ type retentionFlags struct {
 	envErr      error         // a HEGATE_RETENTION that does not parse
 }
 
-func (r *retentionFlags) register(fs *flag.FlagSet) {
+func (r *retentionFlags) register(fs *pflag.FlagSet) {
 	def := defaultRetention
 	if v := envOr("HEGATE_RETENTION", ""); v != "" {
 		d, err := time.ParseDuration(v)
@@ -66,9 +68,8 @@ func (r *retentionFlags) register(fs *flag.FlagSet) {
 }
 
 // Validate names the bad setting; call it after parsing fs.
-func (r *retentionFlags) Validate(fs *flag.FlagSet) error {
-	set := false
-	fs.Visit(func(f *flag.Flag) { set = set || f.Name == "retention" })
+func (r *retentionFlags) Validate(fs *pflag.FlagSet) error {
+	set := fs.Changed("retention")
 	switch {
 	case r.envErr != nil && !set:
 		return r.envErr
@@ -285,66 +286,81 @@ func (b *backend) close() {
 	b.store.Close()
 }
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("serve", stderr)
-	var cfg backendConfig
+func newServeCmd() *cobra.Command {
+	var (
+		cfg       backendConfig
+		addr      string
+		wf        workerFlags
+		rf        retentionFlags
+		defBudget string
+		cf        credentialFlags
+		qf        limitFlags
+		lf        listenFlags
+	)
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "run the gateway (HTTP API and in-process workers)",
+		Long: `Run the gateway: the HTTP API, and --workers in-process job workers (0 for
+the API only, with hegate worker processes on PostgreSQL). SQLite in
+--data-dir by default; --database-url postgres://... for PostgreSQL.`,
+		Example: "  hegate serve --addr 127.0.0.1:8080\n  hegate serve --workers 0 --database-url postgres://hegate@db/hegate",
+		Args:    args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fs := cmd.Flags()
+			if err := rf.Validate(fs); err != nil {
+				return err
+			}
+			if err := lf.Validate(fs); err != nil {
+				return err
+			}
+			if err := qf.Validate(); err != nil {
+				return err
+			}
+			def, err := parseBudgetSpec(defBudget)
+			if err != nil {
+				return fmt.Errorf("--default-budget: %w", err)
+			}
+			ctx := cmd.Context()
+			b, err := openBackend(ctx, cfg, cfg.logger(cmd.ErrOrStderr()), nil)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
+			b.defaultBudget = def
+			if err := cf.load(); err != nil {
+				return err
+			}
+			b.credentials = cf
+			b.limits = &qf
+			srv, err := b.server()
+			if err != nil {
+				return err
+			}
+			if err := b.startWorkers(ctx, wf); err != nil {
+				return err
+			}
+			if err := b.startSweeper(ctx); err != nil {
+				return err
+			}
+			ln, err := net.Listen("tcp", addr)
+			if err != nil {
+				return fmt.Errorf("listening on %s: %w", addr, err)
+			}
+			b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency, "retention", b.retention.String())
+			return serveHTTP(ctx, ln, srv.Handler(), lf.limit(b.logger))
+		},
+	}
+	fs := cmd.Flags()
 	cfg.register(fs)
-	addr := fs.String("addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
-	var wf workerFlags
+	fs.StringVar(&addr, "addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
 	wf.register(fs, 1)
-	var rf retentionFlags
 	rf.register(fs)
-	defBudget := fs.String("default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
-	var cf credentialFlags
+	fs.StringVar(&defBudget, "default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
 	cf.register(fs)
-	var qf limitFlags
 	qf.register(fs)
-	var lf listenFlags
 	lf.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := rf.Validate(fs); err != nil {
-		return err
-	}
-	if err := lf.Validate(fs); err != nil {
-		return err
-	}
-	if err := qf.Validate(); err != nil {
-		return err
-	}
-	def, err := parseBudgetSpec(*defBudget)
-	if err != nil {
-		return fmt.Errorf("--default-budget: %w", err)
-	}
-	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
-	b.defaultBudget = def
-	if err := cf.load(); err != nil {
-		return err
-	}
-	b.credentials = cf
-	b.limits = &qf
-	srv, err := b.server()
-	if err != nil {
-		return err
-	}
-	if err := b.startWorkers(ctx, wf); err != nil {
-		return err
-	}
-	if err := b.startSweeper(ctx); err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", *addr)
-	if err != nil {
-		return fmt.Errorf("listening on %s: %w", *addr, err)
-	}
-	b.logger.Info("hegate serving", "addr", ln.Addr().String(), "engine", b.store.Engine(), "models", len(b.models), "workers", wf.Concurrency, "retention", b.retention.String())
-	return serveHTTP(ctx, ln, srv.Handler(), lf.limit(b.logger))
+	return cmd
 }
 
 // credentialFlags are hegate serve's device-credential settings.
@@ -365,7 +381,7 @@ func (c *credentialFlags) load() error {
 	return err
 }
 
-func (c *credentialFlags) register(fs *flag.FlagSet) {
+func (c *credentialFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.PublicURL, "public-url", envOr("HEGATE_PUBLIC_URL", ""), "scheme://host[:port] devices reach this gateway at, which their DPoP proofs name (empty: each request's own scheme and Host; set it behind a proxy) [HEGATE_PUBLIC_URL]")
 	fs.StringVar(&c.Issuer, "credential-issuer", envOr("HEGATE_CREDENTIAL_ISSUER", ""), "iss of device credentials; the same on every replica (default \"hegate\") [HEGATE_CREDENTIAL_ISSUER]")
 	fs.StringVar(&c.Audience, "credential-audience", envOr("HEGATE_CREDENTIAL_AUDIENCE", ""), "aud of device credentials; the same on every replica (default \"hegate\") [HEGATE_CREDENTIAL_AUDIENCE]")
@@ -409,46 +425,58 @@ func serveHTTP(ctx context.Context, ln net.Listener, h http.Handler, maxConns in
 	return nil
 }
 
-func runWorker(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("worker", stderr)
-	var cfg backendConfig
+func newWorkerCmd() *cobra.Command {
+	var (
+		cfg         backendConfig
+		wf          workerFlags
+		rf          retentionFlags
+		metricsAddr string
+	)
+	cmd := &cobra.Command{
+		Use:   "worker",
+		Short: "run job workers only (scale out against PostgreSQL)",
+		Long: `Run job workers only: they evaluate inferences and compile uploaded models
+from the database's queue. On PostgreSQL any number of them share it with
+hegate serve --workers 0 and each other (and the blob directory).`,
+		Args: args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if wf.Concurrency < 1 {
+				return errors.New("--workers must be at least 1")
+			}
+			if err := rf.Validate(cmd.Flags()); err != nil {
+				return err
+			}
+			ctx := cmd.Context()
+			b, err := openBackend(ctx, cfg, cfg.logger(cmd.ErrOrStderr()), nil)
+			if err != nil {
+				return err
+			}
+			defer b.close()
+			b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
+			if err := b.startWorkers(ctx, wf); err != nil {
+				return err
+			}
+			if err := b.startSweeper(ctx); err != nil {
+				return err
+			}
+			b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency, "retention", b.retention.String())
+			if metricsAddr == "" {
+				<-ctx.Done()
+				return nil
+			}
+			ln, err := net.Listen("tcp", metricsAddr)
+			if err != nil {
+				return err
+			}
+			return serveHTTP(ctx, ln, workerMux(b), 0)
+		},
+	}
+	fs := cmd.Flags()
 	cfg.register(fs)
-	var wf workerFlags
 	wf.register(fs, 1)
-	var rf retentionFlags
 	rf.register(fs)
-	metricsAddr := fs.String("metrics-addr", envOr("HEGATE_METRICS_ADDR", ""), "serve /metrics on this address (optional)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if wf.Concurrency < 1 {
-		return errors.New("--workers must be at least 1")
-	}
-	if err := rf.Validate(fs); err != nil {
-		return err
-	}
-	b, err := openBackend(ctx, cfg, cfg.logger(stderr), nil)
-	if err != nil {
-		return err
-	}
-	defer b.close()
-	b.retention, b.orphans.grace = rf.Retention, rf.OrphanGrace
-	if err := b.startWorkers(ctx, wf); err != nil {
-		return err
-	}
-	if err := b.startSweeper(ctx); err != nil {
-		return err
-	}
-	b.logger.Info("hegate worker running", "engine", b.store.Engine(), "workers", wf.Concurrency, "retention", b.retention.String())
-	if *metricsAddr == "" {
-		<-ctx.Done()
-		return nil
-	}
-	ln, err := net.Listen("tcp", *metricsAddr)
-	if err != nil {
-		return err
-	}
-	return serveHTTP(ctx, ln, workerMux(b), 0)
+	fs.StringVar(&metricsAddr, "metrics-addr", envOr("HEGATE_METRICS_ADDR", ""), "serve /metrics and /healthz on this address (optional) [HEGATE_METRICS_ADDR]")
+	return cmd
 }
 
 // workerMux is a worker's HTTP surface: /metrics, and /healthz, which
@@ -469,18 +497,22 @@ func workerMux(b *backend) http.Handler {
 	return mux
 }
 
-func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("migrate", stderr)
+func newMigrateCmd() *cobra.Command {
 	var cfg backendConfig
-	cfg.register(fs)
-	if err := fs.Parse(args); err != nil {
-		return err
+	cmd := &cobra.Command{
+		Use:   "migrate",
+		Short: "apply database migrations and exit",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			store, err := cfg.openStore(cmd.Context(), cfg.logger(cmd.ErrOrStderr()))
+			if err != nil {
+				return err
+			}
+			defer store.Close()
+			fmt.Fprintf(cmd.OutOrStdout(), "migrations applied (%s)\n", store.Engine())
+			return nil
+		},
 	}
-	store, err := cfg.openStore(ctx, cfg.logger(stderr))
-	if err != nil {
-		return err
-	}
-	defer store.Close()
-	fmt.Fprintf(stdout, "migrations applied (%s)\n", store.Engine())
-	return nil
+	cfg.register(cmd.Flags())
+	return cmd
 }

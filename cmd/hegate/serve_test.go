@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/gateway"
 )
@@ -197,7 +199,8 @@ func TestMaxConnectionsFlag(t *testing.T) {
 		{"20", nil, ""},
 	} {
 		t.Setenv("HEGATE_MAX_CONNECTIONS", tc.env)
-		fs := newFlags("serve", io.Discard)
+		fs := pflag.NewFlagSet("serve", pflag.ContinueOnError)
+		fs.SetOutput(io.Discard)
 		var lf listenFlags
 		lf.register(fs)
 		if err := fs.Parse(tc.args); err != nil {

@@ -1,11 +1,11 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"runtime"
 	"runtime/debug"
+
+	"github.com/spf13/cobra"
 )
 
 // version is stamped at build time:
@@ -48,16 +48,22 @@ func buildVersion() string {
 	return "dev-" + rev
 }
 
-func runVersion(_ context.Context, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("version", stderr)
-	asJSON := fs.Bool("json", false, "print JSON")
-	if err := fs.Parse(args); err != nil {
-		return err
+func newVersionCmd() *cobra.Command {
+	var o *output
+	cmd := &cobra.Command{
+		Use:   "version",
+		Short: "print the version and build",
+		Long:  "Print hegate's version (stamped at build time with -ldflags \"-X main.version=...\"),\nthe Go release it was built with, and the platform.",
+		Args:  args(cobra.NoArgs),
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			w := cmd.OutOrStdout()
+			if o.JSON() {
+				return printJSON(w, map[string]string{"version": buildVersion(), "go": runtime.Version(), "platform": runtime.GOOS + "/" + runtime.GOARCH})
+			}
+			fmt.Fprintln(w, versionLine())
+			return nil
+		},
 	}
-	if *asJSON {
-		fmt.Fprintf(stdout, "{\"version\": %q, \"go\": %q, \"platform\": %q}\n", buildVersion(), runtime.Version(), runtime.GOOS+"/"+runtime.GOARCH)
-		return nil
-	}
-	fmt.Fprintf(stdout, "hegate %s (%s, %s/%s)\n", buildVersion(), runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
+	o = addOutputFlags(cmd, true)
+	return cmd
 }
