@@ -94,7 +94,7 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 
 func (s *Server) routes() chi.Router {
 	r := chi.NewRouter()
-	r.Use(requestID, s.trace, s.accessLog, limitHeader, s.recoverer, s.bodyDeadline, s.limitClients, s.requestDeadline)
+	r.Use(requestID, s.accessLog, s.trace, limitHeader, s.recoverer, s.bodyDeadline, s.limitClients, s.requestDeadline)
 	r.NotFound(s.limitPublic(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E("gateway.route", hegate.KindNotFound, nil, "no route for %s %s", truncate(r.Method, 20), truncate(r.URL.Path, 200)))
 	})).ServeHTTP)

@@ -22,13 +22,20 @@ const instrumentation = "github.com/hegate/hegate/gateway"
 
 var tracer = otel.Tracer(instrumentation)
 
-// trace starts a server span for the request, continuing a W3C trace
-// context the client sent.
+// trace starts a server span for the request: a new root, linked to the
+// W3C trace context the client sent (not its child: a client must not
+// choose the gateway's trace ids or, through its sampled flag, whether its
+// requests are sampled); the client's baggage is dropped. It runs inside
+// accessLog, whose record tells it the tenant once the handler has run.
 func (s *Server) trace(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ctx := otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := tracer.Start(ctx, "HTTP", trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", methodLabel(r.Method))))
+		opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithNewRoot(),
+			trace.WithAttributes(attribute.String("http.request.method", methodLabel(r.Method)))}
+		remote := trace.SpanContextFromContext(otel.GetTextMapPropagator().Extract(r.Context(), propagation.HeaderCarrier(r.Header)))
+		if remote.IsValid() {
+			opts = append(opts, trace.WithLinks(trace.Link{SpanContext: remote}))
+		}
+		ctx, span := tracer.Start(r.Context(), "HTTP", opts...)
 		defer span.End()
 		ww, ok := w.(middleware.WrapResponseWriter)
 		if !ok {
@@ -45,8 +52,8 @@ func (s *Server) trace(next http.Handler) http.Handler {
 		}
 		span.SetName(methodLabel(r.Method) + " " + route)
 		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
-		if p, ok := PrincipalFromContext(r.Context()); ok {
-			span.SetAttributes(attribute.String("hegate.tenant", string(p.Tenant)))
+		if info, ok := r.Context().Value(accessKey).(*accessInfo); ok && info.tenant != "" {
+			span.SetAttributes(attribute.String("hegate.tenant", string(info.tenant)))
 		}
 		if status >= 500 {
 			span.SetStatus(codes.Error, http.StatusText(status))

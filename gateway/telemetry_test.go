@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
@@ -22,6 +23,9 @@ func TestTraces(t *testing.T) {
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	defer otel.SetTracerProvider(prev)
+	prevProp := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{})
+	defer otel.SetTextMapPropagator(prevProp)
 	// The package's tracer was made from the global provider before this
 	// test: OpenTelemetry's global delegates, so it now reaches tp.
 
@@ -50,6 +54,29 @@ func TestTraces(t *testing.T) {
 	for n := range names {
 		if strings.Contains(n, "job_doesnotexist") {
 			t.Fatalf("a span is named by a path: %q", n)
+		}
+	}
+	tenantSeen := false
+	for _, s := range exp.GetSpans() {
+		if s.Name == "POST /v1/keys" {
+			for _, a := range s.Attributes {
+				tenantSeen = tenantSeen || a.Key == "hegate.tenant"
+			}
+		}
+	}
+	if !tenantSeen {
+		t.Error("the key-set upload's span names no tenant")
+	}
+	// A client's trace context is a link, never the parent.
+	exp.Reset()
+	resp = bd.call(t, http.MethodGet, "/v2/health/live", "", nil, http.Header{"Traceparent": {"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"}})
+	resp.Body.Close()
+	for _, s := range exp.GetSpans() {
+		if s.SpanContext.TraceID().String() == "4bf92f3577b34da6a3ce929d0e0e4736" || s.Parent.IsValid() {
+			t.Fatalf("span %s continues the client's trace", s.Name)
+		}
+		if len(s.Links) != 1 || s.Links[0].SpanContext.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" {
+			t.Fatalf("span %s links %v", s.Name, s.Links)
 		}
 	}
 }

@@ -66,6 +66,11 @@ const (
 	// timeout and recording its outcome (the Runner's record takes at most
 	// 30 s, GiveUp at most giveUpTimeout).
 	maxRescueMargin = time.Minute
+	// minRescueMargin is the least margin: what an attempt past its
+	// timeout may still take to record its outcome (the Runner's record,
+	// 30 s, then GiveUp, giveUpTimeout), so that a short timeout does not
+	// hand a live attempt's job to a second worker.
+	minRescueMargin = 30*time.Second + giveUpTimeout
 	// NoLimitRescueAfter is how long a job of a kind without a timeout
 	// runs before River's rescuer hands it to another worker: without a
 	// limit, a live attempt cannot be told from the attempt of a worker
@@ -76,7 +81,8 @@ const (
 // RescueAfter is how long an attempt with the given timeout (0: none) may
 // have been running before River's rescuer takes it for the attempt of a
 // dead worker (kill -9, a lost machine) and schedules the job again, for
-// another worker: twice the timeout, at most the timeout plus a minute;
+// another worker: twice the timeout, at least the timeout plus
+// minRescueMargin and at most the timeout plus a minute;
 // NoLimitRescueAfter without a timeout. Once the attempt's own timeout
 // has passed, a live worker has stopped the attempt and is recording
 // its outcome, which the margin leaves time for; a rescue that comes
@@ -86,7 +92,7 @@ func RescueAfter(timeout time.Duration) time.Duration {
 	if timeout <= 0 {
 		return NoLimitRescueAfter
 	}
-	return timeout + min(timeout, maxRescueMargin)
+	return timeout + max(minRescueMargin, min(timeout, maxRescueMargin))
 }
 
 // InferenceArgs are the args of an inference job: an id, never a blob.
