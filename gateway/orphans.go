@@ -232,19 +232,18 @@ func (s *OrphanSweeper) Sweep(ctx context.Context) (OrphanStats, error) {
 			return fmt.Errorf("orphan sweep: checking %d blobs: %w", len(batch), err)
 		}
 		for _, key := range free {
-			mt, err := s.cfg.Blobs.BlobModTime(ctx, key)
-			switch {
-			case errors.Is(err, storage.ErrNotFound):
-				continue // gone meanwhile
-			case err != nil:
-				return fmt.Errorf("orphan sweep: %w", err)
-			case !mt.Before(cutoff):
-				continue // written again since it was listed: its row may be on the way
-			}
-			if _, err := deleteBlobs(ctx, s.cfg.Blobs, s.m, s.log, reasonOrphan, []string{key}); err != nil {
-				failed = append(failed, err)
+			// Written again since it was listed (its row may be on the
+			// way), or at this very moment: DeleteIfOlder keeps it.
+			deleted, err := s.cfg.Blobs.DeleteIfOlder(ctx, key, cutoff)
+			if err != nil {
+				s.m.blobDeleteFailures.Inc()
+				failed = append(failed, fmt.Errorf("orphan sweep: %w", err))
 				continue
 			}
+			if !deleted {
+				continue
+			}
+			s.m.blobsDeleted.WithLabelValues(reasonOrphan).Inc()
 			stats.Deleted++
 			stats.Bytes += sizes[key]
 			s.log.InfoContext(ctx, "deleted a blob that no row names",

@@ -626,4 +626,9 @@ type BlobLister interface {
 	ListBlobs(ctx context.Context, fn func(StoredBlob) error) error
 	// BlobModTime returns the Modified of one blob, or ErrNotFound.
 	BlobModTime(ctx context.Context, key string) (time.Time, error)
+	// DeleteIfOlder deletes the blob only if its Modified is before
+	// cutoff, atomically with respect to a concurrent Put of the same
+	// content (which makes it young, or stores a copy of its own), and
+	// reports whether it deleted it.
+	DeleteIfOlder(ctx context.Context, key string, cutoff time.Time) (bool, error)
 }

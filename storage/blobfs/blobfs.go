@@ -19,6 +19,7 @@
 package blobfs
 
 import (
+	"crypto/rand"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -164,6 +165,44 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 var _ storage.BlobLister = (*Store)(nil)
+
+// DeleteIfOlder deletes the blob if it was last written (or re-Put)
+// before cutoff, and reports whether it did. It is safe against a Put of
+// the same content at the same moment: the file is first renamed aside,
+// so a Put from then on finds no file and stores its own copy; a Put that
+// touched it before the rename made it young, and it is put back.
+func (s *Store) DeleteIfOlder(ctx context.Context, key string, cutoff time.Time) (bool, error) {
+	if err := checkKey(key); err != nil {
+		return false, fmt.Errorf("deleting blob: %w", err)
+	}
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	final := s.path(key)
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	aside := filepath.Join(s.root, ".put-del-"+key+"-"+hex.EncodeToString(b[:]))
+	if err := os.Rename(final, aside); err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+		return false, fmt.Errorf("deleting blob %s: %w", key, err)
+	}
+	st, err := os.Stat(aside)
+	if err == nil && !st.ModTime().Before(cutoff) {
+		// Re-Put meanwhile: restore it, unless that Put (or a later one)
+		// has already stored a fresh copy in its place.
+		if err := os.Link(aside, final); err != nil && !errors.Is(err, fs.ErrExist) {
+			return false, fmt.Errorf("restoring blob %s: %w", key, err)
+		}
+		_ = os.Remove(aside)
+		return false, nil
+	}
+	if err := os.Remove(aside); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, fmt.Errorf("deleting blob %s: %w", key, err)
+	}
+	return true, nil
+}
 
 // ListBlobs calls fn for every stored blob, in no particular order, until
 // fn returns an error (returned as is) or ctx ends; fn may delete blobs.

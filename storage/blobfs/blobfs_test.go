@@ -151,3 +151,51 @@ func TestListBlobsAndTemp(t *testing.T) {
 		}
 	}
 }
+
+// TestDeleteIfOlderRacesPut: whatever the interleaving of a Put of the
+// same content and a DeleteIfOlder of its old copy, once Put has returned
+// the blob is there (it was made young, or stored anew).
+func TestDeleteIfOlderRacesPut(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s, err := blobfs.New(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	content := []byte("a key set that two tenants upload")
+	old := time.Now().Add(-2 * time.Hour)
+	for i := range 200 {
+		info, err := s.Put(ctx, strings.NewReader(string(content)), 1<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(filepath.Join(dir, info.Key[:2], info.Key[2:4], info.Key), old, old); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			_, err := s.Put(ctx, strings.NewReader(string(content)), 1<<10)
+			done <- err
+		}()
+		if _, err := s.DeleteIfOlder(ctx, info.Key, time.Now().Add(-time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Stat(ctx, info.Key); err != nil {
+			t.Fatalf("round %d: the blob a Put just stored is gone: %v", i, err)
+		}
+	}
+	// Without a Put, an old blob goes and a young one stays.
+	info, _ := s.Put(ctx, strings.NewReader("old"), 1<<10)
+	_ = os.Chtimes(filepath.Join(dir, info.Key[:2], info.Key[2:4], info.Key), old, old)
+	if gone, err := s.DeleteIfOlder(ctx, info.Key, time.Now().Add(-time.Hour)); err != nil || !gone {
+		t.Fatalf("old blob: deleted %v, %v", gone, err)
+	}
+	info, _ = s.Put(ctx, strings.NewReader("young"), 1<<10)
+	if gone, err := s.DeleteIfOlder(ctx, info.Key, time.Now().Add(-time.Hour)); err != nil || gone {
+		t.Fatalf("young blob: deleted %v, %v", gone, err)
+	}
+}
