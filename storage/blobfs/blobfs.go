@@ -19,8 +19,8 @@
 package blobfs
 
 import (
-	"crypto/rand"
 	"context"
+	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
