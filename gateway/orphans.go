@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -104,10 +103,7 @@ type OrphanSweeper struct {
 	log *slog.Logger
 	m   *Metrics
 
-	mu      sync.Mutex
-	started bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	bg background
 }
 
 // NewOrphanSweeper validates cfg and builds an OrphanSweeper.
@@ -140,33 +136,14 @@ func NewOrphanSweeper(cfg OrphanSweeperConfig) (*OrphanSweeper, error) {
 // Start sweeps once right away and then every Interval, in a goroutine,
 // until Stop or until ctx ends. An OrphanSweeper starts at most once.
 func (s *OrphanSweeper) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("gateway: OrphanSweeper already started")
-	}
-	s.started = true
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.run(ctx)
-	return nil
+	return s.bg.start(ctx, "OrphanSweeper", s.run)
 }
 
-// Stop ends the sweeping and waits for a sweep in progress to return.
-// Safe to call twice, or without Start.
-func (s *OrphanSweeper) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+// Stop ends the sweeping: a sweep in progress sees its context cancelled
+// and Stop waits for it to return. Safe to call twice, or without Start.
+func (s *OrphanSweeper) Stop() { s.bg.stop() }
 
 func (s *OrphanSweeper) run(ctx context.Context) {
-	defer close(s.done)
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
 	for {

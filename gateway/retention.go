@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/hegate/hegate"
@@ -77,10 +76,7 @@ type Sweeper struct {
 	log *slog.Logger
 	m   *Metrics
 
-	mu      sync.Mutex
-	started bool
-	cancel  context.CancelFunc
-	done    chan struct{}
+	bg background
 }
 
 // NewSweeper validates cfg and builds a Sweeper.
@@ -107,33 +103,14 @@ func NewSweeper(cfg SweeperConfig) (*Sweeper, error) {
 // Start sweeps once right away and then every Interval, in a goroutine,
 // until Stop or until ctx ends. A Sweeper starts at most once.
 func (s *Sweeper) Start(ctx context.Context) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.started {
-		return errors.New("gateway: Sweeper already started")
-	}
-	s.started = true
-	ctx, s.cancel = context.WithCancel(ctx)
-	s.done = make(chan struct{})
-	go s.run(ctx)
-	return nil
+	return s.bg.start(ctx, "Sweeper", s.run)
 }
 
 // Stop ends the sweeping: a sweep in progress sees its context cancelled
 // and Stop waits for it to return. Safe to call twice, or without Start.
-func (s *Sweeper) Stop() {
-	s.mu.Lock()
-	cancel, done := s.cancel, s.done
-	s.mu.Unlock()
-	if cancel == nil {
-		return
-	}
-	cancel()
-	<-done
-}
+func (s *Sweeper) Stop() { s.bg.stop() }
 
 func (s *Sweeper) run(ctx context.Context) {
-	defer close(s.done)
 	tick := time.NewTicker(s.cfg.Interval)
 	defer tick.Stop()
 	for {
