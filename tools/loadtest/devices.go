@@ -129,7 +129,8 @@ func (t *tenantRig) check(i int, result []byte) error {
 // fleet runs the simulated devices of every tenant.
 type fleet struct {
 	base, model  string
-	rec          *recorder
+	rec          *recorder // every request
+	e2e          *recorder // every answer, from the first attempt (retries after refusals included)
 	think        time.Duration
 	floodBackoff time.Duration
 	transport    *http.Transport
@@ -146,7 +147,7 @@ type fleet struct {
 
 func newFleet(base, model string, think, floodBackoff time.Duration, devices int) *fleet {
 	return &fleet{
-		base: base, model: model, rec: newRecorder(), think: think, floodBackoff: floodBackoff,
+		base: base, model: model, rec: newRecorder(), e2e: newRecorder(), think: think, floodBackoff: floodBackoff,
 		transport: &http.Transport{
 			MaxIdleConns:        devices + 16,
 			MaxIdleConnsPerHost: devices + 16,
@@ -234,6 +235,10 @@ func (f *fleet) device(ctx context.Context, t *tenantRig, key string, rng *rand.
 		panic(err)
 	}
 	fresh := true // just became active: start after a random part of the think time
+	// The first attempt of the inference in progress: after a refusal the
+	// device tries again, and the time to its answer counts from here.
+	var firstTry time.Time
+	firstPhase := 0
 	for {
 		m := mode(t.mode.Load())
 		if m == idle {
@@ -276,6 +281,18 @@ func (f *fleet) device(ctx context.Context, t *tenantRig, key string, rng *rand.
 			}
 		}
 		f.rec.add(phase, t.idx, out, lat)
+		switch {
+		case firstTry.IsZero() && refused:
+			firstTry, firstPhase = start, phase
+		case err == nil:
+			if firstTry.IsZero() {
+				firstTry, firstPhase = start, phase
+			}
+			f.e2e.add(firstPhase, t.idx, outOK, time.Since(firstTry))
+			firstTry = time.Time{}
+		case !refused:
+			firstTry = time.Time{} // a failure: the device gives this one up
+		}
 
 		var d time.Duration
 		switch {
