@@ -276,9 +276,12 @@ func (f *fleet) device(ctx context.Context, t *tenantRig, key string, rng *rand.
 			return
 		}
 		if err == nil {
-			if t.check(i, result) != nil {
+			if cerr := t.check(i, result); cerr != nil {
 				out = outDecryptFailed
+				f.rec.note(out, cerr.Error())
 			}
+		} else if kindOf(out) != kindRefused {
+			f.rec.note(out, err.Error())
 		}
 		f.rec.add(phase, t.idx, out, lat)
 		switch {

@@ -498,6 +498,11 @@ phasesLoop:
 	}
 	rep.collect(cfg, f, tenants, finals)
 	for _, p := range procs {
+		pr := rep.Processes[p.name]
+		pr.PID = p.pid()
+		rep.Processes[p.name] = pr
+	}
+	for _, p := range procs {
 		rep.Logs[p.name] = summarizeLog(p.logPath)
 	}
 	if cfg.keep {

@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -341,5 +340,3 @@ func parallel(n, k int, f func(i int) error) error {
 	wg.Wait()
 	return first
 }
-
-var errStopped = errors.New("stopped")

@@ -14,26 +14,27 @@ import (
 // Report is everything a run measured; it is printed as a table and
 // written as JSON.
 type Report struct {
-	Scenario   string                 `json:"scenario"`
-	Started    time.Time              `json:"started"`
-	Machine    string                 `json:"machine"`
-	Hegate     string                 `json:"hegate_version"`
-	Schema     string                 `json:"schema"`
-	Config     map[string]string      `json:"config"`
-	Commands   []string               `json:"commands"`
-	Setup      []string               `json:"setup"`
-	Phases     []PhaseReport          `json:"phases"`
-	Checks     []CheckReport          `json:"answers_checked"`
-	Abandoned  int64                  `json:"abandoned_at_stop"`
-	Processes  map[string]ProcReport  `json:"processes"`
-	RestBefore map[string]procSample  `json:"at_rest_before"`
-	RestAfter  map[string]procSample  `json:"at_rest_after"`
-	Samples    []Sample               `json:"samples"`
-	Drift      map[string]DriftReport `json:"drift_after_warmup,omitempty"`
-	Comparison *Comparison            `json:"flood_comparison,omitempty"`
-	Server     ServerReport           `json:"server_side"`
-	Logs       map[string]logSummary  `json:"logs"`
-	Verdicts   []Verdict              `json:"verdicts"`
+	Scenario   string                    `json:"scenario"`
+	Started    time.Time                 `json:"started"`
+	Machine    string                    `json:"machine"`
+	Hegate     string                    `json:"hegate_version"`
+	Schema     string                    `json:"schema"`
+	Config     map[string]string         `json:"config"`
+	Commands   []string                  `json:"commands"`
+	Setup      []string                  `json:"setup"`
+	Phases     []PhaseReport             `json:"phases"`
+	Checks     []CheckReport             `json:"answers_checked"`
+	Errors     map[string]map[string]int `json:"error_messages,omitempty"`
+	Abandoned  int64                     `json:"abandoned_at_stop"`
+	Processes  map[string]ProcReport     `json:"processes"`
+	RestBefore map[string]procSample     `json:"at_rest_before"`
+	RestAfter  map[string]procSample     `json:"at_rest_after"`
+	Samples    []Sample                  `json:"samples"`
+	Drift      map[string]DriftReport    `json:"drift_after_warmup,omitempty"`
+	Comparison *Comparison               `json:"flood_comparison,omitempty"`
+	Server     ServerReport              `json:"server_side"`
+	Logs       map[string]logSummary     `json:"logs"`
+	Verdicts   []Verdict                 `json:"verdicts"`
 
 	firstSeries, lastSeries map[string]map[string]bool
 }
@@ -217,6 +218,7 @@ func (r *Report) collect(c config, f *fleet, tenants []*tenantRig, finals map[st
 			}
 		}
 	}
+	r.Errors = f.rec.allNotes()
 	for _, t := range tenants {
 		r.Checks = append(r.Checks, CheckReport{Tenant: letter(t.idx), Decrypted: t.decrypted.Load(), MatchLabel: t.correct.Load(), DecryptFailed: t.decryptFailed.Load()})
 	}
@@ -498,6 +500,9 @@ func (r *Report) print(w io.Writer) {
 		checks = append(checks, fmt.Sprintf("%s %d decrypted, %d predictions equal the label, %d failed to decrypt", ch.Tenant, ch.Decrypted, ch.MatchLabel, ch.DecryptFailed))
 	}
 	fmt.Fprintf(w, "  answers   %s\n", strings.Join(checks, "; "))
+	for _, out := range sortedKeys(r.Errors) {
+		fmt.Fprintf(w, "  %s: %s\n", out, countsText(r.Errors[out]))
+	}
 	if r.Abandoned > 0 {
 		fmt.Fprintf(w, "  %d requests were still waiting at the end of the drain and were cancelled (not counted)\n", r.Abandoned)
 	}

@@ -65,9 +65,48 @@ type recKey struct {
 type recorder struct {
 	mu  sync.Mutex
 	lat map[recKey][]time.Duration
+	// notes counts the error messages of failures, by outcome (a few
+	// distinct ones each).
+	notes map[string]map[string]int
 }
 
-func newRecorder() *recorder { return &recorder{lat: map[recKey][]time.Duration{}} }
+func newRecorder() *recorder {
+	return &recorder{lat: map[recKey][]time.Duration{}, notes: map[string]map[string]int{}}
+}
+
+// maxNotes bounds the distinct messages kept per outcome.
+const maxNotes = 5
+
+// note counts an error message of an outcome.
+func (r *recorder) note(outcome, msg string) {
+	if len(msg) > 300 {
+		msg = msg[:300] + "…"
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.notes[outcome]
+	if m == nil {
+		m = map[string]int{}
+		r.notes[outcome] = m
+	}
+	if _, ok := m[msg]; ok || len(m) < maxNotes {
+		m[msg]++
+	}
+}
+
+// allNotes returns a copy of the notes.
+func (r *recorder) allNotes() map[string]map[string]int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := map[string]map[string]int{}
+	for k, v := range r.notes {
+		out[k] = map[string]int{}
+		for m, n := range v {
+			out[k][m] = n
+		}
+	}
+	return out
+}
 
 func (r *recorder) add(phase, tenant int, outcome string, d time.Duration) {
 	r.mu.Lock()
