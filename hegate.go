@@ -23,3 +23,7 @@ type JobID string
 
 // APIKeyID names one tenant API key (not the secret itself).
 type APIKeyID string
+
+// UserID names one web-console user: "usr_" and 26 base32 characters. A
+// user belongs to a tenant, or is an operator of the whole gateway.
+type UserID string

@@ -18,6 +18,7 @@ import (
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/dp"
 	"github.com/hegate/hegate/internal/pgtest"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/postgres"
 )
@@ -493,7 +494,7 @@ func TestBudgetPeriodChangeKeepsTheSpend(t *testing.T) {
 	tenant := tenantOf(t, bd, "tenant-a")
 	set := func(period storage.BudgetPeriod) {
 		t.Helper()
-		if _, err := SetBudgetCarrying(bd.ctx, bd.store, storage.SetBudgetParams{
+		if _, err := service.SetBudgetCarrying(bd.ctx, bd.store, storage.SetBudgetParams{
 			TenantID: tenant, Model: "tiny", Actor: "test",
 			Limit: storage.BudgetLimit{Capacity: 3 * cost, Period: period, Epsilon: 1, Delta: 1e-5},
 		}, testBudget); err != nil {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -142,6 +144,11 @@ type Config struct {
 	Clock func() time.Time
 	// Version is reported by GET /v2; empty means "dev".
 	Version string
+	// Console, if set, makes the web console from the rules the API uses;
+	// the server serves it under /console/ behind its request id, access
+	// log, recovery, client limits and public rate limit (but not its API
+	// authentication: the console has its own sessions).
+	Console func(*service.Service) (http.Handler, error)
 }
 
 func (c Config) withDefaults() Config {

@@ -1,11 +1,9 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -15,171 +13,13 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
 // The device registry, the tenant's trust anchors (endorsements and
-// reference values per format) and its inference policies. Rules are
-// functions of (ctx, principal, params), shared with the console.
-
-// ListDevices lists the tenant's devices (admin keys only).
-func (s *Server) ListDevices(ctx context.Context, p Principal) ([]storage.Device, error) {
-	const op = "devices.list"
-	if err := p.requireAdmin(op); err != nil {
-		return nil, err
-	}
-	ds, err := s.cfg.Store.ListDevices(ctx, p.Tenant)
-	if err != nil {
-		return nil, hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	return ds, nil
-}
-
-// GetDevice returns one of the tenant's devices, to an admin key or to
-// the device itself.
-func (s *Server) GetDevice(ctx context.Context, p Principal, id storage.DeviceID) (storage.Device, error) {
-	const op = "devices.get"
-	if p.Device != id {
-		if err := p.requireAdmin(op); err != nil {
-			return storage.Device{}, err
-		}
-	}
-	d, err := s.cfg.Store.GetDevice(ctx, p.Tenant, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, hegate.E(op, hegate.KindNotFound, err, "no device %s", id)
-	}
-	if err != nil {
-		return storage.Device{}, hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	return d, nil
-}
-
-// RevokeDevice revokes a device: its credential stops working on its next
-// request, on every replica, and it cannot enroll again.
-func (s *Server) RevokeDevice(ctx context.Context, p Principal, id storage.DeviceID) (storage.Device, error) {
-	const op = "devices.revoke"
-	if err := p.requireAdmin(op); err != nil {
-		return storage.Device{}, err
-	}
-	d, err := s.cfg.Store.RevokeDevice(ctx, p.Tenant, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.Device{}, hegate.E(op, hegate.KindNotFound, err, "no device %s", id)
-	}
-	if err != nil {
-		return storage.Device{}, hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	s.log.InfoContext(ctx, "device revoked", "request_id", RequestIDFromContext(ctx), "tenant", string(p.Tenant), "device", string(id), "by", p.actor())
-	return d, nil
-}
-
-// SetAttestationDoc validates and stores one of the tenant's trust-anchor
-// documents (admin keys only).
-func (s *Server) SetAttestationDoc(ctx context.Context, p Principal, f attest.Format, kind string, doc []byte) (storage.AttestationDoc, error) {
-	const op = "attestation.set"
-	if err := p.requireAdmin(op); err != nil {
-		return storage.AttestationDoc{}, err
-	}
-	if err := checkDocTarget(op, f, kind); err != nil {
-		return storage.AttestationDoc{}, err
-	}
-	var err error
-	if kind == storage.DocEndorsements {
-		_, err = attest.ParseEndorsements(doc)
-	} else {
-		_, err = attest.ParseReferenceValues(doc)
-	}
-	if err != nil {
-		return storage.AttestationDoc{}, hegate.E(op, hegate.KindInvalid, err, "%v", err)
-	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, doc); err != nil {
-		return storage.AttestationDoc{}, hegate.E(op, hegate.KindInvalid, err, "not JSON: %v", err)
-	}
-	d, err := s.cfg.Store.PutAttestationDoc(ctx, storage.AttestationDoc{
-		TenantID: p.Tenant, Format: string(f), Kind: kind, Document: compact.Bytes(), UpdatedBy: p.actor(),
-	})
-	if err != nil {
-		return storage.AttestationDoc{}, hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	s.log.InfoContext(ctx, "attestation document set", "request_id", RequestIDFromContext(ctx), "tenant", string(p.Tenant), "format", string(f), "kind", kind, "by", p.actor())
-	return d, nil
-}
-
-func checkDocTarget(op string, f attest.Format, kind string) error {
-	if !f.Valid() {
-		return hegate.E(op, hegate.KindNotFound, nil, "no evidence format %q (tpm, psa, native)", f)
-	}
-	if kind != storage.DocEndorsements && kind != storage.DocReferenceValues {
-		return hegate.E(op, hegate.KindNotFound, nil, "no document kind %q (endorsements, reference-values)", kind)
-	}
-	return nil
-}
-
-// PolicyFor is the policy that applies to inference on model: the model's
-// own, else the tenant's default, else attest.DefaultPolicy. The bool says
-// whether it was set (false for attest.DefaultPolicy).
-func (s *Server) PolicyFor(ctx context.Context, tenant hegate.TenantID, model hegate.ModelID) (attest.Policy, storage.Policy, bool, error) {
-	for _, m := range []hegate.ModelID{model, ""} {
-		sp, err := s.cfg.Store.GetPolicy(ctx, tenant, m)
-		switch {
-		case err == nil:
-			pol, err := attest.ParsePolicy(sp.Document)
-			if err != nil {
-				return attest.Policy{}, sp, true, fmt.Errorf("stored policy of model %q no longer parses: %w", m, err)
-			}
-			return pol, sp, true, nil
-		case !errors.Is(err, storage.ErrNotFound):
-			return attest.Policy{}, storage.Policy{}, false, fmt.Errorf("reading policy: %w", err)
-		}
-	}
-	return attest.DefaultPolicy(), storage.Policy{TenantID: tenant, Model: model}, false, nil
-}
-
-// checkInferPolicy refuses an inference the model's policy does not admit:
-// an API key where the policy requires an attested device, or a device
-// whose format or attestation status it does not accept.
-func (s *Server) checkInferPolicy(ctx context.Context, op string, p Principal, model hegate.ModelID) error {
-	pol, _, _, err := s.PolicyFor(ctx, p.Tenant, model)
-	if err != nil {
-		return hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	if p.Device == "" {
-		if !pol.AllowAPIKey {
-			return hegate.E(op, hegate.KindForbidden, attest.Errorf(attest.ReasonPolicyAPIKey, ""),
-				"the policy of model %s requires an attested device: enroll one (hegate enroll) and send its credential", model)
-		}
-		return nil
-	}
-	if err := pol.AdmitsDevice(p.DeviceFormat, p.DeviceStatus); err != nil {
-		return hegate.E(op, hegate.KindForbidden, attest.Errorf(attest.ReasonPolicyDevice, ""), "model %s: %v", model, err)
-	}
-	return nil
-}
-
-// SetPolicy stores a policy for a model, or the tenant's default when
-// model is "" (admin keys only).
-func (s *Server) SetPolicy(ctx context.Context, p Principal, model hegate.ModelID, doc []byte) (storage.Policy, error) {
-	const op = "policy.set"
-	if err := p.requireAdmin(op); err != nil {
-		return storage.Policy{}, err
-	}
-	pol, err := attest.ParsePolicy(doc)
-	if err != nil {
-		return storage.Policy{}, hegate.E(op, hegate.KindInvalid, err, "%v", err)
-	}
-	b, err := json.Marshal(pol)
-	if err != nil {
-		return storage.Policy{}, hegate.E(op, hegate.KindInternal, err, "")
-	}
-	sp, err := s.cfg.Store.PutPolicy(ctx, storage.Policy{TenantID: p.Tenant, Model: model, Document: b, UpdatedBy: p.actor()})
-	if err != nil {
-		return storage.Policy{}, hegate.E(op, hegate.KindUnavailable, err, "")
-	}
-	s.log.InfoContext(ctx, "policy set", "request_id", RequestIDFromContext(ctx), "tenant", string(p.Tenant), "model", string(model), "by", p.actor())
-	return sp, nil
-}
-
-// The HTTP side.
+// reference values per format) and its inference policies: HTTP over the
+// rules in package service.
 
 func deviceIDParam(r *http.Request) storage.DeviceID {
 	return storage.DeviceID(chi.URLParam(r, "id"))
@@ -191,7 +31,7 @@ func (s *Server) listDevices(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	ds, err := s.ListDevices(r.Context(), p)
+	ds, err := s.svc.ListDevices(r.Context(), p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -231,19 +71,14 @@ func attestationDocView(d storage.AttestationDoc) api.AttestationDoc {
 }
 
 func (s *Server) listAttestationDocs(w http.ResponseWriter, r *http.Request) {
-	const op = "attestation.list"
 	p, err := principal(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := p.requireAdmin(op); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	docs, err := s.cfg.Store.ListAttestationDocs(r.Context(), p.Tenant)
+	docs, err := s.svc.ListAttestationDocs(r.Context(), p)
 	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
+		s.fail(w, r, err)
 		return
 	}
 	out := api.AttestationDocList{Documents: make([]api.AttestationDoc, 0, len(docs))}
@@ -253,37 +88,25 @@ func (s *Server) listAttestationDocs(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-// docRoute is the admin principal and the {format}/{kind} a
-// trust-anchor route names, checked.
-func docRoute(r *http.Request, op string) (Principal, attest.Format, string, error) {
+// docRoute is the principal and the {format}/{kind} a trust-anchor route
+// names.
+func docRoute(r *http.Request) (Principal, service.TrustAnchorDoc, error) {
 	p, err := principal(r)
 	if err != nil {
-		return Principal{}, "", "", err
+		return Principal{}, service.TrustAnchorDoc{}, err
 	}
-	if err := p.requireAdmin(op); err != nil {
-		return Principal{}, "", "", err
-	}
-	f, kind := attest.Format(chi.URLParam(r, "format")), chi.URLParam(r, "kind")
-	if err := checkDocTarget(op, f, kind); err != nil {
-		return Principal{}, "", "", err
-	}
-	return p, f, kind, nil
+	return p, service.TrustAnchorDoc{Format: attest.Format(chi.URLParam(r, "format")), Kind: chi.URLParam(r, "kind")}, nil
 }
 
 func (s *Server) getAttestationDoc(w http.ResponseWriter, r *http.Request) {
-	const op = "attestation.get"
-	p, f, kind, err := docRoute(r, op)
+	p, doc, err := docRoute(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	d, err := s.cfg.Store.GetAttestationDoc(r.Context(), p.Tenant, string(f), kind)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "no %s %s are set", f, kind))
-		return
-	}
+	d, err := s.svc.GetAttestationDoc(r.Context(), p, doc)
 	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, attestationDocView(d))
@@ -291,7 +114,7 @@ func (s *Server) getAttestationDoc(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) putAttestationDoc(w http.ResponseWriter, r *http.Request) {
 	const op = "attestation.set"
-	p, err := principal(r)
+	p, doc, err := docRoute(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -301,7 +124,7 @@ func (s *Server) putAttestationDoc(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	d, err := s.SetAttestationDoc(r.Context(), p, attest.Format(chi.URLParam(r, "format")), chi.URLParam(r, "kind"), b)
+	d, err := s.svc.SetAttestationDoc(r.Context(), p, doc, b)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -310,19 +133,13 @@ func (s *Server) putAttestationDoc(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) deleteAttestationDoc(w http.ResponseWriter, r *http.Request) {
-	const op = "attestation.delete"
-	p, f, kind, err := docRoute(r, op)
+	p, doc, err := docRoute(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.cfg.Store.DeleteAttestationDoc(r.Context(), p.Tenant, string(f), kind)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "no %s %s are set", f, kind))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
+	if err := s.svc.DeleteAttestationDoc(r.Context(), p, doc); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
@@ -352,29 +169,19 @@ func policyModel(r *http.Request, op string) (hegate.ModelID, error) {
 }
 
 func (s *Server) listPolicies(w http.ResponseWriter, r *http.Request) {
-	const op = "policy.list"
 	p, err := principal(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	if err := p.requireAdmin(op); err != nil {
+	ps, parsed, err := s.svc.ListPolicies(r.Context(), p)
+	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	ps, err := s.cfg.Store.ListPolicies(r.Context(), p.Tenant)
-	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
-		return
-	}
 	out := api.PolicyList{Policies: []api.Policy{}}
-	for _, sp := range ps {
-		pol, err := attest.ParsePolicy(sp.Document)
-		if err != nil {
-			s.fail(w, r, hegate.E(op, hegate.KindInternal, err, ""))
-			return
-		}
-		out.Policies = append(out.Policies, policyView(pol, sp, true))
+	for i, sp := range ps {
+		out.Policies = append(out.Policies, policyView(parsed[i], sp, true))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -391,9 +198,9 @@ func (s *Server) getPolicy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	pol, sp, set, err := s.PolicyFor(r.Context(), p.Tenant, model)
+	pol, sp, set, err := s.svc.Policy(r.Context(), p, model)
 	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
+		s.fail(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, policyView(pol, sp, set))
@@ -416,7 +223,7 @@ func (s *Server) putPolicy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	sp, err := s.SetPolicy(r.Context(), p, model, b)
+	sp, err := s.svc.SetPolicy(r.Context(), p, model, b)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -432,32 +239,16 @@ func (s *Server) deletePolicy(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := p.requireAdmin(op); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	model, err := policyModel(r, op)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	err = s.cfg.Store.DeletePolicy(r.Context(), p.Tenant, model)
-	if errors.Is(err, storage.ErrNotFound) {
-		s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "no policy is set for %s", policyName(model)))
-		return
-	}
-	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindUnavailable, err, ""))
+	if err := s.svc.DeletePolicy(r.Context(), p, model); err != nil {
+		s.fail(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
-}
-
-func policyName(m hegate.ModelID) string {
-	if m == "" {
-		return "the tenant's default"
-	}
-	return "model " + string(m)
 }
 
 // readSmallBody reads a whole body of at most limit bytes.

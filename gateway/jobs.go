@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -12,14 +11,8 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/dp"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
-)
-
-// Job listing bounds.
-const (
-	defaultJobList = 50
-	maxJobList     = 1000
-	maxJobIDLen    = 128
 )
 
 func jobPath(id hegate.JobID) string { return api.PathJobs + "/" + string(id) }
@@ -50,22 +43,6 @@ func jobView(j storage.Job) api.Job {
 	return v
 }
 
-// jobTarget returns the caller's tenant and the {id} of a job route,
-// checked for length and for what an id can hold (letters, digits, '_'
-// and '-'): job ids are the store's to shape, but bytes such as NUL must
-// not reach SQL (PostgreSQL refuses them with an error, not "not found").
-func jobTarget(r *http.Request, op string) (hegate.TenantID, hegate.JobID, error) {
-	p, err := principal(r)
-	if err != nil {
-		return "", "", err
-	}
-	id := chi.URLParam(r, "id")
-	if id == "" || len(id) > maxJobIDLen || !idChars(id) {
-		return "", "", hegate.E(op, hegate.KindNotFound, nil, "job %q not found", truncate(id, 80))
-	}
-	return p.Tenant, hegate.JobID(id), nil
-}
-
 func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 	const op = "jobs.list"
 	p, err := principal(r)
@@ -73,18 +50,18 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	limit := defaultJobList
+	limit := service.DefaultJobList
 	if v := r.URL.Query().Get(api.QueryLimit); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxJobList {
-			s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "%s %q: want 1 to %d", api.QueryLimit, truncate(v, 20), maxJobList))
+		if err != nil || n < 1 || n > service.MaxJobList {
+			s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "%s %q: want 1 to %d", api.QueryLimit, truncate(v, 20), service.MaxJobList))
 			return
 		}
 		limit = n
 	}
-	jobs, err := s.cfg.Store.ListJobs(r.Context(), p.Tenant, limit)
+	jobs, err := s.svc.ListJobs(r.Context(), p, limit)
 	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("listing jobs: %w", err), ""))
+		s.fail(w, r, err)
 		return
 	}
 	out := api.JobList{Jobs: make([]api.Job, 0, len(jobs))}
@@ -95,20 +72,16 @@ func (s *Server) listJobs(w http.ResponseWriter, r *http.Request) {
 }
 
 // tenantJob loads the caller's job named by the route.
-func (s *Server) tenantJob(r *http.Request, op string) (storage.Job, error) {
-	tenant, id, err := jobTarget(r, op)
+func (s *Server) tenantJob(r *http.Request) (storage.Job, error) {
+	p, err := principal(r)
 	if err != nil {
 		return storage.Job{}, err
 	}
-	job, err := s.cfg.Store.GetJob(r.Context(), tenant, id)
-	if err != nil {
-		return storage.Job{}, notFound(op, err, "job %s not found", id)
-	}
-	return job, nil
+	return s.svc.GetJob(r.Context(), p, hegate.JobID(chi.URLParam(r, "id")))
 }
 
 func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
-	job, err := s.tenantJob(r, "jobs.get")
+	job, err := s.tenantJob(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -119,7 +92,7 @@ func (s *Server) getJob(w http.ResponseWriter, r *http.Request) {
 // jobResult streams a succeeded job's result ciphertext.
 func (s *Server) jobResult(w http.ResponseWriter, r *http.Request) {
 	const op = "jobs.result"
-	job, err := s.tenantJob(r, op)
+	job, err := s.tenantJob(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -159,35 +132,15 @@ func (s *Server) resultExpired(op string, job storage.Job) error {
 }
 
 func (s *Server) cancelJob(w http.ResponseWriter, r *http.Request) {
-	const op = "jobs.cancel"
-	tenant, id, err := jobTarget(r, op)
+	p, err := principal(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return
 	}
-	job, err := s.cfg.Store.CancelJob(r.Context(), tenant, id)
-	if errors.Is(err, storage.ErrConflict) {
-		status := "no longer queued"
-		if cur, gerr := s.cfg.Store.GetJob(r.Context(), tenant, id); gerr == nil {
-			status = string(cur.Status)
-		}
-		s.fail(w, r, hegate.E(op, hegate.KindConflict, err, "job %s is %s and can no longer be cancelled", id, status))
-		return
-	}
+	job, err := s.svc.CancelJob(r.Context(), p, hegate.JobID(chi.URLParam(r, "id")))
 	if err != nil {
-		s.fail(w, r, notFound(op, err, "job %s not found", id))
+		s.fail(w, r, err)
 		return
 	}
-	s.cfg.JobEvents.finished(job.ID)
 	writeJSON(w, http.StatusOK, jobView(job))
-}
-
-// idChars reports whether s holds only the characters of hegate's ids.
-func idChars(s string) bool {
-	for _, c := range []byte(s) {
-		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
 }

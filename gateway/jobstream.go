@@ -72,7 +72,7 @@ func (c *streams) release(t hegate.TenantID) {
 func (s *Server) jobStream(w http.ResponseWriter, r *http.Request) {
 	const op = "jobs.events"
 	ctx := r.Context()
-	job, err := s.tenantJob(r, op)
+	job, err := s.tenantJob(r)
 	if err != nil {
 		s.fail(w, r, err)
 		return

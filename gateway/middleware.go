@@ -19,31 +19,14 @@ import (
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
-	"github.com/hegate/hegate/attest"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
-// Principal is who made an authenticated request. The tenant comes only
-// from the credential (an API key, or a device credential the gateway
-// signed), never from the path or body.
-type Principal struct {
-	Tenant hegate.TenantID
-	APIKey hegate.APIKeyID // "" for a device
-	Role   string          // storage.RoleAdmin or storage.RoleClient
-	// Device is the enrolled device whose credential made the request, with
-	// the format and status of its last accepted evidence; "" for an API key.
-	Device       storage.DeviceID
-	DeviceFormat attest.Format
-	DeviceStatus attest.Status
-}
-
-// requireAdmin refuses a principal whose key is not an admin key.
-func (p Principal) requireAdmin(op string) error {
-	if p.Role != storage.RoleAdmin {
-		return hegate.E(op, hegate.KindForbidden, nil, "this needs an admin API key of the tenant (hegate tenant key --role admin)")
-	}
-	return nil
-}
+// Principal is who made an authenticated request (see service.Principal).
+// The tenant comes only from the credential (an API key, or a device
+// credential the gateway signed), never from the path or body.
+type Principal = service.Principal
 
 type ctxKey int
 
@@ -51,6 +34,7 @@ const (
 	requestIDKey ctxKey = iota
 	principalKey
 	accessKey
+	clientAddressKey
 )
 
 // RequestIDFromContext returns the request id the gateway assigned, or "".
@@ -330,6 +314,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 				s.fail(w, r, err)
 				return
 			}
+			p.From, p.RequestID = s.clientAddress(r), RequestIDFromContext(r.Context())
 			if info, ok := r.Context().Value(accessKey).(*accessInfo); ok {
 				info.tenant = p.Tenant
 			}
@@ -356,7 +341,7 @@ func (s *Server) authenticate(next http.Handler) http.Handler {
 		if info, ok := r.Context().Value(accessKey).(*accessInfo); ok {
 			info.tenant = key.TenantID
 		}
-		p := Principal{Tenant: key.TenantID, APIKey: key.ID, Role: key.Role}
+		p := Principal{Tenant: key.TenantID, APIKey: key.ID, Role: key.Role, From: s.clientAddress(r), RequestID: RequestIDFromContext(r.Context())}
 		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
 	})
 }

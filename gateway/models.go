@@ -60,10 +60,6 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := p.requireAdmin(op); err != nil {
-		s.fail(w, r, err)
-		return
-	}
 	q := r.URL.Query()
 	name := q.Get(api.QueryName)
 	if name == "" {
@@ -99,11 +95,11 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	e, created, err := s.catalog.Upload(r.Context(), catalog.UploadParams{
-		Tenant: p.Tenant, Name: hegate.ModelID(name), Format: format, Source: r.Body, Options: opts, IdempotencyKey: idem,
+	e, created, err := s.svc.UploadModel(r.Context(), p, catalog.UploadParams{
+		Name: hegate.ModelID(name), Format: format, Source: r.Body, Options: opts, IdempotencyKey: idem,
 	})
 	if err != nil {
-		s.fail(w, r, wrap(err, "uploading model %s", truncate(name, 80)))
+		s.fail(w, r, err)
 		return
 	}
 	w.Header().Set("Location", modelVersionPath(e.Name, e.Version))
@@ -212,7 +208,7 @@ func (s *Server) listTenantModels(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	entries, err := s.catalog.List(r.Context(), p.Tenant)
+	entries, err := s.svc.ListModels(r.Context(), p)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -231,7 +227,7 @@ func (s *Server) modelVersions(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	entries, err := s.catalog.Versions(r.Context(), p.Tenant, hegate.ModelID(chi.URLParam(r, "model")))
+	entries, err := s.svc.ModelVersions(r.Context(), p, hegate.ModelID(chi.URLParam(r, "model")))
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -256,7 +252,7 @@ func (s *Server) modelVersion(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, hegate.E(op, hegate.KindInvalid, nil, "version %q is not a positive integer", truncate(chi.URLParam(r, "version"), 20)))
 		return
 	}
-	e, err := s.catalog.Version(r.Context(), p.Tenant, hegate.ModelID(chi.URLParam(r, "model")), v)
+	e, err := s.svc.ModelVersion(r.Context(), p, hegate.ModelID(chi.URLParam(r, "model")), v)
 	if err != nil {
 		s.fail(w, r, err)
 		return
@@ -271,13 +267,8 @@ func (s *Server) deleteModel(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := p.requireAdmin("models.delete"); err != nil {
+	if err := s.svc.DeleteModel(r.Context(), p, hegate.ModelID(chi.URLParam(r, "model"))); err != nil {
 		s.fail(w, r, err)
-		return
-	}
-	name := hegate.ModelID(chi.URLParam(r, "model"))
-	if err := s.catalog.Delete(r.Context(), p.Tenant, name); err != nil {
-		s.fail(w, r, wrap(err, "deleting model %s", truncate(string(name), 80)))
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)

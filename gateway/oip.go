@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,7 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/catalog"
-	"github.com/hegate/hegate/he"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -211,7 +210,7 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if err := s.checkInferPolicy(ctx, op, p, m.Name); err != nil {
+	if err := s.svc.AdmitInference(ctx, p, m); err != nil {
 		s.fail(w, r, err)
 		return
 	}
@@ -230,60 +229,10 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, r, err)
 		return
 	}
-	if _, err := s.keySetFor(ctx, op, p.Tenant, m, in.keySetID); err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	if err := m.CheckCiphertext(in.ciphertext); err != nil {
-		s.fail(w, r, wrap(err, "checking ciphertext for model %s", m.ID()))
-		return
-	}
-	cost, err := s.chargeFor(ctx, op, p.Tenant, m)
-	if err != nil {
-		s.fail(w, r, err)
-		return
-	}
-	blob, err := s.cfg.Blobs.Put(ctx, bytes.NewReader(in.ciphertext), int64(len(in.ciphertext)))
-	if err != nil {
-		s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("storing input ciphertext: %w", err), ""))
-		return
-	}
-	job, created, err := s.createPaidJob(ctx, p, m, storage.CreateJobParams{
-		TenantID:       p.Tenant,
-		Model:          m.Name,
-		ModelVersion:   m.Version,
-		KeySetID:       in.keySetID,
-		InputBlob:      blob.Key,
-		InputBytes:     blob.Size,
-		IdempotencyKey: idem,
-		DeviceID:       p.Device,
-	}, cost)
+	job, _, err := s.svc.Infer(ctx, p, service.InferParams{Model: m, KeySetID: in.keySetID, Ciphertext: in.ciphertext, IdempotencyKey: idem})
 	releaseQuota(r) // the job is recorded (or not): the wait below holds no reservation
 	if err != nil {
-		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
-		if be := budgetProblem(op, m.Name, err); be != nil {
-			s.fail(w, r, be)
-			return
-		}
-		switch {
-		case errors.Is(err, storage.ErrNotFound):
-			s.fail(w, r, hegate.E(op, hegate.KindNotFound, err, "model %s version %d was deleted", m.Name, m.Version))
-		case errors.Is(err, storage.ErrConflict) && m.Version > 0:
-			s.fail(w, r, hegate.E(op, hegate.KindConflict, err, "model %s version %d is not ready", m.Name, m.Version))
-		default:
-			s.fail(w, r, hegate.E(op, hegate.KindInternal, fmt.Errorf("creating job: %w", err), ""))
-		}
-		return
-	}
-	if !created && job.InputBlob != blob.Key {
-		// The ciphertext just stored is no row's: the job this key names
-		// holds another one, or held it until it expired.
-		dropUnrecorded(ctx, s.cfg.Store, s.cfg.Blobs, s.metrics, s.log, blob.Key)
-	}
-	// An expired job's input can no longer be compared: its model and key
-	// set must match, and the replay then learns that the result expired.
-	if !created && (job.Model != m.Name || job.ModelVersion != m.Version || job.KeySetID != in.keySetID || (!job.Expired() && job.InputBlob != blob.Key)) {
-		s.fail(w, r, hegate.E(op, hegate.KindConflict, nil, "%s %q was already used for a different request (job %s)", api.HeaderIdempotencyKey, idem, job.ID))
+		s.fail(w, r, err)
 		return
 	}
 
@@ -315,41 +264,6 @@ func (s *Server) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Location", jobPath(job.ID))
 	writeJSON(w, http.StatusAccepted, jobView(job))
-}
-
-// keySetFor returns the caller's key set id if it was validated for m.
-// Another tenant's key set, or one for another model or version, is not
-// found.
-func (s *Server) keySetFor(ctx context.Context, op string, tenant hegate.TenantID, m catalog.Model, id hegate.KeySetID) (storage.KeySet, error) {
-	ks, err := s.cfg.Store.GetKeySet(ctx, tenant, id)
-	if errors.Is(err, storage.ErrNotFound) {
-		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, err, "key set %s not found", id)
-	}
-	if err != nil {
-		return storage.KeySet{}, fmt.Errorf("loading key set %s: %w", id, err)
-	}
-	if ks.Model != m.KeyID() {
-		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was not uploaded for model %s", id, m.KeyID())
-	}
-	if fp := m.Manifest().Params.Fingerprint; ks.ParamsID != "" && fp != "" && ks.ParamsID != fp {
-		return storage.KeySet{}, hegate.E(op, hegate.KindNotFound, nil, "key set %s was made for other parameters than model %s now uses; upload a new one", id, m.ID())
-	}
-	// A key set stored by an older version (no public key) cannot release
-	// results: refuse it now rather than charge for a job that must fail.
-	rc, err := s.cfg.Blobs.Open(ctx, ks.BlobKey)
-	if err != nil {
-		return storage.KeySet{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("opening key set %s: %w", id, err), "")
-	}
-	head := make([]byte, he.KeySetHeaderBytes)
-	_, err = io.ReadFull(rc, head)
-	rc.Close()
-	if err != nil {
-		return storage.KeySet{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("reading key set %s: %w", id, err), "")
-	}
-	if err := he.CheckKeySetVersion(head); err != nil {
-		return storage.KeySet{}, hegate.E(op, hegate.KindInvalid, err, "key set %s: %s", id, hegate.DetailOf(err))
-	}
-	return ks, nil
 }
 
 // inferPreference is what the Prefer header (RFC 7240) of an inference

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -246,6 +247,7 @@ type limits struct {
 	// failedAuth counts failed authentications per address, with the
 	// anonymous limits, in a map of its own (see limitClients).
 	failedAuth *policy
+	good       knownGood
 	infers     *pool
 	uploads    *pool
 	quota      *quotaGate
@@ -354,9 +356,12 @@ func addrKey(a netip.Addr) string {
 // requests without an Authorization header, and, in a second bucket of the
 // address, to the failed authentications of requests with one: once that
 // bucket is empty, the address's requests with credentials get 429 before
-// the credential is even looked up (valid keys from the same address
-// included: they cannot be told apart without the lookup). It runs on
-// every route, before the route's own middleware.
+// the credential is even looked up, except credentials that authenticated
+// recently (knownGood): so that one client guessing keys behind a NAT does
+// not lock out the valid keys of everyone else behind it. A valid key that
+// had not been used lately from that address waits like the guesses, since
+// it cannot be told apart without the lookup. It runs on every route,
+// before the route's own middleware.
 func (s *Server) limitClients(next http.Handler) http.Handler {
 	pol, failed := s.limits.anonymous, s.limits.failedAuth
 	if pol == nil {
@@ -381,7 +386,8 @@ func (s *Server) limitClients(next http.Handler) http.Handler {
 		// their own, so that neither the address's anonymous requests nor
 		// a flood of anonymous addresses locks out its valid keys.
 		key := "auth:" + addr
-		if v := failed.peek(key, now); !v.ok {
+		cred := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		if v := failed.peek(key, now); !v.ok && !s.limits.good.seen(cred, now) {
 			h := w.Header()
 			h.Set(api.HeaderRateLimitPolicy, failed.policyItem())
 			h.Set(api.HeaderRateLimit, failed.limitItem(v))
@@ -390,8 +396,11 @@ func (s *Server) limitClients(next http.Handler) http.Handler {
 		}
 		rec := &statusHook{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
-		if rec.status == http.StatusUnauthorized {
+		switch {
+		case rec.status == http.StatusUnauthorized:
 			failed.take(key, s.cfg.Clock())
+		case principalSeen(r):
+			s.limits.good.add(cred, s.cfg.Clock())
 		}
 	})
 }
@@ -701,4 +710,57 @@ func releaseQuota(r *http.Request) {
 	if f, ok := r.Context().Value(quotaReleaseKey).(func()); ok {
 		f()
 	}
+}
+
+// knownGood remembers, by the SHA-256 of their Authorization header,
+// credentials that authenticated in the last knownGoodTTL, so that a
+// lockout of an address for failed authentications spares them. It holds
+// at most knownGoodMax of them, forgetting the oldest.
+type knownGood struct {
+	mu sync.Mutex
+	m  map[[32]byte]time.Time
+}
+
+const (
+	knownGoodTTL = 10 * time.Minute
+	knownGoodMax = 10000
+)
+
+func (g *knownGood) seen(h [32]byte, now time.Time) bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	at, ok := g.m[h]
+	return ok && now.Sub(at) < knownGoodTTL
+}
+
+func (g *knownGood) add(h [32]byte, now time.Time) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.m == nil {
+		g.m = map[[32]byte]time.Time{}
+	}
+	if _, ok := g.m[h]; !ok && len(g.m) >= knownGoodMax {
+		var oldest [32]byte
+		var first time.Time
+		for k, at := range g.m {
+			if now.Sub(at) >= knownGoodTTL {
+				delete(g.m, k)
+				continue
+			}
+			if first.IsZero() || at.Before(first) {
+				oldest, first = k, at
+			}
+		}
+		if len(g.m) >= knownGoodMax {
+			delete(g.m, oldest)
+		}
+	}
+	g.m[h] = now
+}
+
+// principalSeen reports whether the request authenticated (authenticate
+// noted its tenant for the access log).
+func principalSeen(r *http.Request) bool {
+	info, ok := r.Context().Value(accessKey).(*accessInfo)
+	return ok && info.tenant != ""
 }

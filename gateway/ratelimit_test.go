@@ -413,8 +413,13 @@ func TestRateLimitAnonymous(t *testing.T) {
 	if resp := bd.call(t, http.MethodGet, "/v1/keys", bd.a.secret, nil, from("198.51.100.1")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("valid key from a limited address: %d", resp.StatusCode)
 	}
+	// A valid key used from the address before it is locked out.
+	if resp := bd.call(t, http.MethodGet, "/v1/keys", bd.a.secret, nil, from("198.51.100.3")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("valid key before the lockout: %d", resp.StatusCode)
+	}
 	// Bad keys: 401 until the address's failures use up the bucket, then
-	// 429 without looking the key up, for any key from that address.
+	// 429 without looking the key up, for any key from that address that
+	// did not authenticate from it lately.
 	bad := "hgk_" + strings.Repeat("A", 43)
 	for i := range burst {
 		resp := bd.call(t, http.MethodGet, "/v1/keys", bad, nil, from("198.51.100.3"))
@@ -427,8 +432,13 @@ func TestRateLimitAnonymous(t *testing.T) {
 	if p := wantProblem(t, resp, http.StatusTooManyRequests, ""); p.Reason != api.ReasonRateFailedAuth {
 		t.Fatalf("bad key past the limit: %+v", p)
 	}
-	resp = bd.call(t, http.MethodGet, "/v1/keys", bd.a.secret, nil, from("198.51.100.3"))
+	resp = bd.call(t, http.MethodGet, "/v1/keys", bd.b.secret, nil, from("198.51.100.3"))
 	wantProblem(t, resp, http.StatusTooManyRequests, "")
+	// The key that authenticated from there lately is not locked out: one
+	// client guessing behind a NAT does not stop its neighbours.
+	if resp := bd.call(t, http.MethodGet, "/v1/keys", bd.a.secret, nil, from("198.51.100.3")); resp.StatusCode != http.StatusOK {
+		t.Fatalf("known valid key during the lockout: %d", resp.StatusCode)
+	}
 	// The address's anonymous requests have their own bucket.
 	if resp := bd.call(t, http.MethodGet, "/v2/health/live", "", nil, from("198.51.100.3")); resp.StatusCode != http.StatusOK {
 		t.Fatalf("anonymous request from the address of the bad keys: %d", resp.StatusCode)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -178,9 +179,9 @@ func (s *Sweeper) Sweep(ctx context.Context) (SweepStats, error) {
 
 // Why a blob was deleted: the reason label of hegate_blobs_deleted_total.
 const (
-	reasonRetention     = "retention"       // its last job expired
-	reasonKeySetDeleted = "key_set_deleted" // its last key set was deleted
-	reasonUnrecorded    = "unrecorded"      // written for a row that was never recorded
+	reasonRetention     = "retention"                 // its last job expired
+	reasonKeySetDeleted = service.ReasonKeySetDeleted // its last key set was deleted
+	reasonUnrecorded    = service.ReasonUnrecorded    // written for a row that was never recorded
 )
 
 // deleteBlobs deletes blobs that the store reported unreferenced and

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -13,8 +14,8 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/attest/credential"
-	"github.com/hegate/hegate/attest/verifiers"
 	"github.com/hegate/hegate/catalog"
+	"github.com/hegate/hegate/service"
 )
 
 // Limits on small request parts.
@@ -33,8 +34,9 @@ type Server struct {
 	catalog *catalog.Catalog
 	router  chi.Router
 
-	streams      streams // open job event streams
-	verifiers    map[attest.Format]attest.Verifier
+	svc          *service.Service
+	console      http.Handler // nil: no console
+	streams      streams      // open job event streams
 	credKeys     *SigningKeys
 	credIssuer   *credential.Issuer
 	credVerifier *credential.Verifier
@@ -63,14 +65,6 @@ func New(cfg Config) (*Server, error) {
 		}
 		s.catalog = cat
 	}
-	vs := cfg.Verifiers
-	if vs == nil {
-		vs = verifiers.All(cfg.Clock)
-	}
-	s.verifiers = make(map[attest.Format]attest.Verifier, len(vs))
-	for _, v := range vs {
-		s.verifiers[v.Format()] = v
-	}
 	keys, err := NewSigningKeys(cfg.Store, cfg.Clock, cfg.CredentialKEK)
 	if err != nil {
 		return nil, hegate.E("gateway.New", hegate.KindInvalid, err, "gateway: Config.CredentialKEK: %v", err)
@@ -81,6 +75,31 @@ func New(cfg Config) (*Server, error) {
 	s.credKeys = keys
 	s.credIssuer = &credential.Issuer{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, TTL: cfg.CredentialTTL, Keys: s.credKeys, Now: cfg.Clock}
 	s.credVerifier = &credential.Verifier{Issuer: cfg.CredentialIssuer, Audience: cfg.CredentialAudience, Keys: s.credKeys, Replay: storeReplay{store: cfg.Store, now: cfg.Clock, uses: new(atomic.Uint64)}, Now: cfg.Clock}
+	svc, err := service.New(service.Config{
+		Store:         cfg.Store,
+		Blobs:         cfg.Blobs,
+		Catalog:       s.catalog,
+		DefaultBudget: cfg.DefaultBudget,
+		Verifiers:     cfg.Verifiers,
+		Credentials:   s.credIssuer,
+		ChallengeTTL:  cfg.ChallengeTTL,
+		Logger:        s.log,
+		Clock:         cfg.Clock,
+		DeleteBlobs: func(ctx context.Context, reason string, keys []string) {
+			log := s.log.With("request_id", RequestIDFromContext(ctx))
+			_, _ = deleteBlobs(ctx, cfg.Blobs, s.metrics, log, reason, keys)
+		},
+		JobFinished: cfg.JobEvents.finished,
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.svc = svc
+	if cfg.Console != nil {
+		if s.console, err = cfg.Console(svc); err != nil {
+			return nil, fmt.Errorf("gateway: making the console: %w", err)
+		}
+	}
 	s.limits = newLimits(cfg, s.metrics.reg)
 	s.router = s.routes()
 	return s, nil
@@ -88,6 +107,10 @@ func New(cfg Config) (*Server, error) {
 
 // Handler returns the HTTP handler of the whole API.
 func (s *Server) Handler() http.Handler { return s.router }
+
+// Service returns the rules the server's handlers call, for the console
+// to share.
+func (s *Server) Service() *service.Service { return s.svc }
 
 // Metrics returns the metrics the server reports at /metrics.
 func (s *Server) Metrics() *Metrics { return s.metrics }
@@ -117,6 +140,14 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v2/health/ready", s.ready)
 		r.Get("/.well-known/jwks.json", s.jwks)
 	})
+	if s.console != nil {
+		console := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			ctx := context.WithValue(r.Context(), clientAddressKey, s.clientAddress(r))
+			s.console.ServeHTTP(w, r.WithContext(ctx))
+		})
+		r.With(s.limitPublic).Handle("/console", console)
+		r.With(s.limitPublic).Handle("/console/*", console)
+	}
 	// Model metadata: built-in models for anyone; with an API key, the
 	// caller's own uploaded models too.
 	r.Group(func(r chi.Router) {
@@ -155,8 +186,8 @@ func (s *Server) routes() chi.Router {
 		r.Delete("/v1/models/{model}", s.deleteModel)
 		r.Get("/v1/models/{model}/versions/{version}", s.modelVersion)
 		r.Get("/v1/devices", s.listDevices)
-		r.Get("/v1/devices/{id}", s.deviceRoute("devices.get", s.GetDevice))
-		r.Post("/v1/devices/{id}/revoke", s.deviceRoute("devices.revoke", s.RevokeDevice))
+		r.Get("/v1/devices/{id}", s.deviceRoute("devices.get", s.svc.GetDevice))
+		r.Post("/v1/devices/{id}/revoke", s.deviceRoute("devices.revoke", s.svc.RevokeDevice))
 		r.Get("/v1/attestation", s.listAttestationDocs)
 		r.Get("/v1/attestation/{format}/{kind}", s.getAttestationDoc)
 		r.Delete("/v1/attestation/{format}/{kind}", s.deleteAttestationDoc)
@@ -240,4 +271,11 @@ func (s *Server) model(r *http.Request, op, name, version string) (catalog.Model
 // wrap adds context to err without losing its Kind.
 func wrap(err error, format string, args ...any) error {
 	return fmt.Errorf(format+": %w", append(args, err)...)
+}
+
+// ClientAddressFromContext is the client address the gateway worked out
+// for a console request (honouring a configured client-IP header), or "".
+func ClientAddressFromContext(ctx context.Context) string {
+	a, _ := ctx.Value(clientAddressKey).(string)
+	return a
 }

@@ -335,6 +335,11 @@ type Tx interface {
 	//     already has a reservation or is not queued;
 	//   - an error if p is invalid.
 	ReserveBudget(ctx context.Context, p ReserveBudgetParams) (BudgetUsage, error)
+	// RecordAudit is Audit.RecordAudit inside the transaction: the event
+	// commits with the change it describes, or neither does (the caller
+	// that wants the failure recorded too records it after the rollback,
+	// outside the transaction).
+	RecordAudit(ctx context.Context, e AuditEvent) (AuditEvent, error)
 }
 
 // Transactor runs functions in one transaction.

@@ -9,7 +9,9 @@
 //
 // Every tenant-owned object is read through a TenantID. An object that
 // exists but belongs to another tenant is reported as ErrNotFound, exactly
-// as if it did not exist.
+// as if it did not exist. The one exception is the web console's users,
+// read by id for their sessions and for the operators, who act across
+// tenants: see Users.
 package storage
 
 import (
@@ -250,6 +252,21 @@ type ExpiredJobs struct {
 	Blobs []string
 }
 
+// JobFilter selects a tenant's jobs for Jobs.ListJobsPage.
+type JobFilter struct {
+	// Status, if set, keeps the jobs of that status.
+	Status JobStatus
+	// Model, if set, keeps the jobs of that model (of any ModelVersion).
+	Model hegate.ModelID
+	// Before, if set, keeps the jobs listed after that job of the tenant
+	// (older, or as old with a smaller ID): pass the next cursor of the
+	// previous page, with the same Status and Model.
+	Before hegate.JobID
+	// Limit is the page size: 0 means DefaultPageLimit, more than
+	// MaxPageLimit means MaxPageLimit; negative is an error.
+	Limit int
+}
+
 // Jobs stores inference jobs and enqueues them for the workers.
 type Jobs interface {
 	// CreateJob inserts a queued job and enqueues its work item in the same
@@ -273,6 +290,12 @@ type Jobs interface {
 	GetJob(ctx context.Context, tenant hegate.TenantID, id hegate.JobID) (Job, error)
 	// ListJobs returns the tenant's most recent jobs, newest first, at most limit.
 	ListJobs(ctx context.Context, tenant hegate.TenantID, limit int) ([]Job, error)
+	// ListJobsPage returns one page of the tenant's jobs that f selects,
+	// newest first (by CreatedAt, then ID, as ListJobs), and the cursor of
+	// the next page (f.Before for the next call), or "" when this page is
+	// the last. ErrNotFound if f.Before names no job of the tenant; an
+	// error if f is invalid (unknown Status, negative Limit).
+	ListJobsPage(ctx context.Context, tenant hegate.TenantID, f JobFilter) (jobs []Job, next hegate.JobID, err error)
 	// StartJob moves a queued (or, on retry, running) job to running and
 	// counts the attempt. For workers only: it is not tenant-scoped.
 	// ErrConflict if the job is already terminal.
@@ -575,6 +598,9 @@ type Store interface {
 	Attestation
 	BlobReferences
 	Quotas
+	Users
+	Sessions
+	Audit
 	Workers
 	Transactor
 	// Migrate applies pending migrations (ours and the job queue's).

@@ -14,7 +14,7 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/dp"
-	"github.com/hegate/hegate/gateway"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -40,17 +40,18 @@ func newBudgetCmd() *cobra.Command {
 			if err := need(cmd, "model"); err != nil {
 				return err
 			}
-			lim, err := gateway.BudgetLimit(f.epsilon, f.delta, f.period)
+			lim, err := service.BudgetLimit(f.epsilon, f.delta, f.period)
 			if err != nil {
 				return err
 			}
 			if !(f.sigma >= 0) || math.IsInf(f.sigma, 0) {
 				return errors.New("--sigma must be a finite number >= 0")
 			}
-			b, err := gateway.SetBudgetCarrying(cmd.Context(), store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(f.model), Limit: lim, NoiseSigma: f.sigma, Actor: operatorActor(), Reason: f.reason}, def)
+			b, err := service.SetBudgetCarrying(cmd.Context(), store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(f.model), Limit: lim, NoiseSigma: f.sigma, Actor: operatorActor(), Reason: f.reason}, def)
 			if err != nil {
 				return err
 			}
+			auditOperator(cmd, store, tid, "budget.set", f.model, map[string]any{"epsilon": f.epsilon, "delta": f.delta, "period": f.period, "noise_sigma": f.sigma, "reason": f.reason})
 			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s: epsilon %g, delta %g per %s (rho %s)\n", f.tenant, b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
 			return nil
 		})
@@ -80,6 +81,7 @@ func newBudgetCmd() *cobra.Command {
 			if err := store.DeleteBudget(cmd.Context(), tid, hegate.ModelID(f.model), operatorActor(), f.reason); err != nil {
 				return err
 			}
+			auditOperator(cmd, store, tid, "budget.delete", f.model, map[string]any{"reason": f.reason})
 			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s deleted\n", f.tenant, f.model)
 			return nil
 		})
@@ -101,6 +103,7 @@ func newBudgetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			auditOperator(cmd, store, tid, "budget.adjust", f.model, map[string]any{"rho": f.rho, "reason": f.reason})
 			return printBudgets(cmd.OutOrStdout(), []storage.BudgetUsage{u}, f.out.JSON())
 		})
 	ledgerCmd := budgetCommand("ledger --tenant T [--model M] [--limit N]", "the budget ledger of a tenant, newest first",
@@ -142,7 +145,7 @@ func newBudgetCmd() *cobra.Command {
 				}
 				return printBudgets(cmd.OutOrStdout(), []storage.BudgetUsage{u}, f.out.JSON())
 			}
-			lim, err := gateway.BudgetLimit(f.epsilon, f.delta, f.period)
+			lim, err := service.BudgetLimit(f.epsilon, f.delta, f.period)
 			if err != nil {
 				return err
 			}
@@ -150,6 +153,7 @@ func newBudgetCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			auditOperator(cmd, store, "", "budget.global.set", f.model, map[string]any{"epsilon": f.epsilon, "delta": f.delta, "period": f.period, "reason": f.reason})
 			fmt.Fprintf(cmd.OutOrStdout(), "global budget of model %s: epsilon %g, delta %g per %s (rho %s) across all tenants\n", b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
 			return nil
 		})
@@ -347,5 +351,5 @@ func parseBudgetSpec(spec string) (storage.BudgetLimit, error) {
 			return storage.BudgetLimit{}, fmt.Errorf("%s=%q is not a number", k, v)
 		}
 	}
-	return gateway.BudgetLimit(eps, delta, period)
+	return service.BudgetLimit(eps, delta, period)
 }

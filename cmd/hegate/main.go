@@ -127,7 +127,7 @@ config file (hegate config set-context).`,
 		}
 	}
 	add(groupRun, newServeCmd(), newWorkerCmd(), newMigrateCmd(), newHealthcheckCmd())
-	add(groupOps, newTenantCmd(), newBudgetCmd(), newCredentialCmd())
+	add(groupOps, newTenantCmd(), newUserCmd(), newBudgetCmd(), newCredentialCmd())
 	add(groupModels, newModelCmd(), newDemoCmd(), newBenchCmd())
 	add(groupDevice, newKeygenCmd(), newEnrollCmd(), newKeysCmd(), newInferCmd(), newEncryptCmd(), newDecryptCmd(),
 		newDevicesCmd(), newPolicyCmd(), newAttestCmd())

@@ -19,7 +19,9 @@ import (
 	"github.com/hegate/hegate/gateway"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/internal/telemetry"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
+	"github.com/hegate/hegate/web"
 )
 
 // workerFlags configure in-process job workers.
@@ -235,6 +237,7 @@ func (b *backend) server() (*gateway.Server, error) {
 		MaxKeySetBytes: maxUploadedKeySetBytes, MaxCiphertextBytes: maxUploadedCiphertextBytes,
 	}
 	b.limits.apply(&cfg)
+	cfg.Console = b.console
 	return gateway.New(cfg)
 }
 
@@ -515,4 +518,19 @@ func newMigrateCmd() *cobra.Command {
 	}
 	cfg.register(cmd.Flags())
 	return cmd
+}
+
+// console makes the web console over the gateway's rules.
+func (b *backend) console(svc *service.Service) (http.Handler, error) {
+	c, err := web.New(web.Config{
+		Service:       svc,
+		Logger:        b.logger,
+		ClientAddress: func(r *http.Request) string { return gateway.ClientAddressFromContext(r.Context()) },
+		RequestID:     gateway.RequestIDFromContext,
+		Health:        func(ctx context.Context) error { return b.store.Ping(ctx) },
+	})
+	if err != nil {
+		return nil, err
+	}
+	return c.Handler(), nil
 }

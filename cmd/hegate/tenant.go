@@ -8,7 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/hegate/hegate"
-	"github.com/hegate/hegate/gateway"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -35,7 +35,11 @@ func storeCommand(use, short string, run func(cmd *cobra.Command, store storage.
 
 func newTenantCmd() *cobra.Command {
 	create := storeCommand("create NAME", "create a tenant and print its first API key (admin), once", func(cmd *cobra.Command, store storage.Store, a []string) error {
-		t, secret, err := gateway.CreateTenant(cmd.Context(), store, a[0])
+		svc, p, err := operatorService(store)
+		if err != nil {
+			return err
+		}
+		t, secret, err := svc.CreateTenant(cmd.Context(), p, a[0])
 		if err != nil {
 			return err
 		}
@@ -54,7 +58,12 @@ func newTenantCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("tenant %q: %w", a[0], err)
 		}
-		secret, err := gateway.CreateAPIKey(cmd.Context(), store, t.ID, "cli", role)
+		svc, p, err := operatorService(store)
+		if err != nil {
+			return err
+		}
+		p.Tenant = t.ID
+		_, secret, err := svc.CreateAPIKey(cmd.Context(), p, service.CreateAPIKeyParams{Name: "cli", Role: role})
 		if err != nil {
 			return err
 		}
@@ -107,7 +116,12 @@ func newTenantCmd() *cobra.Command {
 		if err != nil {
 			return fmt.Errorf("tenant %q: %w", a[0], err)
 		}
-		if err := store.RevokeAPIKey(cmd.Context(), t.ID, hegate.APIKeyID(a[1])); err != nil {
+		svc, p, err := operatorService(store)
+		if err != nil {
+			return err
+		}
+		p.Tenant = t.ID
+		if err := svc.RevokeAPIKey(cmd.Context(), p, hegate.APIKeyID(a[1])); err != nil {
 			return fmt.Errorf("revoking API key %s of tenant %q: %w", a[1], a[0], err)
 		}
 		fmt.Fprintf(cmd.OutOrStdout(), "api key %s revoked\n", a[1])

@@ -14,6 +14,7 @@ import (
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/internal/budgets"
 	"github.com/hegate/hegate/storage/internal/ids"
+	"github.com/hegate/hegate/storage/internal/jobqueue"
 	"github.com/hegate/hegate/storage/internal/validate"
 )
 
@@ -127,7 +128,7 @@ func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobPar
 		p.NoiseSigma, device))
 	switch {
 	case err == nil:
-		return job, true, s.queue.Enqueue(ctx, tx, job.ID)
+		return job, true, s.enqueueFair(ctx, tx, job)
 	case errors.Is(err, errNoRows):
 		job, err = scanJob(tx.QueryRow(ctx,
 			`SELECT `+jobColumns+` FROM jobs WHERE tenant_id = $1 AND idempotency_key = $2`,
@@ -136,6 +137,47 @@ func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobPar
 	default:
 		return storage.Job{}, false, err
 	}
+}
+
+// activeJobsQuery counts a tenant's jobs that are queued or running, what
+// TenantUsage.ActiveJobs counts for the active-jobs quota; it is served by
+// jobs_tenant_model_active_idx.
+const activeJobsQuery = `SELECT count(*) FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running')`
+
+// reprioritizeQuery moves the waiting River inference jobs ($5: states) of
+// tenant $1's unfinished jobs to priority $2. It locks them in id order
+// and skips those another transaction holds (a worker fetching them, or a
+// concurrent submission of the same tenant setting its own band), so it
+// never waits and never deadlocks. River's table is in the search path,
+// like hegate's.
+const reprioritizeQuery = `
+UPDATE river_job SET priority = $2
+WHERE id IN (
+  SELECT r.id FROM jobs j
+  JOIN river_job r ON r.args @> jsonb_build_object('job_id', j.id)
+  WHERE j.tenant_id = $1 AND j.status IN ('queued', 'running')
+    AND r.state = ANY($5::river_job_state[]) AND r.queue = $3 AND r.kind = $4 AND r.priority <> $2
+  ORDER BY r.id
+  FOR UPDATE OF r SKIP LOCKED)`
+
+// enqueueFair enqueues job, just inserted in tx, at the River priority of
+// its tenant's backlog (jobqueue.Priority of the tenant's other queued or
+// running jobs, counted in tx), and moves the tenant's other waiting River
+// jobs to that priority, so that a tenant with a short backlog overtakes
+// one with a long one; see the jobqueue package comment.
+func (s *Store) enqueueFair(ctx context.Context, tx pgx.Tx, job storage.Job) error {
+	var active int64
+	if err := tx.QueryRow(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
+		return fmt.Errorf("counting the backlog: %w", translate(err))
+	}
+	priority := jobqueue.Priority(active - 1) // the count includes job
+	if err := s.queue.Enqueue(ctx, tx, job.ID, priority); err != nil {
+		return err
+	}
+	if _, err := tx.Exec(ctx, reprioritizeQuery, job.TenantID, priority, jobqueue.QueueName, jobqueue.Kind, jobqueue.WaitingStates); err != nil {
+		return fmt.Errorf("reprioritizing the backlog: %w", translate(err))
+	}
+	return nil
 }
 
 // readyVersion returns nil if the tenant's model has the version, not

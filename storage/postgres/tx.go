@@ -49,3 +49,9 @@ func (t *transaction) CreateJob(ctx context.Context, p storage.CreateJobParams) 
 func (t *transaction) ReserveBudget(ctx context.Context, p storage.ReserveBudgetParams) (storage.BudgetUsage, error) {
 	return t.s.reserveBudget(ctx, t.tx, p)
 }
+
+// RecordAudit appends the event inside the transaction; see
+// Store.recordAudit. It commits or rolls back with the transaction.
+func (t *transaction) RecordAudit(ctx context.Context, e storage.AuditEvent) (storage.AuditEvent, error) {
+	return t.s.recordAudit(ctx, t.tx, e)
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/internal/budgets"
 	"github.com/hegate/hegate/storage/internal/ids"
+	"github.com/hegate/hegate/storage/internal/jobqueue"
 	"github.com/hegate/hegate/storage/internal/validate"
 )
 
@@ -104,7 +105,51 @@ func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, p storage.CreateJobPa
 	if err != nil {
 		return storage.Job{}, false, err
 	}
-	return job, true, s.queue.Enqueue(ctx, tx, job.ID)
+	return job, true, s.enqueueFair(ctx, tx, job)
+}
+
+// activeJobsQuery counts a tenant's jobs that are queued or running, what
+// TenantUsage.ActiveJobs counts for the active-jobs quota; it is served by
+// jobs_tenant_model_active_idx.
+const activeJobsQuery = `SELECT count(*) FROM jobs WHERE tenant_id = ?1 AND status IN ('queued', 'running')`
+
+// reprioritizeQuery moves the waiting River inference jobs (?5: a JSON
+// array of states) of tenant ?1's unfinished jobs to priority ?2. River
+// stores args as JSONB, which json_extract reads.
+const reprioritizeQuery = `
+UPDATE river_job SET priority = ?2
+WHERE state IN (SELECT value FROM json_each(?5)) AND queue = ?3 AND kind = ?4 AND priority <> ?2
+  AND json_extract(args, '$.job_id') IN (
+    SELECT id FROM jobs WHERE tenant_id = ?1 AND status IN ('queued', 'running'))`
+
+// waitingStates is jobqueue.WaitingStates as a JSON array.
+var waitingStates = func() string {
+	b, err := json.Marshal(jobqueue.WaitingStates)
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
+// enqueueFair enqueues job, just inserted in tx, at the River priority of
+// its tenant's backlog (jobqueue.Priority of the tenant's other queued or
+// running jobs, counted in tx), and moves the tenant's other waiting River
+// jobs to that priority, so that a tenant with a short backlog overtakes
+// one with a long one; see the jobqueue package comment. The transaction
+// is the only writer, so the count is exact.
+func (s *Store) enqueueFair(ctx context.Context, tx *sql.Tx, job storage.Job) error {
+	var active int64
+	if err := tx.QueryRowContext(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
+		return fmt.Errorf("counting the backlog: %w", translate(err))
+	}
+	priority := jobqueue.Priority(active - 1) // the count includes job
+	if err := s.queue.Enqueue(ctx, tx, job.ID, priority); err != nil {
+		return err
+	}
+	if _, err := tx.ExecContext(ctx, reprioritizeQuery, job.TenantID, priority, jobqueue.QueueName, jobqueue.Kind, waitingStates); err != nil {
+		return fmt.Errorf("reprioritizing the backlog: %w", translate(err))
+	}
+	return nil
 }
 
 // readyVersion returns nil if the tenant's model has the version, not

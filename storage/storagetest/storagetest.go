@@ -87,6 +87,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, budgetTests...)
 	tests = append(tests, attestTests...)
 	tests = append(tests, quotaTests...)
+	tests = append(tests, consoleTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()

@@ -45,7 +45,8 @@ type tenantRig struct {
 	idx      int
 	name     string
 	adminKey string
-	keys     []string // one client API key per device
+	keys     []string      // one client API key per device
+	think    time.Duration // a paced device's mean pause after an answer
 
 	dev    *he.Device
 	sk     *he.SecretKey
@@ -131,7 +132,6 @@ type fleet struct {
 	base, model  string
 	rec          *recorder // every request
 	e2e          *recorder // every answer, from the first attempt (retries after refusals included)
-	think        time.Duration
 	floodBackoff time.Duration
 	transport    *http.Transport
 
@@ -145,9 +145,9 @@ type fleet struct {
 	wg        sync.WaitGroup
 }
 
-func newFleet(base, model string, think, floodBackoff time.Duration, devices int) *fleet {
+func newFleet(base, model string, floodBackoff time.Duration, devices int) *fleet {
 	return &fleet{
-		base: base, model: model, rec: newRecorder(), e2e: newRecorder(), think: think, floodBackoff: floodBackoff,
+		base: base, model: model, rec: newRecorder(), e2e: newRecorder(), floodBackoff: floodBackoff,
 		transport: &http.Transport{
 			MaxIdleConns:        devices + 16,
 			MaxIdleConnsPerHost: devices + 16,
@@ -252,7 +252,7 @@ func (f *fleet) device(ctx context.Context, t *tenantRig, key string, rng *rand.
 		}
 		if fresh && m == paced {
 			fresh = false
-			if !f.pause(t, m, time.Duration(rng.Float64()*float64(f.think))) {
+			if !f.pause(t, m, time.Duration(rng.Float64()*float64(t.think))) {
 				return
 			}
 			continue
@@ -310,7 +310,7 @@ func (f *fleet) device(ctx context.Context, t *tenantRig, key string, rng *rand.
 			}
 			d = min(wait, 30*time.Second) + time.Duration(rng.Float64()*float64(500*time.Millisecond))
 		default:
-			d = time.Duration((0.5 + rng.Float64()) * float64(f.think))
+			d = time.Duration((0.5 + rng.Float64()) * float64(t.think))
 		}
 		if d > 0 && !f.pause(t, m, d) {
 			return

@@ -317,6 +317,13 @@ func TestPhases(t *testing.T) {
 	if !ps[1].measured || ps[2].measured || !ps[3].measured || ps[0].measured {
 		t.Error("flood: wrong phases measured")
 	}
+	// B's 3 devices offer -b-rate (1.4/s) together; A floods.
+	if got, want := pacedThink(cfg, 1, 3), time.Duration(float64(3)/cfg.bRate*float64(time.Second)); got != want || pacedThink(cfg, 0, 3) != cfg.think {
+		t.Errorf("flood think: B %v (want %v), A %v", got, want, pacedThink(cfg, 0, 3))
+	}
+	if cfg.bRate = 0; pacedThink(cfg, 1, 3) != cfg.think {
+		t.Error("-b-rate 0: B does not think -think")
+	}
 
 	cfg, err = parseFlags([]string{"-database-url", "postgres://x/y", "-scenario", "soak", "-warmup", "0"}, io.Discard)
 	if err != nil {
@@ -337,6 +344,7 @@ func TestPhases(t *testing.T) {
 		{"-database-url", "postgres://x/y", "-devices", "1"},
 		{"-database-url", "postgres://x/y", "-duration", "-1s"},
 		{"-database-url", "postgres://x/y", "extra"},
+		{"-database-url", "postgres://x/y", "-scenario", "flood", "-b-rate", "-1"},
 	} {
 		if _, err := parseFlags(args, io.Discard); err == nil {
 			t.Errorf("parseFlags(%q): no error", args)

@@ -3,7 +3,7 @@
 // gateway and worker processes.
 //
 //	go run ./tools/loadtest -database-url 'postgres://postgres@127.0.0.1:5432/test?sslmode=disable' \
-//	    [-devices 200] [-tenants 2] [-duration 5m] [-scenario steady|flood|soak] [-workers N]
+//	    [-devices 200] [-tenants 2] [-duration 5m] [-scenario steady|flood|soak] [-workers N] [-b-rate 1.4]
 //
 // It builds cmd/hegate (or runs -hegate PATH), creates a fresh schema in
 // the database (hegate's --database-schema), runs `hegate migrate`, creates
@@ -22,7 +22,13 @@
 //	steady  every tenant paced: -warmup, then -duration measured
 //	flood   tenant B (the second) paced alone for -baseline, then tenant A
 //	        (the first) floods: no think time, -flood-backoff after a
-//	        refusal; B's latency with A flooding is compared with B alone
+//	        refusal; B's latency with A flooding is compared with B alone.
+//	        B (and any further tenant) has modest demand that does not
+//	        saturate the workers on its own: its devices together offer
+//	        -b-rate requests/s (default 1.4, about 40% of the ~3.6
+//	        evaluations/s of mnist-cryptonets on 2 cores), each thinking
+//	        devices/-b-rate seconds on average; -b-rate 0 paces B with
+//	        -think like the other scenarios
 //	soak    every tenant paced for -warmup (5 min) and -duration (25 min),
 //	        sampled every 30 s: RSS flat within 10% after the warm-up, no
 //	        growth in goroutines, descriptors or metric series
@@ -64,6 +70,7 @@ type config struct {
 	settle       time.Duration
 	sample       time.Duration
 	think        time.Duration
+	bRate        float64
 	floodBackoff time.Duration
 	drain        time.Duration
 	rest         time.Duration
@@ -125,6 +132,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.DurationVar(&c.settle, "settle", 30*time.Second, "flood: time after tenant A starts that is not counted")
 	fs.DurationVar(&c.sample, "sample", 0, "interval of the RSS, descriptor, goroutine and series samples (soak: 30s, else 10s)")
 	fs.DurationVar(&c.think, "think", time.Second, "a paced device's mean pause after an answer (uniform in [0.5, 1.5] times this)")
+	fs.Float64Var(&c.bRate, "b-rate", 1.4, "flood: requests/s that tenant B's devices offer together (each thinks devices/rate on average, uniform in [0.5, 1.5] times that); 0: B thinks -think like A in the other scenarios")
 	fs.DurationVar(&c.floodBackoff, "flood-backoff", 100*time.Millisecond, "flood: pause after a refusal (Retry-After ignored)")
 	fs.DurationVar(&c.drain, "drain", 2*time.Minute, "at the end, how long to wait for the requests in progress")
 	fs.DurationVar(&c.rest, "rest", 15*time.Second, "pause after the load before the at-rest sample")
@@ -176,6 +184,8 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-workers: want at least 1")
 	case c.duration <= 0 || c.sample <= 0 || c.warmup < 0 || c.baseline <= 0 || c.settle < 0:
 		return c, errors.New("-duration, -sample and -baseline must be positive, -warmup and -settle not negative")
+	case c.bRate < 0:
+		return c, errors.New("-b-rate: want at least 0")
 	case c.ciphertexts < 1:
 		return c, errors.New("-ciphertexts: want at least 1")
 	}
@@ -221,6 +231,16 @@ func phases(c config) []phaseSpec {
 		}
 	}
 	return out
+}
+
+// pacedThink is the mean think time of the n devices of tenant i when
+// paced: in the flood scenario, the measured tenants (all but A) offer
+// -b-rate requests/s together; else -think.
+func pacedThink(c config, i, n int) time.Duration {
+	if c.scenario != "flood" || i == 0 || c.bRate <= 0 {
+		return c.think
+	}
+	return time.Duration(float64(n) / c.bRate * float64(time.Second))
 }
 
 // tenantName is "loadtest-a", "loadtest-b", ...
@@ -308,6 +328,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (rep *Report, err erro
 			n++
 		}
 		t.keys = make([]string, n)
+		t.think = pacedThink(cfg, i, n)
 		tenants[i] = t
 		if _, err := h.run(ctx, "budget", "set", "--tenant", t.name, "--model", cfg.model,
 			"--epsilon", "1e9", "--delta", "1e-5", "--period", "never", "--sigma", fmt.Sprint(cfg.sigma), "--reason", "load test"); err != nil {
@@ -411,7 +432,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (rep *Report, err erro
 	}
 
 	// The load.
-	f := newFleet(base, cfg.model, cfg.think, cfg.floodBackoff, cfg.devices)
+	f := newFleet(base, cfg.model, cfg.floodBackoff, cfg.devices)
 	devCtx, cancelDevices := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelDevices()
 	specs := phases(cfg)

@@ -106,20 +106,22 @@ type DriftReport struct {
 
 // Comparison is tenant B alone against B while A floods.
 type Comparison struct {
-	AloneLatency        Summary `json:"b_alone"`
-	FloodedLatency      Summary `json:"b_with_a_flooding"`
-	P50Ratio            float64 `json:"p50_ratio"`
-	P99Ratio            float64 `json:"p99_ratio"`
-	AloneWithRetries    Summary `json:"b_alone_with_retries"`
-	FloodedWithRetries  Summary `json:"b_with_a_flooding_with_retries"`
-	P50RatioWithRetries float64 `json:"p50_ratio_with_retries"`
-	P99RatioWithRetries float64 `json:"p99_ratio_with_retries"`
-	AloneOKPerSec       float64 `json:"b_alone_ok_per_s"`
-	FloodedOKPerSec     float64 `json:"b_flooded_ok_per_s"`
-	FloodOKPerSec       float64 `json:"a_ok_per_s"`
-	FloodRequestsPerSec float64 `json:"a_requests_per_s"`
-	AloneRefusedShare   float64 `json:"b_alone_refused_share"`
-	FloodedRefusedShare float64 `json:"b_flooded_refused_share"`
+	AloneLatency          Summary `json:"b_alone"`
+	FloodedLatency        Summary `json:"b_with_a_flooding"`
+	P50Ratio              float64 `json:"p50_ratio"`
+	P99Ratio              float64 `json:"p99_ratio"`
+	AloneWithRetries      Summary `json:"b_alone_with_retries"`
+	FloodedWithRetries    Summary `json:"b_with_a_flooding_with_retries"`
+	P50RatioWithRetries   float64 `json:"p50_ratio_with_retries"`
+	P99RatioWithRetries   float64 `json:"p99_ratio_with_retries"`
+	AloneOKPerSec         float64 `json:"b_alone_ok_per_s"`
+	FloodedOKPerSec       float64 `json:"b_flooded_ok_per_s"`
+	FloodOKPerSec         float64 `json:"a_ok_per_s"`
+	FloodRequestsPerSec   float64 `json:"a_requests_per_s"`
+	AloneRequestsPerSec   float64 `json:"b_alone_requests_per_s"`
+	FloodedRequestsPerSec float64 `json:"b_flooded_requests_per_s"`
+	AloneRefusedShare     float64 `json:"b_alone_refused_share"`
+	FloodedRefusedShare   float64 `json:"b_flooded_refused_share"`
 }
 
 // ServerReport is what the processes' own metrics say at the end (setup
@@ -142,7 +144,11 @@ type Verdict struct {
 }
 
 func newReport(c config) *Report {
-	return &Report{
+	nb := c.devices / max(c.tenants, 1)
+	if 1 < c.devices%max(c.tenants, 1) {
+		nb++
+	}
+	r := &Report{
 		Scenario: c.scenario,
 		Started:  time.Now().UTC(),
 		Machine:  machine(),
@@ -158,6 +164,11 @@ func newReport(c config) *Report {
 		firstSeries: map[string]map[string]bool{},
 		lastSeries:  map[string]map[string]bool{},
 	}
+	if c.scenario == "flood" {
+		r.Config["b_rate"] = fmt.Sprint(c.bRate)
+		r.Config["b_think"] = pacedThink(c, 1, nb).Round(time.Millisecond).String()
+	}
+	return r
 }
 
 // tenantPhase summarises one tenant's (or, with tenant -1, everyone's)
@@ -266,6 +277,7 @@ func (r *Report) collect(c config, f *fleet, tenants []*tenantRig, finals map[st
 			cmp := &Comparison{AloneLatency: b0.Latency, FloodedLatency: b1.Latency,
 				AloneWithRetries: b0.WithRetries, FloodedWithRetries: b1.WithRetries,
 				AloneOKPerSec: b0.OKPerSec, FloodedOKPerSec: b1.OKPerSec, FloodOKPerSec: a1.OKPerSec, FloodRequestsPerSec: a1.RequestsPerSec,
+				AloneRequestsPerSec: b0.RequestsPerSec, FloodedRequestsPerSec: b1.RequestsPerSec,
 				AloneRefusedShare: share(b0.Refused, b0.Requests), FloodedRefusedShare: share(b1.Refused, b1.Requests)}
 			if b0.Latency.P50 > 0 {
 				cmp.P50Ratio = b1.Latency.P50 / b0.Latency.P50
@@ -454,6 +466,9 @@ func (r *Report) print(w io.Writer) {
 	c := r.Config
 	fmt.Fprintf(w, "hegate load test, scenario %s: %s devices of %s tenants, model %s, hegate worker --workers %s, think %s\n",
 		r.Scenario, c["devices"], c["tenants"], c["model"], c["workers"], c["think"])
+	if r.Scenario == "flood" {
+		fmt.Fprintf(w, "flood     tenant B's devices think %s on average (-b-rate %s requests/s for B)\n", c["b_think"], c["b_rate"])
+	}
 	fmt.Fprintf(w, "machine   %s\nhegate    %s (PostgreSQL schema %s)\n", r.Machine, r.Hegate, r.Schema)
 	for _, cmd := range r.Commands {
 		fmt.Fprintf(w, "process   %s\n", cmd)
@@ -508,9 +523,9 @@ func (r *Report) print(w io.Writer) {
 	}
 
 	if cmp := r.Comparison; cmp != nil {
-		fmt.Fprintf(w, "\nFlood: tenant B alone p50 %s p99 %s (%.2f answers/s, %s refused); with A flooding p50 %s p99 %s (%.2f answers/s, %s refused)\n",
-			dur(cmp.AloneLatency.P50), dur(cmp.AloneLatency.P99), cmp.AloneOKPerSec, pct(cmp.AloneRefusedShare),
-			dur(cmp.FloodedLatency.P50), dur(cmp.FloodedLatency.P99), cmp.FloodedOKPerSec, pct(cmp.FloodedRefusedShare))
+		fmt.Fprintf(w, "\nFlood: tenant B alone p50 %s p99 %s (%.2f requests/s, %.2f answers/s, %s refused); with A flooding p50 %s p99 %s (%.2f requests/s, %.2f answers/s, %s refused)\n",
+			dur(cmp.AloneLatency.P50), dur(cmp.AloneLatency.P99), cmp.AloneRequestsPerSec, cmp.AloneOKPerSec, pct(cmp.AloneRefusedShare),
+			dur(cmp.FloodedLatency.P50), dur(cmp.FloodedLatency.P99), cmp.FloodedRequestsPerSec, cmp.FloodedOKPerSec, pct(cmp.FloodedRefusedShare))
 		fmt.Fprintf(w, "       ratio p50 %.2fx, p99 %.2fx; A sent %.1f requests/s and got %.2f answers/s\n", cmp.P50Ratio, cmp.P99Ratio, cmp.FloodRequestsPerSec, cmp.FloodOKPerSec)
 		fmt.Fprintf(w, "       with retries: B alone p50 %s p99 %s, with A flooding p50 %s p99 %s: ratio p50 %.2fx, p99 %.2fx\n",
 			dur(cmp.AloneWithRetries.P50), dur(cmp.AloneWithRetries.P99), dur(cmp.FloodedWithRetries.P50), dur(cmp.FloodedWithRetries.P99),

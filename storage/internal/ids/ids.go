@@ -18,6 +18,7 @@ const (
 	APIKey = "key"
 	Job    = "job"
 	Device = "dev"
+	User   = "usr"
 )
 
 var encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

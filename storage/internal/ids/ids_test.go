@@ -29,3 +29,12 @@ func TestDevice(t *testing.T) {
 		t.Fatalf("New(%q) = %q, want match %s", Device, id, re)
 	}
 }
+
+func TestUser(t *testing.T) {
+	t.Parallel()
+	// hegate.UserID documents this shape.
+	re := regexp.MustCompile(`^usr_[a-z2-7]{26}$`)
+	if id := New(User); !re.MatchString(id) {
+		t.Fatalf("New(%q) = %q, want match %s", User, id, re)
+	}
+}

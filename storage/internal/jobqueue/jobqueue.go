@@ -16,6 +16,35 @@
 //
 // The store's rows (jobs, model_versions) are the source of truth for the
 // work's state; River only decides who works it and when.
+//
+// # Fair dispatch
+//
+// River fetches the available jobs of a queue by priority (1 first, 4
+// last), then by scheduled time, then by id. Inference jobs use the
+// priority to share the workers fairly between tenants: each is inserted
+// with Priority(backlog), where backlog is the number of its tenant's
+// inference jobs that are queued or running before it (counted in the
+// inserting transaction, as the active-jobs quota counts them), and the
+// same transaction moves the tenant's other waiting River jobs (available,
+// retryable or scheduled: WaitingStates) to that priority too (CreateJob
+// in storage/postgres and storage/sqlite). So all of a tenant's
+// waiting jobs carry the band of its backlog at its latest submission:
+//
+//	backlog  < FairShareBacklog (4)  priority 1
+//	backlog  < 16                    priority 2
+//	backlog  < 64                    priority 3
+//	backlog >= 64                    priority 4
+//
+// A tenant with a short backlog is served before one with a long backlog,
+// and a tenant's own jobs stay first in, first out (one priority, then
+// River's order). Priorities only order the waiting jobs: a flooding
+// tenant's jobs run whenever no job of a higher priority waits, so a
+// tenant alone gets all the workers. What it is not: a tenant that keeps a
+// short backlog of its own the whole time can hold every worker and delay
+// a flooding tenant indefinitely (River has no ageing), and the bands are
+// set at submission, so a tenant whose backlog drained keeps its lower
+// priority until it submits again. Compile jobs are not affected (their
+// own queue, priority 1).
 package jobqueue
 
 import (
@@ -94,6 +123,46 @@ func RescueAfter(timeout time.Duration) time.Duration {
 	}
 	return timeout + max(minRescueMargin, min(timeout, maxRescueMargin))
 }
+
+// The backlog bands of Priority: a tenant whose inference backlog (its
+// jobs queued or running, the job being inserted not counted) is below
+// FairShareBacklog gets priority 1, below backlogBand2 priority 2, below
+// backlogBand3 priority 3, else priority 4 (River's lowest).
+//
+// FairShareBacklog is a tenant's fair share of a small deployment's
+// workers (a couple of workers of a few slots each): a tenant that keeps
+// that few jobs waiting never waits behind a tenant with more. The upper
+// bands separate a busy tenant from one that is at the default
+// active-jobs quota (gateway.DefaultQuotaActiveJobs, 64).
+const (
+	FairShareBacklog = 4
+	backlogBand2     = 16
+	backlogBand3     = 64
+
+	// HighestPriority and LowestPriority are River's bounds.
+	HighestPriority = 1
+	LowestPriority  = 4
+)
+
+// Priority returns the River priority of an inference job whose tenant
+// has backlog inference jobs queued or running besides it; see the package
+// comment.
+func Priority(backlog int64) int {
+	switch {
+	case backlog < FairShareBacklog:
+		return HighestPriority
+	case backlog < backlogBand2:
+		return 2
+	case backlog < backlogBand3:
+		return 3
+	}
+	return LowestPriority
+}
+
+// WaitingStates are the River states of an inference job that has not
+// started its next attempt: the jobs whose priority a tenant's new
+// submission moves to its current band.
+var WaitingStates = []string{"available", "retryable", "scheduled"}
 
 // InferenceArgs are the args of an inference job: an id, never a blob.
 type InferenceArgs struct {
@@ -260,9 +329,13 @@ func New[TTx any](driver riverdriver.Driver[TTx], cfg Config) (*Queue[TTx], erro
 const fetchCooldown = 5 * time.Millisecond
 
 // Enqueue inserts the inference job for id inside tx, the transaction that
-// inserts the job row, so both commit or neither does.
-func (q *Queue[TTx]) Enqueue(ctx context.Context, tx TTx, id hegate.JobID) error {
-	if err := q.insert(ctx, tx, InferenceArgs{JobID: id}); err != nil {
+// inserts the job row, so both commit or neither does, with the River
+// priority priority (Priority of the tenant's backlog; out of range is
+// clamped to 1..4). A retry or a rescue keeps the priority: River reuses
+// the row.
+func (q *Queue[TTx]) Enqueue(ctx context.Context, tx TTx, id hegate.JobID, priority int) error {
+	priority = min(max(priority, HighestPriority), LowestPriority)
+	if err := q.insert(ctx, tx, InferenceArgs{JobID: id}, &river.InsertOpts{Priority: priority}); err != nil {
 		return fmt.Errorf("enqueueing job %s: %w", id, err)
 	}
 	return nil
@@ -272,13 +345,13 @@ func (q *Queue[TTx]) Enqueue(ctx context.Context, tx TTx, id hegate.JobID) error
 // transaction that inserts the version's row, so both commit or neither
 // does.
 func (q *Queue[TTx]) EnqueueCompile(ctx context.Context, tx TTx, args CompileArgs) error {
-	if err := q.insert(ctx, tx, args); err != nil {
+	if err := q.insert(ctx, tx, args, nil); err != nil {
 		return fmt.Errorf("enqueueing compilation of %s: %w", args, err)
 	}
 	return nil
 }
 
-func (q *Queue[TTx]) insert(ctx context.Context, tx TTx, args river.JobArgs) error {
+func (q *Queue[TTx]) insert(ctx context.Context, tx TTx, args river.JobArgs, opts *river.InsertOpts) error {
 	client := q.inserter
 	q.mu.Lock()
 	if q.workers != nil && q.works[args.Kind()] {
@@ -288,7 +361,7 @@ func (q *Queue[TTx]) insert(ctx context.Context, tx TTx, args river.JobArgs) err
 		client = q.workers
 	}
 	q.mu.Unlock()
-	_, err := client.InsertTx(ctx, tx, args, nil)
+	_, err := client.InsertTx(ctx, tx, args, opts)
 	return err
 }
 

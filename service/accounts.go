@@ -1,0 +1,349 @@
+package service
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"golang.org/x/time/rate"
+
+	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/internal/password"
+	"github.com/hegate/hegate/storage"
+)
+
+// Console accounts: users, logins and sessions. An API key is never a
+// console login, and a session is never an API credential.
+
+// Session lifetimes: a session ends after SessionIdle without a request,
+// and SessionMax after it began whatever happens.
+const (
+	SessionIdle = 2 * time.Hour
+	SessionMax  = 12 * time.Hour
+	// sessionTouchEvery is how stale LastSeenAt may be, so that most
+	// requests only read.
+	sessionTouchEvery = time.Minute
+	sessionTokenBytes = 32
+	sessionPrefix     = "hgs_"
+	// MinPasswordBytes is the shortest password a user may have (NIST SP
+	// 800-63B 5.1.1.1 asks for at least 8 characters; we ask for more).
+	MinPasswordBytes = 12
+	maxPasswordBytes = 1024
+)
+
+// Login attempt limits: per account and per client address, each a token
+// bucket (golang.org/x/time/rate) of loginBurst tries refilled at one
+// per loginEvery.
+const (
+	loginBurst   = 5
+	loginEvery   = 20 * time.Second
+	maxLimiters  = 10000
+	limiterTTL   = 15 * time.Minute
+	loginRefused = "wrong tenant, user name or password"
+)
+
+// TooManyAttemptsError refuses a login that came too soon after failed
+// ones; the client may try again after RetryAfter.
+type TooManyAttemptsError struct{ RetryAfter time.Duration }
+
+func (e *TooManyAttemptsError) Error() string {
+	return fmt.Sprintf("too many login attempts: try again in %s", e.RetryAfter.Round(time.Second))
+}
+
+// loginLimiter keeps one token bucket per key, forgetting idle ones.
+type loginLimiter struct {
+	mu   sync.Mutex
+	seen map[string]*limiterEntry
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+// allow spends a try of each key; the wait until the first refused one
+// allows again, or 0.
+func (l *loginLimiter) allow(now time.Time, keys ...string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.seen == nil {
+		l.seen = map[string]*limiterEntry{}
+	}
+	if len(l.seen) >= maxLimiters {
+		for k, e := range l.seen {
+			if now.Sub(e.last) > limiterTTL {
+				delete(l.seen, k)
+			}
+		}
+	}
+	var wait time.Duration
+	for _, k := range keys {
+		e, ok := l.seen[k]
+		if !ok {
+			if len(l.seen) >= maxLimiters {
+				// Full of live entries: an attacker spreads over many
+				// keys. Refuse rather than grow.
+				return loginEvery
+			}
+			e = &limiterEntry{lim: rate.NewLimiter(rate.Every(loginEvery), loginBurst)}
+			l.seen[k] = e
+		}
+		e.last = now
+		r := e.lim.ReserveN(now, 1)
+		if d := r.DelayFrom(now); d > 0 {
+			r.CancelAt(now)
+			wait = max(wait, d)
+		}
+	}
+	return wait
+}
+
+// NormalizeUserName is the form user names are stored and compared in:
+// trimmed, lower case.
+func NormalizeUserName(name string) string { return strings.ToLower(strings.TrimSpace(name)) }
+
+// CreateUserParams are the inputs of CreateUser.
+type CreateUserParams struct {
+	// Tenant is the user's tenant; "" makes an operator (operators only).
+	Tenant   hegate.TenantID
+	Name     string
+	Role     string // RoleAdmin or RoleViewer; RoleOperator without a tenant
+	Password string
+}
+
+// CreateUser adds a console user: an operator may add any user, a
+// tenant's admin a user of its own tenant.
+func (s *Service) CreateUser(ctx context.Context, p Principal, params CreateUserParams) (storage.User, error) {
+	const op = "user.create"
+	name := NormalizeUserName(params.Name)
+	switch {
+	case p.Role == RoleOperator:
+	case p.Role == RoleAdmin && params.Tenant == p.Tenant && params.Tenant != "":
+	default:
+		return storage.User{}, s.denied(ctx, p, op, name, hegate.E(op, hegate.KindForbidden, nil, "only an operator, or an administrator of the tenant, adds console users"))
+	}
+	if name == "" || len(name) > storage.MaxUserNameBytes || !utf8.ValidString(name) || strings.ContainsFunc(name, func(r rune) bool { return r < 0x21 || r == 0x7f }) {
+		return storage.User{}, &FieldError{Field: "name", Err: hegate.E(op, hegate.KindInvalid, nil, "a user name is 1 to %d printable characters without spaces", storage.MaxUserNameBytes)}
+	}
+	role := params.Role
+	switch {
+	case params.Tenant == "" && role != RoleOperator:
+		return storage.User{}, &FieldError{Field: "role", Err: hegate.E(op, hegate.KindInvalid, nil, "a user without a tenant is an operator")}
+	case params.Tenant != "" && role != RoleAdmin && role != RoleViewer:
+		return storage.User{}, &FieldError{Field: "role", Err: hegate.E(op, hegate.KindInvalid, nil, "role %q: want admin or viewer", truncate(role, 20))}
+	}
+	if err := checkPassword(params.Password); err != nil {
+		return storage.User{}, &FieldError{Field: "password", Err: hegate.E(op, hegate.KindInvalid, nil, "%v", err)}
+	}
+	hash, err := password.Hash(params.Password)
+	if err != nil {
+		return storage.User{}, hegate.E(op, hegate.KindInternal, err, "")
+	}
+	u, err := s.store.CreateUser(ctx, storage.CreateUserParams{TenantID: params.Tenant, Name: name, Role: role, PasswordHash: hash})
+	switch {
+	case errors.Is(err, storage.ErrConflict):
+		return storage.User{}, &FieldError{Field: "name", Err: hegate.E(op, hegate.KindConflict, err, "there is already a user %q", name)}
+	case errors.Is(err, storage.ErrNotFound):
+		return storage.User{}, notFound(op, err, "no tenant %s", params.Tenant)
+	case err != nil:
+		return storage.User{}, unavailable(op, err)
+	}
+	p.Tenant = params.Tenant
+	s.audit(ctx, p, op, string(u.ID), map[string]any{"name": name, "role": role})
+	return u, nil
+}
+
+func checkPassword(pw string) error {
+	switch {
+	case len(pw) < MinPasswordBytes:
+		return fmt.Errorf("a password is at least %d characters", MinPasswordBytes)
+	case len(pw) > maxPasswordBytes:
+		return fmt.Errorf("a password is at most %d bytes", maxPasswordBytes)
+	case !utf8.ValidString(pw):
+		return errors.New("a password is UTF-8 text")
+	}
+	return nil
+}
+
+// LoginParams are the inputs of Login.
+type LoginParams struct {
+	// Tenant is the tenant's name; "" logs an operator in.
+	Tenant   string
+	Name     string
+	Password string
+	// From is the client's address, for the limits and the audit log.
+	From      string
+	RequestID string
+}
+
+// Session is a console login: the token goes in a cookie and is never
+// stored (the store keeps its SHA-256).
+type Session struct {
+	Token     string
+	ExpiresAt time.Time
+	Principal Principal
+	User      storage.User
+}
+
+// Login checks a console user's password and opens a session. Every
+// failure says the same (KindUnauthenticated) and takes as long; too many
+// tries from one address or at one account are a *TooManyAttemptsError.
+func (s *Service) Login(ctx context.Context, in LoginParams) (Session, error) {
+	const op = "user.login"
+	now := s.now()
+	name := NormalizeUserName(in.Name)
+	if wait := s.logins.allow(now, "from:"+in.From, "user:"+in.Tenant+"/"+name); wait > 0 {
+		s.record(ctx, Principal{From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, name, OutcomeDenied, map[string]any{"why": "rate"})
+		return Session{}, &TooManyAttemptsError{RetryAfter: wait}
+	}
+	refuse := func(tenant hegate.TenantID, why string) (Session, error) {
+		s.record(ctx, Principal{Tenant: tenant, From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, name, OutcomeDenied, map[string]any{"why": why})
+		return Session{}, hegate.E(op, hegate.KindUnauthenticated, nil, loginRefused)
+	}
+	var tenant storage.Tenant
+	if in.Tenant != "" {
+		t, err := s.store.GetTenantByName(ctx, in.Tenant)
+		switch {
+		case errors.Is(err, storage.ErrNotFound):
+			password.Verify(password.Dummy(), in.Password) // as long as a wrong password
+			return refuse("", "tenant")
+		case err != nil:
+			return Session{}, unavailable(op, err)
+		}
+		tenant = t
+	}
+	u, err := s.store.FindUser(ctx, tenant.ID, name)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		password.Verify(password.Dummy(), in.Password)
+		return refuse(tenant.ID, "user")
+	case err != nil:
+		return Session{}, unavailable(op, err)
+	}
+	ok, err := password.Verify(u.PasswordHash, in.Password)
+	if err != nil {
+		return Session{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("user %s: stored password hash: %w", u.ID, err), "")
+	}
+	if !ok || u.Disabled {
+		return refuse(tenant.ID, "password")
+	}
+	if password.NeedsRehash(u.PasswordHash) {
+		if h, err := password.Hash(in.Password); err == nil {
+			_ = s.store.SetUserPassword(ctx, u.ID, h)
+		}
+	}
+	var raw [sessionTokenBytes]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return Session{}, hegate.E(op, hegate.KindInternal, err, "")
+	}
+	token := sessionPrefix + base64.RawURLEncoding.EncodeToString(raw[:])
+	exp := now.Add(SessionIdle)
+	if _, err := s.store.CreateSession(ctx, storage.CreateSessionParams{ID: hashToken(token), UserID: u.ID, ExpiresAt: exp, From: truncate(in.From, storage.MaxFromBytes-3)}); err != nil {
+		return Session{}, unavailable(op, err)
+	}
+	if err := s.store.RecordLogin(ctx, u.ID, now); err != nil {
+		s.log.WarnContext(ctx, "recording a login", "user", string(u.ID), "error", err.Error())
+	}
+	p := userPrincipal(u, in.From, in.RequestID)
+	s.audit(ctx, p, op, string(u.ID), nil)
+	return Session{Token: token, ExpiresAt: exp, Principal: p, User: u}, nil
+}
+
+func hashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+func userPrincipal(u storage.User, from, requestID string) Principal {
+	role := RoleViewer
+	switch u.Role {
+	case storage.UserAdmin:
+		role = RoleAdmin
+	case storage.UserOperator:
+		role = RoleOperator
+	}
+	return Principal{Tenant: u.TenantID, User: u.ID, Role: role, From: from, RequestID: requestID}
+}
+
+// SessionPrincipal is the principal of a session token, sliding its
+// expiry. KindUnauthenticated for a token that is malformed, unknown,
+// expired or whose user is disabled.
+func (s *Service) SessionPrincipal(ctx context.Context, token, from, requestID string) (Principal, storage.User, error) {
+	const op = "user.session"
+	if !strings.HasPrefix(token, sessionPrefix) || len(token) != len(sessionPrefix)+43 {
+		return Principal{}, storage.User{}, hegate.E(op, hegate.KindUnauthenticated, nil, "not logged in")
+	}
+	now := s.now()
+	hash := hashToken(token)
+	sess, u, err := s.store.GetSession(ctx, hash, now)
+	switch {
+	case errors.Is(err, storage.ErrNotFound):
+		return Principal{}, storage.User{}, hegate.E(op, hegate.KindUnauthenticated, nil, "the session ended: log in again")
+	case err != nil:
+		return Principal{}, storage.User{}, unavailable(op, err)
+	}
+	if now.Sub(sess.LastSeenAt) >= sessionTouchEvery {
+		exp := now.Add(SessionIdle)
+		if hardEnd := sess.CreatedAt.Add(SessionMax); exp.After(hardEnd) {
+			exp = hardEnd
+		}
+		if err := s.store.TouchSession(ctx, hash, now, exp); err != nil && !errors.Is(err, storage.ErrNotFound) {
+			s.log.WarnContext(ctx, "sliding a session", "user", string(u.ID), "error", err.Error())
+		}
+	}
+	return userPrincipal(u, from, requestID), u, nil
+}
+
+// Logout ends the session of a token; an unknown token is no error.
+func (s *Service) Logout(ctx context.Context, p Principal, token string) error {
+	if err := s.store.DeleteSession(ctx, hashToken(token)); err != nil {
+		return unavailable("user.logout", err)
+	}
+	s.audit(ctx, p, "user.logout", string(p.User), nil)
+	return nil
+}
+
+// ListUsers lists the tenant's console users (admins and viewers).
+func (s *Service) ListUsers(ctx context.Context, p Principal) ([]storage.User, error) {
+	const op = "user.list"
+	if err := p.requireReader(op); err != nil {
+		return nil, err
+	}
+	us, err := s.store.ListUsers(ctx, p.Tenant)
+	if err != nil {
+		return nil, unavailable(op, err)
+	}
+	for i := range us {
+		us[i].PasswordHash = ""
+	}
+	return us, nil
+}
+
+// AuditQuery selects audit events of the principal's tenant.
+type AuditQuery struct {
+	Actor  string
+	Action string // a prefix
+	Before int64  // cursor: events with smaller ids
+	Limit  int
+}
+
+// ListAudit reads the tenant's audit log, newest first (admins and
+// viewers), and the cursor of the next page (0 at the end).
+func (s *Service) ListAudit(ctx context.Context, p Principal, q AuditQuery) ([]storage.AuditEvent, int64, error) {
+	const op = "audit.list"
+	if err := p.requireReader(op); err != nil {
+		return nil, 0, err
+	}
+	evs, next, err := s.store.ListAudit(ctx, storage.AuditFilter{Tenant: p.Tenant, Actor: q.Actor, ActionPrefix: q.Action, Before: q.Before, Limit: q.Limit})
+	if err != nil {
+		return nil, 0, unavailable(op, err)
+	}
+	return evs, next, nil
+}
