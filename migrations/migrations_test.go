@@ -61,7 +61,7 @@ func TestSQLiteUpDownUp(t *testing.T) {
 		t.Fatalf("DownTo(0): %v", err)
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tenants', 'api_keys', 'key_sets', 'jobs', 'models', 'model_versions', 'budgets', 'budget_usage', 'global_budgets', 'global_budget_usage', 'budget_ledger', 'enroll_challenges', 'attestation_docs', 'attestation_policies', 'devices', 'credential_signing_keys', 'dpop_proofs')`).Scan(&n); err != nil || n != 0 {
+	if err := db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name IN ('tenants', 'api_keys', 'key_sets', 'jobs', 'models', 'model_versions', 'budgets', 'budget_usage', 'global_budgets', 'global_budget_usage', 'budget_ledger', 'enroll_challenges', 'attestation_docs', 'attestation_policies', 'devices', 'credential_signing_keys', 'dpop_proofs', 'console_users', 'console_sessions', 'audit_log')`).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d tables left after DownTo(0), err %v", n, err)
 	}
 	if _, err := p.Up(ctx); err != nil {
@@ -121,7 +121,7 @@ func TestPostgresUpDownUp(t *testing.T) {
 	}
 	var n int
 	if err := db.QueryRowContext(ctx,
-		`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ('tenants', 'api_keys', 'key_sets', 'jobs', 'models', 'model_versions', 'budgets', 'budget_usage', 'global_budgets', 'global_budget_usage', 'budget_ledger', 'enroll_challenges', 'attestation_docs', 'attestation_policies', 'devices', 'credential_signing_keys', 'dpop_proofs')`,
+		`SELECT count(*) FROM pg_tables WHERE schemaname = $1 AND tablename IN ('tenants', 'api_keys', 'key_sets', 'jobs', 'models', 'model_versions', 'budgets', 'budget_usage', 'global_budgets', 'global_budget_usage', 'budget_ledger', 'enroll_challenges', 'attestation_docs', 'attestation_policies', 'devices', 'credential_signing_keys', 'dpop_proofs', 'console_users', 'console_sessions', 'audit_log')`,
 		schema).Scan(&n); err != nil || n != 0 {
 		t.Fatalf("%d tables left after DownTo(0), err %v", n, err)
 	}

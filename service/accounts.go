@@ -248,6 +248,11 @@ func (s *Service) Login(ctx context.Context, in LoginParams) (Session, error) {
 	if _, err := s.store.CreateSession(ctx, storage.CreateSessionParams{ID: hashToken(token), UserID: u.ID, ExpiresAt: exp, From: truncate(in.From, storage.MaxFromBytes-3)}); err != nil {
 		return Session{}, unavailable(op, err)
 	}
+	// Each login clears the sessions that expired, as each challenge
+	// clears the expired challenges: the table holds live ones only.
+	if _, err := s.store.DeleteExpiredSessions(ctx, now); err != nil {
+		s.log.WarnContext(ctx, "deleting expired sessions", "error", err.Error())
+	}
 	if err := s.store.RecordLogin(ctx, u.ID, now); err != nil {
 		s.log.WarnContext(ctx, "recording a login", "user", string(u.ID), "error", err.Error())
 	}

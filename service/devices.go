@@ -250,6 +250,11 @@ func (s *Service) SetPolicy(ctx context.Context, p Principal, model hegate.Model
 	if err := p.requireAdmin(op); err != nil {
 		return storage.Policy{}, s.denied(ctx, p, op, policyObject(model), err)
 	}
+	if model != "" {
+		if err := CheckModelName(op, string(model)); err != nil {
+			return storage.Policy{}, &FieldError{Field: "model", Err: err}
+		}
+	}
 	pol, err := attest.ParsePolicy(doc)
 	if err != nil {
 		return storage.Policy{}, hegate.E(op, hegate.KindInvalid, err, "%v", err)
@@ -272,6 +277,11 @@ func (s *Service) DeletePolicy(ctx context.Context, p Principal, model hegate.Mo
 	const op = "policy.delete"
 	if err := p.requireAdmin(op); err != nil {
 		return s.denied(ctx, p, op, policyObject(model), err)
+	}
+	if model != "" {
+		if err := CheckModelName(op, string(model)); err != nil {
+			return &FieldError{Field: "model", Err: err}
+		}
 	}
 	err := s.store.DeletePolicy(ctx, p.Tenant, model)
 	if errors.Is(err, storage.ErrNotFound) {

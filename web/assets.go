@@ -1,11 +1,11 @@
-// Package web is the tenant-admin console that `hegate serve` mounts under
-// /console/: its static assets, its templates and its stylesheet.
+// The console's static assets (console.go has the package's doc comment).
 //
 // Everything the browser loads comes from this binary. The front-end
 // libraries are vendored, minified files from npm (static/vendor/VERSIONS.md
 // says which), embedded with go:embed; nothing is built at run time and no
 // page loads anything from another origin. The pages carry no inline script
 // or style, so they run under ContentSecurityPolicy.
+
 package web
 
 import (
@@ -30,7 +30,7 @@ const StaticPrefix = "/console/static/"
 // behaviour and console.css their look; JSON data islands
 // (<script type="application/json">) are data, which the policy does not
 // govern.
-const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; frame-ancestors 'none'; form-action 'self'; base-uri 'none'"
+const ContentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
 
 //go:embed static
 var staticFS embed.FS

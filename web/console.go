@@ -32,9 +32,6 @@ import (
 // Prefix is where the console is served.
 const Prefix = "/console"
 
-// contentSecurityPolicy allows the console's own scripts and styles only.
-const contentSecurityPolicy = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'; object-src 'none'"
-
 // Config is what a Console needs.
 type Config struct {
 	// Service holds the rules. Required.
@@ -117,7 +114,7 @@ func (c *Console) Handler() http.Handler {
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("Content-Security-Policy", contentSecurityPolicy)
+		h.Set("Content-Security-Policy", ContentSecurityPolicy)
 		h.Set("X-Content-Type-Options", "nosniff")
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("Referrer-Policy", "same-origin")

@@ -84,14 +84,10 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	users, err := c.svc.ListUsers(r.Context(), p)
+	names, err := c.auditActorNames(r)
 	if err != nil {
 		c.fail(w, r, err)
 		return
-	}
-	names := map[string]string{}
-	for _, u := range users {
-		names[service.Principal{User: u.ID}.Actor()] = u.Name
 	}
 	data := auditData{Filter: f}
 	for _, ev := range evs {
@@ -129,4 +125,18 @@ func auditRowOf(ev storage.AuditEvent, names map[string]string) auditRow {
 		row.Badge = "neutral"
 	}
 	return row
+}
+
+// auditActorNames maps the actor of each of the tenant's console users
+// ("user:usr_...") to the user's name.
+func (c *Console) auditActorNames(r *http.Request) (map[string]string, error) {
+	users, err := c.svc.ListUsers(r.Context(), principal(r))
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(users))
+	for _, u := range users {
+		names[service.Principal{User: u.ID}.Actor()] = u.Name
+	}
+	return names, nil
 }

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -439,6 +440,9 @@ func (c *Console) ledgerPage(ctx context.Context, p service.Principal, r *http.R
 	for _, st := range sts {
 		names = append(names, string(st.Usage.Model))
 	}
+	if !slices.Contains(names, v.Model) {
+		names = append(names, v.Model) // a model without a budget row now
+	}
 	v.Models = choices(names, labels, v.Model)
 	entries, err := c.svc.Ledger(ctx, p, lq)
 	if err != nil {
@@ -498,7 +502,7 @@ func (c *Console) burnCharts(ctx context.Context, p service.Principal, sts []ser
 		}
 		s := burnDown(burnInput{Usage: u, Default: def.Capacity, Entries: entries, Exhausted: exhausted, Now: now})
 		ch := budgetChart{ID: "burn-" + string(u.Model), Model: u.Model}
-		ch.Spec = chartIsland{Label: "Budget left (rho)", Step: true, Total: dp.Rho(u.Limit.Capacity).Float64(), XLabel: "Time (UTC)", YLabel: "rho left"}
+		ch.Spec = chartIsland{Label: "Budget left (rho)", Step: true, Total: dp.Rho(u.Limit.Capacity).Float64(), XLabel: "Time", YLabel: "rho left"}
 		for _, pt := range s.Points {
 			ch.Spec.X = append(ch.Spec.X, pt.At.Unix())
 			ch.Spec.Y = append(ch.Spec.Y, dp.Rho(pt.Left).Float64())

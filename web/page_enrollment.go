@@ -163,11 +163,23 @@ func (c *Console) renderEnrollment(w http.ResponseWriter, r *http.Request, statu
 		c.fail(w, r, err)
 		return
 	}
+	names, err := c.auditActorNames(r)
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	who := func(actor string) string {
+		if n, ok := names[actor]; ok {
+			return n
+		}
+		return actor
+	}
 	data := enrollmentData{CanEdit: canEdit(p.Role), Form: form, Formats: enrollFormats, Statuses: enrollStatuses}
 	defaultSet := false
 	for i, sp := range ps {
 		row := enrollPolicyRowOf(sp, parsed[i], true)
 		row.CanEdit = data.CanEdit
+		row.UpdatedBy = who(row.UpdatedBy)
 		if sp.Model == "" {
 			data.Default, defaultSet = row, true
 			continue
@@ -196,7 +208,7 @@ func (c *Console) renderEnrollment(w http.ResponseWriter, r *http.Request, statu
 				ad.JSON = prettyJSON(d.Document)
 				ad.Draft = ad.JSON
 				ad.UpdatedAt = d.UpdatedAt.UTC().Format("2006-01-02 15:04 UTC")
-				ad.UpdatedBy = d.UpdatedBy
+				ad.UpdatedBy = who(d.UpdatedBy)
 			}
 			if draft != nil && draft.Format == ad.Format && draft.Kind == ad.Kind {
 				ad.Draft, ad.Error = draft.Draft, draft.Error

@@ -148,7 +148,7 @@ scan:
 	for _, st := range []storage.JobStatus{storage.JobQueued, storage.JobRunning, storage.JobSucceeded, storage.JobFailed, storage.JobCancelled} {
 		s.ByStatus = append(s.ByStatus, statusCount{Status: string(st), Class: jobStatusClass(st), Count: byStatus[st]})
 	}
-	s.Chart = chartIsland{Label: "Jobs per minute", Step: true, XLabel: "Time (UTC)", YLabel: "jobs"}
+	s.Chart = chartIsland{Label: "Jobs per minute", Step: true, XLabel: "Time", YLabel: "jobs"}
 	for i, n := range perMin {
 		at := start.Add(time.Duration(i) * time.Minute)
 		s.PerMin = append(s.PerMin, minuteCount{At: at.Format("15:04"), Count: n})

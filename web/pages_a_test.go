@@ -15,13 +15,17 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/chromedp/chromedp"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
 	"github.com/hegate/hegate/he/ir"
+	"github.com/hegate/hegate/internal/browsertest"
 	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 	"github.com/hegate/hegate/storage/blobfs"
@@ -52,13 +56,7 @@ type paEnv struct {
 }
 
 // paBuiltin is the built-in model of the tests, compiled once.
-var paBuiltin *he.Model
-
-func paModel(t *testing.T) *he.Model {
-	t.Helper()
-	if paBuiltin != nil {
-		return paBuiltin
-	}
+var paBuiltin = sync.OnceValues(func() (*he.Model, error) {
 	r := rand.New(rand.NewPCG(1, 7))
 	vec := func(n int) []float64 {
 		v := make([]float64, n)
@@ -72,16 +70,21 @@ func paModel(t *testing.T) *he.Model {
 		&ir.Node{Op: ir.OpPoly, Poly: &ir.Poly{Coeffs: []float64{0, 0.5, 0.1}}},
 		&ir.Node{Op: ir.OpDense, Dense: &ir.Dense{In: 8, Out: 4, Weights: vec(32), Bias: vec(4)}},
 	)
-	m, err := he.Compile(context.Background(), g, he.CompileOptions{Params: "test-n12", AllowInsecure: true,
+	return he.Compile(context.Background(), g, he.CompileOptions{Params: "test-n12", AllowInsecure: true,
 		Privacy: he.PrivacyOptions{OutputRange: [2]float64{-16, 16}, Sigma: 0.5}})
+})
+
+func paModel(t *testing.T) *he.Model {
+	t.Helper()
+	m, err := paBuiltin()
 	if err != nil {
 		t.Fatal(err)
 	}
-	paBuiltin = m
 	return m
 }
 
-func newPAEnv(t *testing.T) *paEnv {
+// newPAEnv builds the console; edit changes the catalog's configuration.
+func newPAEnv(t *testing.T, edit ...func(*catalog.Config)) *paEnv {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
@@ -97,7 +100,11 @@ func newPAEnv(t *testing.T) *paEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cat, err := catalog.New(catalog.Config{Store: st, Blobs: blobs, Builtin: []*he.Model{paModel(t)}, AllowInsecure: true})
+	cc := catalog.Config{Store: st, Blobs: blobs, Builtin: []*he.Model{paModel(t)}, AllowInsecure: true}
+	for _, f := range edit {
+		f(&cc)
+	}
+	cat, err := catalog.New(cc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,6 +311,7 @@ func paIsland(t *testing.T, doc, id string) chartIsland {
 }
 
 func TestCrossOriginRefused(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	alice := e.login("acme", e.alice)
 	form := url.Values{"model": {"mine"}, "epsilon": {"1"}, "delta": {"1e-6"}, "period": {"day"}}
@@ -328,6 +336,7 @@ func TestCrossOriginRefused(t *testing.T) {
 }
 
 func TestOverviewPage(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	ok := e.paJob(3 * paRho)
 	if _, err := e.store.StartJob(e.ctx, ok.ID); err != nil {
@@ -375,17 +384,25 @@ func TestOverviewPage(t *testing.T) {
 }
 
 func TestOverviewJobsCapped(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
-	for range overviewMaxJobs + 3 {
-		if _, _, err := e.store.CreateJob(e.ctx, storage.CreateJobParams{TenantID: e.acme.ID, Model: "tiny", KeySetID: "ks-test", InputBlob: "in", InputBytes: 1}); err != nil {
-			t.Fatal(err)
+	err := e.store.InTx(e.ctx, func(tx storage.Tx) error {
+		for range overviewMaxJobs + 3 {
+			if _, _, err := tx.CreateJob(e.ctx, storage.CreateJobParams{TenantID: e.acme.ID, Model: "tiny", KeySetID: "ks-test", InputBlob: "in", InputBytes: 1}); err != nil {
+				return err
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	doc := e.login("acme", e.alice).page("/console/")
 	paWant(t, doc, fmt.Sprintf(`<span class="stat-value">at least %d</span>`, overviewMaxJobs))
 }
 
 func TestModelsPages(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	alice, victor, gina := e.login("acme", e.alice), e.login("acme", e.victor), e.login("globex", e.gina)
 
@@ -432,7 +449,7 @@ func TestModelsPages(t *testing.T) {
 	}
 	doc = alice.follow(res)
 	paWant(t, doc, "Model keras-sm version 1 is uploaded and compiling.", `<span class="badge warning">compiling</span>`,
-		`hx-get="/console/models/keras-sm/versions" hx-trigger="every 2s" hx-swap="outerHTML"`, `"layout":"NHWC"`,
+		`hx-get="/console/models/keras-sm/versions" hx-trigger="every 2s" hx-swap="outerHTML"`, `&#34;layout&#34;:&#34;NHWC&#34;`,
 		`action="/console/models/keras-sm/delete" data-confirm=`)
 	v, err := e.svc.ModelVersion(e.ctx, service.Principal{Tenant: e.acme.ID, Role: service.RoleAdmin}, "keras-sm", 1)
 	if err != nil || v.Status != storage.ModelCompiling || v.Options.Preprocess == nil || v.Options.Preprocess.Layout != "NHWC" {
@@ -473,7 +490,9 @@ func TestModelsPages(t *testing.T) {
 }
 
 func TestModelsImportErrors(t *testing.T) {
-	e := newPAEnv(t)
+	t.Parallel()
+	const maxFile = 2000
+	e := newPAEnv(t, func(c *catalog.Config) { c.MaxSourceBytes = maxFile })
 	alice := e.login("acme", e.alice)
 	check := func(what string, res *httptest.ResponseRecorder, fields ...string) {
 		t.Helper()
@@ -497,12 +516,21 @@ func TestModelsImportErrors(t *testing.T) {
 	check("built-in name", alice.upload([][2]string{{"name", "tiny"}}, "m.onnx", []byte("x")), "name")
 	check("unknown format", alice.upload([][2]string{{"name", "m"}}, "m.bin", []byte("x")), "format")
 	check("not ONNX", alice.upload([][2]string{{"name", "m"}}, "m.onnx", []byte("not a model")), "file")
+	// Too large: by the catalog's count, and beyond the request's bound.
+	check("too large", alice.upload([][2]string{{"name", "m"}}, "m.onnx", make([]byte, maxFile+1)), "file")
+	res := alice.upload([][2]string{{"name", "m"}}, "m.onnx", make([]byte, maxFile+maxFormBytes+1))
+	check("far too large", res, "file")
+	paWant(t, res.Body.String(), "exceeds 2000 bytes")
+	if vs, err := e.store.ListModels(e.ctx, e.acme.ID); err != nil || len(vs) != 0 {
+		t.Errorf("refused imports stored %v, %v", vs, err)
+	}
 	// The values come back, and the options open.
-	res := alice.upload([][2]string{{"name", "my-model"}, {"relu_degree", "99"}}, "m.onnx", []byte("x"))
+	res = alice.upload([][2]string{{"name", "my-model"}, {"relu_degree", "99"}}, "m.onnx", []byte("x"))
 	paWant(t, res.Body.String(), `value="my-model"`, `value="99"`, `<details class="disclosure" open>`)
 }
 
 func TestBudgetPage(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	e.paTenantModel("mine")
 	alice, victor := e.login("acme", e.alice), e.login("acme", e.victor)
@@ -604,6 +632,7 @@ func TestBudgetPage(t *testing.T) {
 }
 
 func TestBudgetLedgerPaging(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	e.paTenantModel("mine")
 	for i := range budgetLedgerPage + 5 {
@@ -640,6 +669,7 @@ func TestBudgetLedgerPaging(t *testing.T) {
 }
 
 func TestKeysetsPage(t *testing.T) {
+	t.Parallel()
 	e := newPAEnv(t)
 	blob, err := e.blobs.Put(e.ctx, strings.NewReader("keys"), 4)
 	if err != nil {
@@ -673,6 +703,7 @@ func TestKeysetsPage(t *testing.T) {
 }
 
 func TestIslandEscaping(t *testing.T) {
+	t.Parallel()
 	tpl, err := ParseTemplates()
 	if err != nil {
 		t.Fatal(err)
@@ -698,6 +729,7 @@ func TestIslandEscaping(t *testing.T) {
 }
 
 func TestBurnDown(t *testing.T) {
+	t.Parallel()
 	day := time.Date(2025, 6, 2, 0, 0, 0, 0, time.UTC)
 	at := func(h int) time.Time { return day.Add(time.Duration(h) * time.Hour) }
 	now := at(20)
@@ -848,4 +880,130 @@ func TestBurnDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// paEval runs a script in the tab.
+func paEval[T any](t *testing.T, ctx context.Context, script string) T {
+	t.Helper()
+	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](script))
+	if err != nil {
+		t.Fatalf("%s: %v", script, err)
+	}
+	return v
+}
+
+// paWait evaluates cond in the tab until it is true (an error counts as
+// false), failing the test after limit.
+func paWait(t *testing.T, ctx context.Context, what, cond string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not so after %s (last error %v)", what, limit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// In a real browser at phone width (390 px): the overview, models, model,
+// budget and key sets pages lay out without sideways scrolling, pass
+// axe-core, break no CSP rule, draw their charts, and the budget's
+// burn-down moves as a job spends, without a reload. PA_SCREENSHOTS=DIR
+// saves a screenshot of each page there.
+func TestOverviewModelsBudgetKeysetsInBrowser(t *testing.T) {
+	t.Parallel()
+	b := browsertest.Start(t)
+	e := newPAEnv(t)
+	srv := httptest.NewServer(e.handler)
+	t.Cleanup(srv.Close)
+	e.paTenantModel("mine")
+	j := e.paJob(3 * paRho)
+	if _, err := e.store.StartJob(e.ctx, j.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.CompleteJob(e.ctx, j.ID, "out", 1); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := e.blobs.Put(e.ctx, strings.NewReader("keys"), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.store.PutKeySet(e.ctx, storage.KeySet{ID: hegate.KeySetID(strings.Repeat("cd", 32)), TenantID: e.acme.ID, Model: "tiny", ParamsID: strings.Repeat("e", 64), SizeBytes: 12_345_678, BlobKey: blob.Key}); err != nil {
+		t.Fatal(err)
+	}
+	sess, err := e.svc.Login(e.ctx, service.LoginParams{Tenant: "acme", Name: "alice", Password: paPassword, From: "127.0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := b.NewTab(t)
+	if err := browsertest.SetViewport(ctx, 390, 844); err != nil {
+		t.Fatal(err)
+	}
+	if err := browsertest.Navigate(ctx, srv.URL+"/console/login"); err != nil {
+		t.Fatal(err)
+	}
+	paEval[chromedp.Void](t, ctx, `document.cookie = "hegate_session=`+sess.Token+`; path=/"`)
+	shots := os.Getenv("PA_SCREENSHOTS")
+	for _, path := range []string{"/console/", "/console/models", "/console/models/tiny", "/console/budget", "/console/keysets"} {
+		if err := browsertest.Navigate(ctx, srv.URL+path); err != nil {
+			t.Fatal(err)
+		}
+		if err := browsertest.Settle(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if over := paEval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+			t.Errorf("%s: %d px wider than a 390 px screen", path, over)
+		}
+		if n := paEval[int](t, ctx, `document.querySelectorAll('[data-chart]:not([data-chart-drawn])').length`); n > 0 {
+			t.Errorf("%s: %d charts not drawn", path, n)
+		}
+		browsertest.RequireNoSeriousAxe(t, ctx, path)
+		if shots != "" {
+			name := strings.Trim(strings.ReplaceAll(path, "/", "-"), "-") + ".png"
+			if err := browsertest.Screenshot(ctx, filepath.Join(shots, name)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if shots != "" {
+		// The budget form after a refusal, open, with its errors.
+		if err := browsertest.Navigate(ctx, srv.URL+"/console/budget"); err != nil {
+			t.Fatal(err)
+		}
+		paEval[chromedp.Void](t, ctx, `(() => { const f = document.querySelector('form[action="/console/budget/set"]'); f.elements.epsilon.value = '-1'; f.submit(); })()`)
+		paWait(t, ctx, "the refused form", `!!document.getElementById('budget-mine-epsilon-error')`, 5*time.Second)
+		for _, msg := range browsertest.ConsoleErrors(ctx) {
+			if !strings.Contains(msg, "422") {
+				t.Errorf("the page logged: %s", msg)
+			}
+		}
+		browsertest.RequireNoSeriousAxe(t, ctx, "budget (refused)")
+		paEval[chromedp.Void](t, ctx, `document.getElementById('budget-mine-epsilon').scrollIntoView()`)
+		if err := browsertest.Screenshot(ctx, filepath.Join(shots, "budget-refused.png")); err != nil {
+			t.Fatal(err)
+		}
+		if err := browsertest.Navigate(ctx, srv.URL+"/console/models"); err != nil {
+			t.Fatal(err)
+		}
+		paEval[chromedp.Void](t, ctx, `document.querySelector('details.disclosure').open = true`)
+		if err := browsertest.Screenshot(ctx, filepath.Join(shots, "models-options.png")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The burn-down of the built-in model follows a new job within a
+	// refresh (5 s), and the page is not reloaded.
+	if err := browsertest.Navigate(ctx, srv.URL+"/console/budget"); err != nil {
+		t.Fatal(err)
+	}
+	paEval[chromedp.Void](t, ctx, `window.paNoReload = true`)
+	last := `(() => { const y = JSON.parse(document.getElementById('burn-tiny-data').textContent).y; return y[y.length - 1]; })()`
+	if y := paEval[float64](t, ctx, last); y != 7 {
+		t.Fatalf("the chart ends at %v, want 7", y)
+	}
+	e.paJob(2 * paRho)
+	paWait(t, ctx, "the burn-down moves", last+` === 5 && window.paNoReload === true && !!document.querySelector('#burn-tiny[data-chart-drawn]')`, 8*time.Second)
 }

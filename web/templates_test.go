@@ -15,7 +15,7 @@ import (
 // kitchenSink is the test page with one of each building block.
 func kitchenSink(t testing.TB) string {
 	t.Helper()
-	b, err := os.ReadFile("internal/browsertest/testdata/kitchensink.html")
+	b, err := os.ReadFile("../internal/browsertest/testdata/kitchensink.html")
 	if err != nil {
 		t.Fatal(err)
 	}

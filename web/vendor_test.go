@@ -22,9 +22,9 @@ var vendored = []struct {
 	{"static/vendor/uPlot.iife.min.js", "19c8d4c6ad88929a79f4ae49d6f7161566dfd0ba3d15cc495e974f787eb78f1f", "/*! https://github.com/leeoniya/uPlot (v1.6.32) */"},
 	{"static/vendor/uPlot.min.css", "df630c6a8d6f8eeaff264b50f73ce5b114f646ffd9a0bb74f049b0a00135fa04", ""},
 	{"static/vendor/LICENSE.uplot.txt", "8f989229699b4fe2f1a0432d0e9edc338a8a911e250e2d1b01ecd770a5f5b1bd", "The MIT License (MIT)\n\nCopyright (c) 2022 Leon Sorokin"},
-	{"internal/browsertest/testdata/axe.min.js", "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c", "/*! axe v4.14.1\n * Copyright (c) 2015 - 2026 Deque Systems, Inc.\n *\n * Your use of this Source Code Form is subject to the terms of the Mozilla Public\n * License, v. 2.0."},
-	{"internal/browsertest/testdata/LICENSE.axe-core.txt", "af175b9d96ee93c21a036152e1b905b0b95304d4ae8c2c921c7609100ba8df7e", "Mozilla Public License, version 2.0"},
-	{"internal/browsertest/testdata/LICENSE-3RD-PARTY.axe-core.txt", "4f8563870d0fca38bbc3e00b6f670cb7fa9f380ba9f26a7f7d1184a6b18b1653", ""},
+	{"../internal/browsertest/testdata/axe.min.js", "29348999450cdf2849a8e70b7912fc2da85a849da39c0d0d5394f51d4a9ed95c", "/*! axe v4.14.1\n * Copyright (c) 2015 - 2026 Deque Systems, Inc.\n *\n * Your use of this Source Code Form is subject to the terms of the Mozilla Public\n * License, v. 2.0."},
+	{"../internal/browsertest/testdata/LICENSE.axe-core.txt", "af175b9d96ee93c21a036152e1b905b0b95304d4ae8c2c921c7609100ba8df7e", "Mozilla Public License, version 2.0"},
+	{"../internal/browsertest/testdata/LICENSE-3RD-PARTY.axe-core.txt", "4f8563870d0fca38bbc3e00b6f670cb7fa9f380ba9f26a7f7d1184a6b18b1653", ""},
 }
 
 func TestVendoredFiles(t *testing.T) {

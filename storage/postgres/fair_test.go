@@ -46,6 +46,12 @@ func (s testStore) riverOrder(ctx context.Context) (ids []hegate.JobID, prios []
 
 // floodThenOne creates tenants A and B, 20 jobs of A, then one of B.
 func floodThenOne(t *testing.T, s storage.Store) (a []hegate.JobID, b hegate.JobID) {
+	return floodThenOneN(t, s, 20, false)
+}
+
+// floodThenOneN creates tenants A and B, n jobs of A (all at once if
+// concurrent), then one of B.
+func floodThenOneN(t *testing.T, s storage.Store, n int, concurrent bool) (a []hegate.JobID, b hegate.JobID) {
 	t.Helper()
 	ctx := t.Context()
 	var tenants [2]hegate.TenantID
@@ -56,12 +62,31 @@ func floodThenOne(t *testing.T, s storage.Store) (a []hegate.JobID, b hegate.Job
 		}
 		tenants[i] = tn.ID
 	}
-	for range 20 {
+	var (
+		mu   sync.Mutex
+		wg   sync.WaitGroup
+		errs []error
+	)
+	submit := func() {
 		j, _, err := s.CreateJob(ctx, storage.CreateJobParams{TenantID: tenants[0], Model: "m", KeySetID: "k", InputBlob: "a"})
+		mu.Lock()
+		defer mu.Unlock()
 		if err != nil {
-			t.Fatalf("CreateJob of A: %v", err)
+			errs = append(errs, err)
+			return
 		}
 		a = append(a, j.ID)
+	}
+	for range n {
+		if concurrent {
+			wg.Go(submit)
+		} else {
+			submit()
+		}
+	}
+	wg.Wait()
+	if len(errs) > 0 {
+		t.Fatalf("CreateJob of A: %v", errs)
 	}
 	j, _, err := s.CreateJob(ctx, storage.CreateJobParams{TenantID: tenants[1], Model: "m", KeySetID: "k", InputBlob: "b"})
 	if err != nil {
@@ -83,10 +108,32 @@ func TestFairOrder(t *testing.T) {
 	if want := append([]hegate.JobID{b}, a...); !slices.Equal(ids, want) {
 		t.Fatalf("fetch order %v,\nwant B's job %s first, then A's in order %v", ids, b, a)
 	}
-	// B has no backlog: 1; A's 20th job saw 19 ahead: 3, and moved A's
+	// B has no backlog: 1; A's 20th job saw 19 ahead: 4, and moved A's
 	// other waiting jobs there.
 	if prios[0] != 1 || prios[1] != jobqueue.Priority(19) || prios[len(prios)-1] != jobqueue.Priority(19) {
 		t.Fatalf("priorities %v, want B at 1 and A's all at %d", prios, jobqueue.Priority(19))
+	}
+}
+
+// TestFairOrderConcurrent: tenant A submits 50 jobs at once, as a tenant
+// that starts to flood does; they all commit (no deadlock between the
+// submissions reprioritizing A's jobs), all end in A's last band, and B's
+// job, inserted after them, is still the next a worker takes.
+func TestFairOrderConcurrent(t *testing.T) {
+	t.Parallel()
+	s := open(t, nil).(testStore)
+	_, b := floodThenOneN(t, s, 50, true)
+	ids, prios, err := s.riverOrder(t.Context())
+	if err != nil {
+		t.Fatalf("reading river_job: %v", err)
+	}
+	if len(ids) != 51 || ids[0] != b {
+		t.Fatalf("fetch order %v (priorities %v), want B's job %s first of 51", ids, prios, b)
+	}
+	for i, p := range prios[1:] {
+		if p != jobqueue.Priority(49) {
+			t.Fatalf("A's job %s has priority %d, want all of A's at %d (priorities %v)", ids[i+1], p, jobqueue.Priority(49), prios)
+		}
 	}
 }
 

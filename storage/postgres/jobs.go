@@ -146,10 +146,9 @@ const activeJobsQuery = `SELECT count(*) FROM jobs WHERE tenant_id = $1 AND stat
 
 // reprioritizeQuery moves the waiting River inference jobs ($5: states) of
 // tenant $1's unfinished jobs to priority $2. It locks them in id order
-// and skips those another transaction holds (a worker fetching them, or a
-// concurrent submission of the same tenant setting its own band), so it
-// never waits and never deadlocks. River's table is in the search path,
-// like hegate's.
+// and skips those another transaction holds (a worker fetching them), so
+// it never waits and never deadlocks. River's table is in the search
+// path, like hegate's.
 const reprioritizeQuery = `
 UPDATE river_job SET priority = $2
 WHERE id IN (
@@ -165,7 +164,18 @@ WHERE id IN (
 // running jobs, counted in tx), and moves the tenant's other waiting River
 // jobs to that priority, so that a tenant with a short backlog overtakes
 // one with a long one; see the jobqueue package comment.
+//
+// It first takes the tenant's backlog lock, a transaction-scoped advisory
+// lock, so that the tenant's submissions count one after another: under
+// READ COMMITTED, a hundred concurrent submissions of a tenant that starts
+// to flood would each miss the others' uncommitted jobs, count a backlog
+// of almost nothing and all get priority 1. The lock is held until tx
+// ends; the tenant's submissions queue on its budget row (ReserveBudget,
+// later in tx) anyway, and nothing takes the two in the other order.
 func (s *Store) enqueueFair(ctx context.Context, tx pgx.Tx, job storage.Job) error {
+	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.advisoryLockID("backlog "+string(job.TenantID))); err != nil {
+		return fmt.Errorf("taking the backlog lock: %w", translate(err))
+	}
 	var active int64
 	if err := tx.QueryRow(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
 		return fmt.Errorf("counting the backlog: %w", translate(err))

@@ -177,6 +177,15 @@ odd_labels{a="x, y}",b="say \"hi\"\\",c="line\nbreak"} +Inf
 go_info{version="go1.26.8"} 1
 `
 
+func TestParseLoadAvg(t *testing.T) {
+	if got := parseLoadAvg("2.52 1.58 0.59 3/123 4567\n"); got != 2.52 {
+		t.Errorf("parseLoadAvg = %v, want 2.52", got)
+	}
+	if got := parseLoadAvg(""); got != -1 {
+		t.Errorf("parseLoadAvg of nothing = %v, want -1", got)
+	}
+}
+
 func TestParseMetrics(t *testing.T) {
 	m, err := parseMetrics(strings.NewReader(metricsText))
 	if err != nil {

@@ -449,7 +449,7 @@ func run(ctx context.Context, cfg config, logw io.Writer) (rep *Report, err erro
 		defer tick.Stop()
 		name := <-phaseName
 		take := func() {
-			s := Sample{T: time.Since(t0).Seconds(), Phase: name, InFlight: f.inflight.Load(), Procs: map[string]procSample{}}
+			s := Sample{T: time.Since(t0).Seconds(), Phase: name, InFlight: f.inflight.Load(), Load1: loadAvg1(), Procs: map[string]procSample{}}
 			for _, p := range procs {
 				ps, snap := p.sample(ctx, hc)
 				s.Procs[p.name] = ps

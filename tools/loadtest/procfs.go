@@ -117,3 +117,28 @@ func cpuModel() string {
 	}
 	return ""
 }
+
+// loadAvg1 is the machine's 1-minute load average (/proc/loadavg), or -1:
+// how many runnable threads compete for the cores, the load test's
+// processes and anything else running on the machine.
+func loadAvg1() float64 {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return -1
+	}
+	return parseLoadAvg(string(b))
+}
+
+// parseLoadAvg reads the first field of /proc/loadavg ("0.52 0.58 0.59
+// 1/123 4567"), or -1.
+func parseLoadAvg(s string) float64 {
+	f := strings.Fields(s)
+	if len(f) == 0 {
+		return -1
+	}
+	v, err := strconv.ParseFloat(f[0], 64)
+	if err != nil {
+		return -1
+	}
+	return v
+}

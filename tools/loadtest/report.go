@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"sort"
 	"strings"
@@ -48,6 +49,10 @@ type PhaseReport struct {
 	Tenants  []TenantPhase    `json:"tenants"`
 	All      TenantPhase      `json:"all"`
 	MaxRSS   map[string]int64 `json:"max_sampled_rss_bytes"`
+	// Load is the machine's 1-minute load average over the phase's
+	// samples: mean and max.
+	LoadMean float64 `json:"loadavg_1m_mean"`
+	LoadMax  float64 `json:"loadavg_1m_max"`
 
 	modes []mode
 	idx   int
@@ -91,6 +96,7 @@ type Sample struct {
 	T        float64               `json:"t_s"`
 	Phase    string                `json:"phase"`
 	InFlight int64                 `json:"inferences_in_flight"`
+	Load1    float64               `json:"loadavg_1m"`
 	Procs    map[string]procSample `json:"procs"`
 }
 
@@ -221,12 +227,20 @@ func (r *Report) collect(c config, f *fleet, tenants []*tenantRig, finals map[st
 		ph.All.Mode = ""
 		ph.All.WithRetries = summarize(allE2E)
 		ph.MaxRSS = map[string]int64{}
+		var loads []float64
 		for _, s := range r.Samples {
 			if s.Phase == ph.Name {
 				for name, ps := range s.Procs {
 					ph.MaxRSS[name] = max(ph.MaxRSS[name], ps.RSS)
 				}
+				if s.Load1 >= 0 {
+					loads = append(loads, s.Load1)
+				}
 			}
+		}
+		for _, l := range loads {
+			ph.LoadMean += l / float64(len(loads))
+			ph.LoadMax = max(ph.LoadMax, l)
 		}
 	}
 	r.Errors = f.rec.allNotes()
@@ -532,6 +546,13 @@ func (r *Report) print(w io.Writer) {
 			cmp.P50RatioWithRetries, cmp.P99RatioWithRetries)
 	}
 
+	var loads []string
+	for _, ph := range r.Phases {
+		loads = append(loads, fmt.Sprintf("%s %.1f (max %.1f)", ph.Name, ph.LoadMean, ph.LoadMax))
+	}
+	fmt.Fprintf(w, "\nMachine load (1-minute load average, mean of the samples, on %d cores; the load test's processes and anything else on the machine): %s\n",
+		runtime.NumCPU(), strings.Join(loads, ", "))
+
 	fmt.Fprintln(w, "\nProcesses:")
 	for _, name := range []string{"gateway", "worker"} {
 		b, a := r.RestBefore[name], r.RestAfter[name]
@@ -546,10 +567,10 @@ func (r *Report) print(w io.Writer) {
 
 	fmt.Fprintf(w, "\nSamples (every %s):\n", c["sample"])
 	tw = tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "t\tphase\tin flight\tgw RSS\tgw gorout.\tgw fds\tgw series\twk RSS\twk gorout.\twk fds\twk series\t")
+	fmt.Fprintln(tw, "t\tphase\tin flight\tload\tgw RSS\tgw gorout.\tgw fds\tgw series\twk RSS\twk gorout.\twk fds\twk series\t")
 	for _, s := range r.Samples {
 		g, k := s.Procs["gateway"], s.Procs["worker"]
-		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t\n", (time.Duration(s.T) * time.Second).String(), s.Phase, s.InFlight,
+		fmt.Fprintf(tw, "%s\t%s\t%d\t%.1f\t%s\t%d\t%d\t%d\t%s\t%d\t%d\t%d\t\n", (time.Duration(s.T) * time.Second).String(), s.Phase, s.InFlight, s.Load1,
 			mb(float64(g.RSS)), g.Goroutines, g.FDs, g.Series, mb(float64(k.RSS)), k.Goroutines, k.FDs, k.Series)
 	}
 	tw.Flush()

@@ -30,10 +30,10 @@
 // in storage/postgres and storage/sqlite). So all of a tenant's
 // waiting jobs carry the band of its backlog at its latest submission:
 //
-//	backlog  < FairShareBacklog (4)  priority 1
-//	backlog  < 16                    priority 2
-//	backlog  < 64                    priority 3
-//	backlog >= 64                    priority 4
+//	backlog  < FairShareBacklog (2)  priority 1
+//	backlog  < 4                     priority 2
+//	backlog  < 8                     priority 3
+//	backlog >= 8                     priority 4
 //
 // A tenant with a short backlog is served before one with a long backlog,
 // and a tenant's own jobs stay first in, first out (one priority, then
@@ -126,18 +126,22 @@ func RescueAfter(timeout time.Duration) time.Duration {
 
 // The backlog bands of Priority: a tenant whose inference backlog (its
 // jobs queued or running, the job being inserted not counted) is below
-// FairShareBacklog gets priority 1, below backlogBand2 priority 2, below
-// backlogBand3 priority 3, else priority 4 (River's lowest).
+// FairShareBacklog gets priority 1, and one step lower each time the
+// backlog doubles: below 2×FairShareBacklog priority 2, below
+// 4×FairShareBacklog priority 3, else priority 4 (River's lowest).
 //
-// FairShareBacklog is a tenant's fair share of a small deployment's
-// workers (a couple of workers of a few slots each): a tenant that keeps
-// that few jobs waiting never waits behind a tenant with more. The upper
-// bands separate a busy tenant from one that is at the default
-// active-jobs quota (gateway.DefaultQuotaActiveJobs, 64).
+// The bands are narrow on purpose. With the gateway's defaults a flooding
+// tenant's backlog is about its admission cap, 16 inferences in flight
+// (up to the active-jobs quota, 64, when its requests stop waiting), so
+// it sits in the last band from a backlog of 8 on, and a tenant with a
+// burst of up to 7 jobs still overtakes it. Wider bands (4, 16, 64 were
+// tried) put a tenant with a backlog of 4 to 15 in the flooder's band,
+// first in, first out with it: the load test's tenant B got stuck there
+// for the whole flood (docs/benchmarks.md).
 const (
-	FairShareBacklog = 4
-	backlogBand2     = 16
-	backlogBand3     = 64
+	FairShareBacklog = 2
+	backlogBand2     = 2 * FairShareBacklog
+	backlogBand3     = 4 * FairShareBacklog
 
 	// HighestPriority and LowestPriority are River's bounds.
 	HighestPriority = 1

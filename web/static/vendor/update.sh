@@ -16,7 +16,7 @@ AXE=4.14.1       # axe-core, latest 4.x; only the browser tests load it
 
 web="$(cd "$(dirname "$0")/../.." && pwd)"
 vendor="$web/static/vendor"
-testdata="$web/internal/browsertest/testdata"
+testdata="$web/../internal/browsertest/testdata"
 scratch="${SCRATCH:-$(mktemp -d /tmp/webvendor.XXXXXX)}"
 mkdir -p "$scratch"
 cd "$scratch"
@@ -50,5 +50,5 @@ cp x/axe-core/package/LICENSE-3RD-PARTY.txt "$testdata/LICENSE-3RD-PARTY.axe-cor
 cd "$web"
 sha256sum static/vendor/htmx.min.js static/vendor/uPlot.iife.min.js static/vendor/uPlot.min.css \
   static/vendor/LICENSE.htmx.txt static/vendor/LICENSE.uplot.txt \
-  internal/browsertest/testdata/axe.min.js internal/browsertest/testdata/LICENSE.axe-core.txt \
-  internal/browsertest/testdata/LICENSE-3RD-PARTY.axe-core.txt
+  ../internal/browsertest/testdata/axe.min.js ../internal/browsertest/testdata/LICENSE.axe-core.txt \
+  ../internal/browsertest/testdata/LICENSE-3RD-PARTY.axe-core.txt

@@ -17,6 +17,7 @@ import (
 	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 
 	"github.com/hegate/hegate/web"
 )
@@ -383,6 +384,23 @@ func TestConsoleScript(t *testing.T) {
 		} else if clip != "hg_live_5fK2pQ9xW7mN3vB8cR1tY6uZ" {
 			t.Errorf("clipboard %q", clip)
 		}
+	})
+
+	t.Run("user menu", func(t *testing.T) {
+		if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`.user-menu > summary`))); err != nil {
+			t.Fatal(err)
+		}
+		if err := chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(`.user-menu button[type="submit"]`))); err != nil {
+			t.Fatal(err)
+		}
+		if got := eval[string](t, ctx, `document.querySelector('.user-menu .menu').textContent.replace(/\s+/g, ' ').trim()`); got != "Role: admin Log out" {
+			t.Errorf("menu says %q", got)
+		}
+		RequireNoSeriousAxe(t, ctx, "console page with the user menu open")
+		if err := chromedp.Do(ctx, chromedp.KeyEvent(kb.Escape)); err != nil {
+			t.Fatal(err)
+		}
+		poll(t, ctx, `!document.querySelector('.user-menu').open && document.activeElement === document.querySelector('.user-menu > summary')`)
 	})
 
 	t.Run("chart redrawn after an htmx swap", func(t *testing.T) {
