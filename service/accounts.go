@@ -352,3 +352,42 @@ func (s *Service) ListAudit(ctx context.Context, p Principal, q AuditQuery) ([]s
 	}
 	return evs, next, nil
 }
+
+// ActAs is an operator's principal acting on the tenant named name: the
+// console's operators pick the tenant whose pages they see. Only an
+// operator may; the choice is recorded.
+func (s *Service) ActAs(ctx context.Context, p Principal, name string) (Principal, storage.Tenant, error) {
+	const op = "operator.act-as"
+	if p.Role != RoleOperator {
+		return Principal{}, storage.Tenant{}, s.denied(ctx, p, op, truncate(name, 80), hegate.E(op, hegate.KindForbidden, nil, "only an operator acts on other tenants"))
+	}
+	t, err := s.store.GetTenantByName(ctx, strings.TrimSpace(name))
+	if errors.Is(err, storage.ErrNotFound) {
+		return Principal{}, storage.Tenant{}, &FieldError{Field: "tenant", Err: notFound(op, err, "no tenant %q", truncate(name, 80))}
+	}
+	if err != nil {
+		return Principal{}, storage.Tenant{}, unavailable(op, err)
+	}
+	p.Tenant = t.ID
+	s.audit(ctx, p, op, string(t.ID), map[string]any{"name": t.Name})
+	return p, t, nil
+}
+
+// OperatorOn is an operator's principal on the tenant id it picked
+// before (ActAs), without recording anything: for each later request.
+// KindNotFound if the tenant is gone; KindForbidden for a non-operator.
+func (s *Service) OperatorOn(ctx context.Context, p Principal, id hegate.TenantID) (Principal, storage.Tenant, error) {
+	const op = "operator.act-as"
+	if p.Role != RoleOperator {
+		return Principal{}, storage.Tenant{}, hegate.E(op, hegate.KindForbidden, nil, "only an operator acts on other tenants")
+	}
+	t, err := s.store.GetTenant(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) {
+		return Principal{}, storage.Tenant{}, notFound(op, err, "no tenant %s", truncate(string(id), 40))
+	}
+	if err != nil {
+		return Principal{}, storage.Tenant{}, unavailable(op, err)
+	}
+	p.Tenant = t.ID
+	return p, t, nil
+}

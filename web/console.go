@@ -132,6 +132,7 @@ func (c *Console) routes() chi.Router {
 	r.Group(func(r chi.Router) {
 		r.Use(c.requireSession)
 		r.Post(Prefix+"/logout", c.logout)
+		r.Post(Prefix+"/act-as", c.actAs)
 		for _, pg := range c.pages() {
 			if pg.get != nil {
 				r.Get(pg.path, pg.get)
@@ -223,7 +224,14 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 			c.toLogin(w, r)
 			return
 		}
-		s := session{p: p, user: u, token: ck.Value, tenantName: "operator"}
+		s := session{p: p, user: u, token: ck.Value, tenantName: "all tenants (operator: pick one)"}
+		if p.Role == service.RoleOperator {
+			if act, err := r.Cookie(actAsCookie); err == nil {
+				if op, t, err := c.svc.OperatorOn(r.Context(), p, hegate.TenantID(act.Value)); err == nil {
+					s.p, s.tenantName = op, t.Name+" (as operator)"
+				}
+			}
+		}
 		if u.TenantID != "" {
 			s.tenantName = string(u.TenantID)
 			if t, err := c.svc.Store().GetTenant(r.Context(), u.TenantID); err == nil {
@@ -309,6 +317,27 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
 
+// actAsCookie holds the id of the tenant an operator picked.
+const actAsCookie = "hegate_act_as"
+
+// actAs lets an operator pick the tenant whose pages it sees.
+func (c *Console) actAs(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	s := sessionOf(r)
+	base := s.p
+	base.Tenant = ""
+	_, t, err := c.svc.ActAs(r.Context(), base, r.PostForm.Get("tenant"))
+	if err != nil {
+		c.fail(w, r, err)
+		return
+	}
+	http.SetCookie(w, &http.Cookie{Name: actAsCookie, Value: string(t.ID), Path: Prefix + "/", HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode})
+	seeOther(w, r, Prefix+"/", "Acting on tenant "+t.Name+".")
+}
+
 func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 	s := sessionOf(r)
 	if err := c.svc.Logout(r.Context(), s.p, s.token); err != nil {
@@ -316,6 +345,7 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.clearCookie(w, r)
+	http.SetCookie(w, &http.Cookie{Name: actAsCookie, Value: "", Path: Prefix + "/", MaxAge: -1, HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode})
 	http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 }
 

@@ -409,6 +409,7 @@ func newCredentialCmd() *cobra.Command {
 		if !keys.Encrypted() {
 			sealed = "stored in clear: set HEGATE_CREDENTIAL_KEK to seal it"
 		}
+		auditOperator(cmd, store, "", "credential.rotate", id, map[string]any{"sealed": keys.Encrypted()})
 		fmt.Fprintf(cmd.OutOrStdout(), "signing key %s now signs device credentials (%s)\n", id, sealed)
 		return nil
 	})
