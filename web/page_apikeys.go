@@ -17,6 +17,7 @@ import (
 // once and nothing keeps, and revoking one.
 
 type apikeysData struct {
+	Pager   pager
 	Keys    []apikeyRow
 	CanEdit bool
 	Form    apikeyForm
@@ -72,6 +73,7 @@ func (c *Console) renderAPIKeys(w http.ResponseWriter, r *http.Request, status i
 	}
 	now := c.svc.Now()
 	data := apikeysData{CanEdit: canEdit(p.Role), Form: form, Created: created}
+	keys, data.Pager = paginate(r, keys)
 	for _, k := range keys {
 		data.Keys = append(data.Keys, apikeyRowOf(now, k))
 	}

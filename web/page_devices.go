@@ -14,6 +14,7 @@ import (
 
 type devicesData struct {
 	Devices []deviceRow
+	Pager   pager
 	CanEdit bool
 }
 
@@ -42,6 +43,7 @@ func (c *Console) devices(w http.ResponseWriter, r *http.Request) {
 	}
 	now := c.svc.Now()
 	data := devicesData{CanEdit: canEdit(p.Role)}
+	ds, data.Pager = paginate(r, ds)
 	for _, d := range ds {
 		data.Devices = append(data.Devices, deviceRow{Device: d, LastSeen: lastSeen(now, d.LastSeenAt)})
 	}

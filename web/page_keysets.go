@@ -12,6 +12,7 @@ import (
 // one per model and device key, and their deletion.
 
 type keysetsData struct {
+	Pager   pager
 	KeySets []keysetRow
 	CanEdit bool
 }
@@ -41,6 +42,7 @@ func (c *Console) keysets(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	data := keysetsData{CanEdit: canEdit(p.Role)}
+	list, data.Pager = paginate(r, list)
 	for _, ks := range list {
 		data.KeySets = append(data.KeySets, keysetRow{
 			ID: ks.ID, Short: shortID(string(ks.ID), 12), Model: ks.Model, Params: shortID(ks.ParamsID, 12),
