@@ -148,7 +148,7 @@ type Config struct {
 	// the server serves it under /console/ behind its request id, access
 	// log, recovery, client limits and public rate limit (but not its API
 	// authentication: the console has its own sessions).
-	Console func(*service.Service) (http.Handler, error)
+	Console func(*service.Service, ConsoleHooks) (http.Handler, error)
 }
 
 func (c Config) withDefaults() Config {
@@ -289,4 +289,11 @@ func validateModels(models []*he.Model, field string, emptyOK bool) error {
 		seen[m.ID()] = i
 	}
 	return nil
+}
+
+// ConsoleHooks are what the gateway lends the console it serves.
+type ConsoleHooks struct {
+	// GuardModelUpload runs next behind the rate limit, admission cap and
+	// quota of a model upload, charged to p's tenant, as POST /v1/models is.
+	GuardModelUpload func(p service.Principal, next http.Handler) http.Handler
 }

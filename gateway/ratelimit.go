@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"container/list"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -386,7 +387,7 @@ func (s *Server) limitClients(next http.Handler) http.Handler {
 		// their own, so that neither the address's anonymous requests nor
 		// a flood of anonymous addresses locks out its valid keys.
 		key := "auth:" + addr
-		cred := sha256.Sum256([]byte(r.Header.Get("Authorization")))
+		cred := goodKey(addr, r.Header.Get("Authorization"))
 		if v := failed.peek(key, now); !v.ok && !s.limits.good.seen(cred, now) {
 			h := w.Header()
 			h.Set(api.HeaderRateLimitPolicy, failed.policyItem())
@@ -400,7 +401,7 @@ func (s *Server) limitClients(next http.Handler) http.Handler {
 		case rec.status == http.StatusUnauthorized:
 			failed.take(key, s.cfg.Clock())
 		case principalSeen(r):
-			s.limits.good.add(cred, s.cfg.Clock())
+			s.limits.good.add(cred, addr, s.cfg.Clock())
 		}
 	})
 }
@@ -712,50 +713,81 @@ func releaseQuota(r *http.Request) {
 	}
 }
 
-// knownGood remembers, by the SHA-256 of their Authorization header,
-// credentials that authenticated in the last knownGoodTTL, so that a
-// lockout of an address for failed authentications spares them. It holds
-// at most knownGoodMax of them, forgetting the oldest.
+// knownGood remembers the credentials that authenticated from an address
+// in the last knownGoodTTL, so that a lockout of the address for failed
+// authentications spares them. An entry is the SHA-256 of the address and
+// the credential in canonical form (the scheme in lower case, the token
+// trimmed), so that one key spelled many ways is one entry. It holds at
+// most knownGoodPerAddress entries per address and knownGoodMax in all,
+// forgetting the least recently used: one client cannot evict the others'
+// entries from its own address, and many addresses need many valid
+// credentials to.
 type knownGood struct {
-	mu sync.Mutex
-	m  map[[32]byte]time.Time
+	mu     sync.Mutex
+	lru    list.List // of *goodEntry, most recent first
+	byKey  map[[32]byte]*list.Element
+	byAddr map[string]int
+}
+
+type goodEntry struct {
+	key  [32]byte
+	addr string
+	at   time.Time
 }
 
 const (
-	knownGoodTTL = 10 * time.Minute
-	knownGoodMax = 10000
+	knownGoodTTL        = 10 * time.Minute
+	knownGoodMax        = 10000
+	knownGoodPerAddress = 16
 )
+
+// goodKey is the entry of a credential from an address.
+func goodKey(addr, authorization string) [32]byte {
+	scheme, token, _ := strings.Cut(strings.TrimSpace(authorization), " ")
+	return sha256.Sum256([]byte(addr + "\x00" + strings.ToLower(scheme) + " " + strings.TrimSpace(token)))
+}
 
 func (g *knownGood) seen(h [32]byte, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	at, ok := g.m[h]
-	return ok && now.Sub(at) < knownGoodTTL
+	el, ok := g.byKey[h]
+	return ok && now.Sub(el.Value.(*goodEntry).at) < knownGoodTTL
 }
 
-func (g *knownGood) add(h [32]byte, now time.Time) {
+func (g *knownGood) add(h [32]byte, addr string, now time.Time) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	if g.m == nil {
-		g.m = map[[32]byte]time.Time{}
+	if g.byKey == nil {
+		g.byKey, g.byAddr = map[[32]byte]*list.Element{}, map[string]int{}
 	}
-	if _, ok := g.m[h]; !ok && len(g.m) >= knownGoodMax {
-		var oldest [32]byte
-		var first time.Time
-		for k, at := range g.m {
-			if now.Sub(at) >= knownGoodTTL {
-				delete(g.m, k)
-				continue
-			}
-			if first.IsZero() || at.Before(first) {
-				oldest, first = k, at
+	if el, ok := g.byKey[h]; ok {
+		el.Value.(*goodEntry).at = now
+		g.lru.MoveToFront(el)
+		return
+	}
+	if g.byAddr[addr] >= knownGoodPerAddress {
+		// Forget the address's least recent entry.
+		for el := g.lru.Back(); el != nil; el = el.Prev() {
+			if el.Value.(*goodEntry).addr == addr {
+				g.remove(el)
+				break
 			}
 		}
-		if len(g.m) >= knownGoodMax {
-			delete(g.m, oldest)
-		}
 	}
-	g.m[h] = now
+	if g.lru.Len() >= knownGoodMax {
+		g.remove(g.lru.Back())
+	}
+	g.byKey[h] = g.lru.PushFront(&goodEntry{key: h, addr: addr, at: now})
+	g.byAddr[addr]++
+}
+
+func (g *knownGood) remove(el *list.Element) {
+	e := el.Value.(*goodEntry)
+	g.lru.Remove(el)
+	delete(g.byKey, e.key)
+	if g.byAddr[e.addr]--; g.byAddr[e.addr] <= 0 {
+		delete(g.byAddr, e.addr)
+	}
 }
 
 // principalSeen reports whether the request authenticated (authenticate

@@ -96,7 +96,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s.svc = svc
 	if cfg.Console != nil {
-		if s.console, err = cfg.Console(svc); err != nil {
+		if s.console, err = cfg.Console(svc, ConsoleHooks{GuardModelUpload: s.guardModelUpload}); err != nil {
 			return nil, fmt.Errorf("gateway: making the console: %w", err)
 		}
 	}
@@ -278,4 +278,12 @@ func wrap(err error, format string, args ...any) error {
 func ClientAddressFromContext(ctx context.Context) string {
 	a, _ := ctx.Value(clientAddressKey).(string)
 	return a
+}
+
+// guardModelUpload is ConsoleHooks.GuardModelUpload.
+func (s *Server) guardModelUpload(p service.Principal, next http.Handler) http.Handler {
+	guarded := s.guard(classModel)(next)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		guarded.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), principalKey, p)))
+	})
 }

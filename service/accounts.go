@@ -1,6 +1,7 @@
 package service
 
 import (
+	"container/list"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -45,7 +46,6 @@ const (
 	loginBurst   = 5
 	loginEvery   = 20 * time.Second
 	maxLimiters  = 10000
-	limiterTTL   = 15 * time.Minute
 	loginRefused = "wrong tenant, user name or password"
 )
 
@@ -57,52 +57,67 @@ func (e *TooManyAttemptsError) Error() string {
 	return fmt.Sprintf("too many login attempts: try again in %s", e.RetryAfter.Round(time.Second))
 }
 
-// loginLimiter keeps one token bucket per key, forgetting idle ones.
+// loginLimiter keeps one token bucket per key, at most maxLimiters of
+// them, forgetting the least recently used: a flood of new keys evicts
+// old buckets rather than refusing everyone.
 type loginLimiter struct {
 	mu   sync.Mutex
-	seen map[string]*limiterEntry
+	lru  list.List // of *limiterEntry, most recently used first
+	seen map[string]*list.Element
 }
 
 type limiterEntry struct {
-	lim  *rate.Limiter
-	last time.Time
+	key string
+	lim *rate.Limiter
 }
 
-// allow spends a try of each key; the wait until the first refused one
-// allows again, or 0.
-func (l *loginLimiter) allow(now time.Time, keys ...string) time.Duration {
+// bucket is key's bucket, made if create and missing (nil otherwise).
+func (l *loginLimiter) bucket(key string, create bool) *rate.Limiter {
+	if l.seen == nil {
+		l.seen = map[string]*list.Element{}
+	}
+	if el, ok := l.seen[key]; ok {
+		l.lru.MoveToFront(el)
+		return el.Value.(*limiterEntry).lim
+	}
+	if !create {
+		return nil
+	}
+	if l.lru.Len() >= maxLimiters {
+		old := l.lru.Back()
+		l.lru.Remove(old)
+		delete(l.seen, old.Value.(*limiterEntry).key)
+	}
+	e := &limiterEntry{key: key, lim: rate.NewLimiter(rate.Every(loginEvery), loginBurst)}
+	l.seen[key] = l.lru.PushFront(e)
+	return e.lim
+}
+
+// take spends a try of key; the wait until it allows one, or 0.
+func (l *loginLimiter) take(now time.Time, key string) time.Duration {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.seen == nil {
-		l.seen = map[string]*limiterEntry{}
+	r := l.bucket(key, true).ReserveN(now, 1)
+	if d := r.DelayFrom(now); d > 0 {
+		r.CancelAt(now)
+		return d
 	}
-	if len(l.seen) >= maxLimiters {
-		for k, e := range l.seen {
-			if now.Sub(e.last) > limiterTTL {
-				delete(l.seen, k)
-			}
-		}
+	return 0
+}
+
+// wait is how long until key's bucket allows a try, without spending
+// one; 0 for a key that has no bucket (no failure yet).
+func (l *loginLimiter) wait(now time.Time, key string) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	lim := l.bucket(key, false)
+	if lim == nil || lim.TokensAt(now) >= 1 {
+		return 0
 	}
-	var wait time.Duration
-	for _, k := range keys {
-		e, ok := l.seen[k]
-		if !ok {
-			if len(l.seen) >= maxLimiters {
-				// Full of live entries: an attacker spreads over many
-				// keys. Refuse rather than grow.
-				return loginEvery
-			}
-			e = &limiterEntry{lim: rate.NewLimiter(rate.Every(loginEvery), loginBurst)}
-			l.seen[k] = e
-		}
-		e.last = now
-		r := e.lim.ReserveN(now, 1)
-		if d := r.DelayFrom(now); d > 0 {
-			r.CancelAt(now)
-			wait = max(wait, d)
-		}
-	}
-	return wait
+	r := lim.ReserveN(now, 1)
+	d := r.DelayFrom(now)
+	r.CancelAt(now)
+	return d
 }
 
 // NormalizeUserName is the form user names are stored and compared in:
@@ -199,12 +214,18 @@ func (s *Service) Login(ctx context.Context, in LoginParams) (Session, error) {
 	const op = "user.login"
 	now := s.now()
 	name := NormalizeUserName(in.Name)
-	if wait := s.logins.allow(now, "from:"+in.From, "user:"+in.Tenant+"/"+name); wait > 0 {
-		s.record(ctx, Principal{From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, name, OutcomeDenied, map[string]any{"why": "rate"})
+	// Every attempt spends a try of its address; failures spend a try of
+	// the account too, which is checked before the password. Refusals
+	// for the rate are not audited one by one (they would let anyone
+	// flood the log); they are logged.
+	acct := "user:" + in.Tenant + "/" + name
+	if wait := max(s.logins.take(now, "from:"+in.From), s.logins.wait(now, acct)); wait > 0 {
+		s.log.WarnContext(ctx, "console login refused for its rate", "from", in.From, "request_id", in.RequestID)
 		return Session{}, &TooManyAttemptsError{RetryAfter: wait}
 	}
 	refuse := func(tenant hegate.TenantID, why string) (Session, error) {
-		s.record(ctx, Principal{Tenant: tenant, From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, name, OutcomeDenied, map[string]any{"why": why})
+		s.logins.take(now, acct)
+		s.record(ctx, Principal{Tenant: tenant, From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, truncate(name, storage.MaxAuditObjectBytes-3), OutcomeDenied, map[string]any{"why": why})
 		return Session{}, hegate.E(op, hegate.KindUnauthenticated, nil, loginRefused)
 	}
 	var tenant storage.Tenant

@@ -124,6 +124,9 @@ func (s *Service) status(ctx context.Context, tenant hegate.TenantID, u storage.
 // the built-in and uploaded models with the default.
 func (s *Service) Budgets(ctx context.Context, p Principal) ([]BudgetStatus, error) {
 	const op = "budget.list"
+	if err := p.requireTenant(op); err != nil {
+		return nil, err
+	}
 	usages, err := s.store.ListBudgetUsage(ctx, p.Tenant, s.defBudget)
 	if err != nil {
 		return nil, unavailable(op, err)
@@ -156,6 +159,9 @@ func (s *Service) Budgets(ctx context.Context, p Principal) ([]BudgetStatus, err
 // Budget is the tenant's budget of one model.
 func (s *Service) Budget(ctx context.Context, p Principal, model hegate.ModelID) (BudgetStatus, error) {
 	const op = "budget.get"
+	if err := p.requireTenant(op); err != nil {
+		return BudgetStatus{}, err
+	}
 	if err := CheckModelName(op, string(model)); err != nil {
 		return BudgetStatus{}, err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"runtime/debug"
+	"unicode/utf8"
 
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
@@ -85,10 +86,14 @@ func (s *Service) DeleteKeySet(ctx context.Context, p Principal, id hegate.KeySe
 	return nil
 }
 
-// truncate cuts s to at most n bytes for an error message.
+// truncate cuts s to at most n bytes (and "..."), at a character
+// boundary, for a message or a bounded field.
 func truncate(s string, n int) string {
 	if len(s) <= n {
 		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
 	}
 	return s[:n] + "..."
 }

@@ -70,6 +70,9 @@ func (p Principal) canRead() bool {
 // requireAdmin refuses a principal that may not change the tenant's
 // settings.
 func (p Principal) requireAdmin(op string) error {
+	if p.Role == RoleOperator && p.Tenant == "" {
+		return errNoTenant(op)
+	}
 	if !p.canChange() {
 		if p.Role == RoleViewer {
 			return hegate.E(op, hegate.KindForbidden, nil, "a viewer may look but not change anything: ask an administrator of the tenant")
@@ -82,6 +85,9 @@ func (p Principal) requireAdmin(op string) error {
 // requireReader refuses a principal that may not read the tenant's
 // settings and registry (a client key).
 func (p Principal) requireReader(op string) error {
+	if p.Role == RoleOperator && p.Tenant == "" {
+		return errNoTenant(op)
+	}
 	if !p.canRead() {
 		return hegate.E(op, hegate.KindForbidden, nil, "this needs an admin API key of the tenant (hegate tenant key --role admin)")
 	}
@@ -92,7 +98,11 @@ func (p Principal) requireReader(op string) error {
 // named none).
 func (p Principal) requireTenant(op string) error {
 	if p.Tenant == "" {
-		return hegate.E(op, hegate.KindInvalid, nil, "no tenant is named")
+		return errNoTenant(op)
 	}
 	return nil
+}
+
+func errNoTenant(op string) error {
+	return hegate.E(op, hegate.KindInvalid, nil, "an operator acts on one tenant at a time: pick the tenant first (the console's Tenant field in the top bar, or --tenant)")
 }

@@ -43,10 +43,17 @@ type Config struct {
 	ClientAddress func(*http.Request) string
 	// RequestID tells a request's id; nil means none.
 	RequestID func(context.Context) string
-	// InsecureCookies drops the Secure attribute of the session cookie
-	// for every host, not only loopback ones (plain-HTTP deployments
-	// behind a TLS proxy that rewrites nothing should not need it).
+	// InsecureCookies drops the Secure attribute (and the __Host- name
+	// prefix) of the console's cookies, for a console reached over plain
+	// HTTP on a host browsers do not treat as secure. Leave it off behind a
+	// TLS proxy: the gateway cannot tell a proxied request from a local one
+	// by its Host. Browsers accept Secure cookies from http://localhost and
+	// http://127.0.0.1 anyway.
 	InsecureCookies bool
+	// GuardUpload runs a model import behind the rate limit, admission
+	// cap and quota the API's uploads pass (gateway.ConsoleHooks); nil runs
+	// it without.
+	GuardUpload func(p service.Principal, next http.Handler) http.Handler
 	// Health reports whether the gateway can serve (the overview shows
 	// it); nil means always healthy.
 	Health func(context.Context) error
@@ -60,6 +67,7 @@ type Console struct {
 	clientIP func(*http.Request) string
 	reqID    func(context.Context) string
 	insecure bool
+	guard    func(service.Principal, http.Handler) http.Handler
 	health   func(context.Context) error
 	router   chi.Router
 }
@@ -73,7 +81,7 @@ func New(cfg Config) (*Console, error) {
 	if err != nil {
 		return nil, fmt.Errorf("web: parsing templates: %w", err)
 	}
-	c := &Console{svc: cfg.Service, log: cfg.Logger, tpl: tpl, clientIP: cfg.ClientAddress, reqID: cfg.RequestID, insecure: cfg.InsecureCookies, health: cfg.Health}
+	c := &Console{svc: cfg.Service, log: cfg.Logger, tpl: tpl, clientIP: cfg.ClientAddress, reqID: cfg.RequestID, insecure: cfg.InsecureCookies, guard: cfg.GuardUpload, health: cfg.Health}
 	if c.log == nil {
 		c.log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -88,6 +96,9 @@ func New(cfg Config) (*Console, error) {
 	}
 	if c.reqID == nil {
 		c.reqID = func(context.Context) string { return "" }
+	}
+	if c.guard == nil {
+		c.guard = func(_ service.Principal, next http.Handler) http.Handler { return next }
 	}
 	if c.health == nil {
 		c.health = func(context.Context) error { return nil }
@@ -164,6 +175,9 @@ type session struct {
 	p     service.Principal
 	user  storage.User
 	token string
+	// secure: the session cookie is the Secure one, and so are the
+	// cookies bound to it.
+	secure bool
 	// tenantName is the display name of the user's tenant.
 	tenantName string
 }
@@ -180,37 +194,10 @@ func sessionOf(r *http.Request) session {
 // principal is the request's service principal.
 func principal(r *http.Request) service.Principal { return sessionOf(r).p }
 
-func (c *Console) cookieName(r *http.Request) string {
-	if c.secureCookie(r) {
-		return "__Host-hegate_session"
-	}
-	return "hegate_session"
-}
-
-// secureCookie: Secure unless the console is reached on a loopback host
-// (a browser sends no Secure cookie over plain HTTP).
-func (c *Console) secureCookie(r *http.Request) bool {
-	if c.insecure {
-		return false
-	}
-	if r.TLS != nil {
-		return true
-	}
-	host := r.Host
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	if host == "localhost" {
-		return false
-	}
-	ip := net.ParseIP(host)
-	return ip == nil || !ip.IsLoopback()
-}
-
 func (c *Console) requireSession(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ck, err := r.Cookie(c.cookieName(r))
-		if err != nil {
+		ck, secure := c.sessionCookie(r)
+		if ck == nil {
 			c.toLogin(w, r)
 			return
 		}
@@ -220,14 +207,14 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 				c.fail(w, r, err)
 				return
 			}
-			c.clearCookie(w, r)
+			clearSessionCookies(w)
 			c.toLogin(w, r)
 			return
 		}
-		s := session{p: p, user: u, token: ck.Value, tenantName: "all tenants (operator: pick one)"}
+		s := session{p: p, user: u, token: ck.Value, secure: secure, tenantName: "all tenants (operator: pick one)"}
 		if p.Role == service.RoleOperator {
-			if act, err := r.Cookie(actAsCookie); err == nil {
-				if op, t, err := c.svc.OperatorOn(r.Context(), p, hegate.TenantID(act.Value)); err == nil {
+			if act := bound(r, s, actAsCookieName); act != "" {
+				if op, t, err := c.svc.OperatorOn(r.Context(), p, hegate.TenantID(act)); err == nil {
 					s.p, s.tenantName = op, t.Name+" (as operator)"
 				}
 			}
@@ -256,10 +243,6 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	http.Redirect(w, r, target, http.StatusSeeOther)
-}
-
-func (c *Console) clearCookie(w http.ResponseWriter, r *http.Request) {
-	http.SetCookie(w, &http.Cookie{Name: c.cookieName(r), Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode})
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
@@ -310,15 +293,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{
-		Name: c.cookieName(r), Value: sess.Token, Path: "/", Expires: sess.ExpiresAt.Add(service.SessionMax),
-		HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode,
-	})
+	setSessionCookie(w, sess.Token, c.secureLogin(r), int(service.SessionMax.Seconds()))
 	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
 }
-
-// actAsCookie holds the id of the tenant an operator picked.
-const actAsCookie = "hegate_act_as"
 
 // actAs lets an operator pick the tenant whose pages it sees.
 func (c *Console) actAs(w http.ResponseWriter, r *http.Request) {
@@ -334,7 +311,7 @@ func (c *Console) actAs(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	http.SetCookie(w, &http.Cookie{Name: actAsCookie, Value: string(t.ID), Path: Prefix + "/", HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode})
+	setBound(w, s, actAsCookieName, string(t.ID), int(service.SessionMax.Seconds()))
 	seeOther(w, r, Prefix+"/", "Acting on tenant "+t.Name+".")
 }
 
@@ -344,8 +321,8 @@ func (c *Console) logout(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	c.clearCookie(w, r)
-	http.SetCookie(w, &http.Cookie{Name: actAsCookie, Value: "", Path: Prefix + "/", MaxAge: -1, HttpOnly: true, Secure: c.secureCookie(r), SameSite: http.SameSiteLaxMode})
+	clearSessionCookies(w)
+	setBound(w, s, actAsCookieName, "", -1)
 	http.Redirect(w, r, Prefix+"/login", http.StatusSeeOther)
 }
 
@@ -430,28 +407,26 @@ func fieldErrors(err error) (map[string]string, bool) {
 	return map[string]string{fe.Field: hegate.DetailOf(fe.Err)}, true
 }
 
-// flashCookie carries the message of an action to the page it redirects
-// to (POST-redirect-GET). It is a cookie, not a query parameter, so that
-// no link can make the console say something.
-const flashCookie = "hegate_flash"
-
-// seeOther redirects after a successful action, with a one-off message.
+// seeOther redirects after a successful action (POST-redirect-GET), with
+// a one-off message in a session-bound cookie: not a query parameter, so
+// that no link can make the console say something, and bound, so that no
+// planted cookie can.
 func seeOther(w http.ResponseWriter, r *http.Request, path, done string) {
 	if done != "" {
-		http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: url.QueryEscape(truncate(done, 300)), Path: Prefix + "/", MaxAge: 60, HttpOnly: true, SameSite: http.SameSiteLaxMode})
+		setBound(w, sessionOf(r), flashCookieName, truncate(done, 300), 60)
 	}
 	http.Redirect(w, r, path, http.StatusSeeOther)
 }
 
 // doneFlash is the message the last action left, if any, which it clears.
 func doneFlash(w http.ResponseWriter, r *http.Request) []Flash {
-	ck, err := r.Cookie(flashCookie)
-	if err != nil {
+	if _, err := r.Cookie(flashCookieName); err != nil {
 		return nil
 	}
-	http.SetCookie(w, &http.Cookie{Name: flashCookie, Value: "", Path: Prefix + "/", MaxAge: -1, HttpOnly: true, SameSite: http.SameSiteLaxMode})
-	text, err := url.QueryUnescape(ck.Value)
-	if err != nil || text == "" {
+	s := sessionOf(r)
+	text := bound(r, s, flashCookieName)
+	setBound(w, s, flashCookieName, "", -1)
+	if text == "" {
 		return nil
 	}
 	return []Flash{{Kind: FlashOK, Text: truncate(text, 300)}}

@@ -83,7 +83,7 @@ func (c *Console) modelsPage() page {
 			"/{name}/versions": c.modelVersionsFragment,
 		},
 		posts: map[string]http.HandlerFunc{
-			"/import":        c.importModel,
+			"/import":        c.guardedImport,
 			"/{name}/delete": c.deleteModel,
 		},
 	}
@@ -288,6 +288,12 @@ func placeOptionsError(err error, errs map[string]string, formErr *string) {
 // fields first (at most importFieldBytes each), then the file, which goes
 // to the service as it arrives (the form puts the file input last, so
 // that browsers send it last).
+// guardedImport runs the import behind the upload limits the API's
+// uploads pass, charged to the session's tenant.
+func (c *Console) guardedImport(w http.ResponseWriter, r *http.Request) {
+	c.guard(principal(r), http.HandlerFunc(c.importModel)).ServeHTTP(w, r)
+}
+
 func (c *Console) importModel(w http.ResponseWriter, r *http.Request) {
 	maxFile := c.svc.Catalog().MaxSourceBytes()
 	r.Body = http.MaxBytesReader(w, r.Body, maxFile+maxFormBytes)

@@ -115,6 +115,9 @@ type backend struct {
 	// limits are hegate serve's rate limits, admission caps and quotas
 	// (quota_flags.go); nil: the gateway's defaults.
 	limits *limitFlags
+	// insecureCookies drops Secure from the console's cookies
+	// (--console-insecure-cookies).
+	insecureCookies bool
 }
 
 // openBackend opens and migrates the database, opens the blobs, and
@@ -299,6 +302,8 @@ func newServeCmd() *cobra.Command {
 		cf        credentialFlags
 		qf        limitFlags
 		lf        listenFlags
+
+		insecureCookies bool
 	)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -336,6 +341,7 @@ the API only, with hegate worker processes on PostgreSQL). SQLite in
 			}
 			b.credentials = cf
 			b.limits = &qf
+			b.insecureCookies = insecureCookies
 			srv, err := b.server()
 			if err != nil {
 				return err
@@ -357,6 +363,7 @@ the API only, with hegate worker processes on PostgreSQL). SQLite in
 	fs := cmd.Flags()
 	cfg.register(fs)
 	fs.StringVar(&addr, "addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
+	fs.BoolVar(&insecureCookies, "console-insecure-cookies", false, "send the console's cookies without Secure, for a console reached over plain HTTP on a host other than localhost (never behind a TLS proxy); browsers accept Secure cookies from http://localhost and 127.0.0.1 without it")
 	wf.register(fs, 1)
 	rf.register(fs)
 	fs.StringVar(&defBudget, "default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
@@ -521,13 +528,15 @@ func newMigrateCmd() *cobra.Command {
 }
 
 // console makes the web console over the gateway's rules.
-func (b *backend) console(svc *service.Service) (http.Handler, error) {
+func (b *backend) console(svc *service.Service, hooks gateway.ConsoleHooks) (http.Handler, error) {
 	c, err := web.New(web.Config{
-		Service:       svc,
-		Logger:        b.logger,
-		ClientAddress: func(r *http.Request) string { return gateway.ClientAddressFromContext(r.Context()) },
-		RequestID:     gateway.RequestIDFromContext,
-		Health:        func(ctx context.Context) error { return b.store.Ping(ctx) },
+		Service:         svc,
+		GuardUpload:     hooks.GuardModelUpload,
+		InsecureCookies: b.insecureCookies,
+		Logger:          b.logger,
+		ClientAddress:   func(r *http.Request) string { return gateway.ClientAddressFromContext(r.Context()) },
+		RequestID:       gateway.RequestIDFromContext,
+		Health:          func(ctx context.Context) error { return b.store.Ping(ctx) },
 	})
 	if err != nil {
 		return nil, err
