@@ -412,3 +412,95 @@ func (s *Service) OperatorOn(ctx context.Context, p Principal, id hegate.TenantI
 	p.Tenant = t.ID
 	return p, t, nil
 }
+
+// tenantUser is the user id names, of the principal's tenant (operators:
+// any); another tenant's user is not found.
+func (s *Service) tenantUser(ctx context.Context, op string, p Principal, id hegate.UserID) (storage.User, error) {
+	u, err := s.store.GetUser(ctx, id)
+	if errors.Is(err, storage.ErrNotFound) || (err == nil && p.Role != RoleOperator && u.TenantID != p.Tenant) {
+		return storage.User{}, notFound(op, storage.ErrNotFound, "no user %s", truncate(string(id), 40))
+	}
+	if err != nil {
+		return storage.User{}, unavailable(op, err)
+	}
+	return u, nil
+}
+
+// SetUserDisabled disables (or enables again) a console user and ends
+// its sessions: an operator any user, a tenant's admin its own tenant's.
+func (s *Service) SetUserDisabled(ctx context.Context, p Principal, id hegate.UserID, disabled bool) error {
+	op := "user.disable"
+	if !disabled {
+		op = "user.enable"
+	}
+	if p.Role != RoleOperator {
+		if err := p.requireAdmin(op); err != nil {
+			return s.denied(ctx, p, op, string(id), err)
+		}
+	}
+	u, err := s.tenantUser(ctx, op, p, id)
+	if err != nil {
+		return err
+	}
+	if err := s.store.SetUserDisabled(ctx, u.ID, disabled); err != nil {
+		return unavailable(op, err)
+	}
+	if err := s.store.DeleteUserSessions(ctx, u.ID); err != nil {
+		return unavailable(op, err)
+	}
+	p.Tenant = u.TenantID
+	s.audit(ctx, p, op, string(u.ID), map[string]any{"name": u.Name})
+	return nil
+}
+
+// SetUserPassword replaces a console user's password and ends its
+// sessions: an operator any user's, a tenant's admin its own tenant's,
+// a user its own.
+func (s *Service) SetUserPassword(ctx context.Context, p Principal, id hegate.UserID, pw string) error {
+	const op = "user.password"
+	if p.Role != RoleOperator && p.User != id {
+		if err := p.requireAdmin(op); err != nil {
+			return s.denied(ctx, p, op, string(id), err)
+		}
+	}
+	u, err := s.tenantUser(ctx, op, p, id)
+	if err != nil {
+		return err
+	}
+	if err := checkPassword(pw); err != nil {
+		return &FieldError{Field: "password", Err: hegate.E(op, hegate.KindInvalid, nil, "%v", err)}
+	}
+	hash, err := password.Hash(pw)
+	if err != nil {
+		return hegate.E(op, hegate.KindInternal, err, "")
+	}
+	if err := s.store.SetUserPassword(ctx, u.ID, hash); err != nil {
+		return unavailable(op, err)
+	}
+	if err := s.store.DeleteUserSessions(ctx, u.ID); err != nil {
+		return unavailable(op, err)
+	}
+	p.Tenant = u.TenantID
+	s.audit(ctx, p, op, string(u.ID), map[string]any{"name": u.Name})
+	return nil
+}
+
+// EndUserSessions logs a console user out everywhere.
+func (s *Service) EndUserSessions(ctx context.Context, p Principal, id hegate.UserID) error {
+	const op = "user.logout-everywhere"
+	if p.Role != RoleOperator && p.User != id {
+		if err := p.requireAdmin(op); err != nil {
+			return s.denied(ctx, p, op, string(id), err)
+		}
+	}
+	u, err := s.tenantUser(ctx, op, p, id)
+	if err != nil {
+		return err
+	}
+	if err := s.store.DeleteUserSessions(ctx, u.ID); err != nil {
+		return unavailable(op, err)
+	}
+	p.Tenant = u.TenantID
+	s.audit(ctx, p, op, string(u.ID), map[string]any{"name": u.Name})
+	return nil
+}

@@ -352,3 +352,68 @@ func TestLoginRateLimit(t *testing.T) {
 		t.Errorf("after the wait: %v", err)
 	}
 }
+
+// TestUserAdministration: disabling a user or changing its password ends
+// its sessions; a tenant's admin manages its own tenant's users only; a
+// user may change its own password, a viewer no one else's.
+func TestUserAdministration(t *testing.T) {
+	r := newRig(t)
+	const pw = "correct horse battery"
+	mk := func(tn tenant, name, role string) storage.User {
+		u, err := r.svc.CreateUser(r.ctx, r.op, service.CreateUserParams{Tenant: tn.id, Name: name, Role: role, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	alice, victor, gina := mk(r.a, "alice", service.RoleAdmin), mk(r.a, "victor", service.RoleViewer), mk(r.b, "gina", service.RoleAdmin)
+	login := func(tn, name, password string) (service.Session, error) {
+		return r.svc.Login(r.ctx, service.LoginParams{Tenant: tn, Name: name, Password: password, From: "192.0.2." + name})
+	}
+	sv, err := login("acme", "victor", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aliceP := service.Principal{Tenant: r.a.id, User: alice.ID, Role: service.RoleAdmin}
+	victorP := service.Principal{Tenant: r.a.id, User: victor.ID, Role: service.RoleViewer}
+	ginaP := service.Principal{Tenant: r.b.id, User: gina.ID, Role: service.RoleAdmin}
+	if err := r.svc.SetUserDisabled(r.ctx, ginaP, victor.ID, true); kind(err) != hegate.KindNotFound {
+		t.Errorf("globex's admin disabling acme's user: %v, want not found", err)
+	}
+	if err := r.svc.SetUserDisabled(r.ctx, victorP, alice.ID, true); kind(err) != hegate.KindForbidden {
+		t.Errorf("a viewer disabling its admin: %v, want forbidden", err)
+	}
+	if err := r.svc.SetUserDisabled(r.ctx, aliceP, victor.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.svc.SessionPrincipal(r.ctx, sv.Token, "", ""); kind(err) != hegate.KindUnauthenticated {
+		t.Errorf("a disabled user's session: %v", err)
+	}
+	if err := r.svc.SetUserDisabled(r.ctx, aliceP, victor.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := login("acme", "victor", pw); err != nil {
+		t.Errorf("victor enabled again: %v", err)
+	}
+	// A user's own password; the old one and the old sessions stop.
+	sa, err := login("acme", "alice", pw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pw2 = "another long passphrase"
+	if err := r.svc.SetUserPassword(r.ctx, victorP, alice.ID, pw2); kind(err) != hegate.KindForbidden {
+		t.Errorf("a viewer setting its admin's password: %v", err)
+	}
+	if err := r.svc.SetUserPassword(r.ctx, aliceP, alice.ID, pw2); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := r.svc.SessionPrincipal(r.ctx, sa.Token, "", ""); kind(err) != hegate.KindUnauthenticated {
+		t.Errorf("a session after the password changed: %v", err)
+	}
+	if _, err := login("acme", "alice", pw); kind(err) != hegate.KindUnauthenticated {
+		t.Errorf("the old password: %v", err)
+	}
+	if _, err := login("acme", "alice", pw2); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+}

@@ -246,7 +246,11 @@ func (c *Console) toLogin(w http.ResponseWriter, r *http.Request) {
 }
 
 func (c *Console) loginPage(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "login", Page{Title: "Log in", Data: LoginForm{Errors: map[string]string{}}})
+	next := ""
+	if n := r.URL.Query().Get("next"); n != "" {
+		next = safeNext(n)
+	}
+	c.render(w, r, http.StatusOK, "login", Page{Title: "Log in", Data: LoginForm{Next: next, Errors: map[string]string{}}})
 }
 
 // safeNext is a same-console path to go to after login, or the overview.
@@ -266,6 +270,9 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	form := LoginForm{Tenant: r.PostForm.Get("tenant"), User: r.PostForm.Get("user"), Errors: map[string]string{}}
+	if n := r.PostForm.Get("next"); n != "" {
+		form.Next = safeNext(n)
+	}
 	if strings.TrimSpace(form.User) == "" {
 		form.Errors["user"] = "Enter your user name."
 	}
@@ -294,7 +301,7 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setSessionCookie(w, sess.Token, c.secureLogin(r), int(service.SessionMax.Seconds()))
-	http.Redirect(w, r, safeNext(r.URL.Query().Get("next")), http.StatusSeeOther)
+	http.Redirect(w, r, safeNext(r.PostForm.Get("next")), http.StatusSeeOther)
 }
 
 // actAs lets an operator pick the tenant whose pages it sees.

@@ -19,6 +19,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/hegate/hegate"
@@ -946,7 +948,12 @@ func TestOverviewModelsBudgetKeysetsInBrowser(t *testing.T) {
 	if err := browsertest.Navigate(ctx, srv.URL+"/console/login"); err != nil {
 		t.Fatal(err)
 	}
-	paEval[chromedp.Void](t, ctx, `document.cookie = "hegate_session=`+sess.Token+`; path=/"`)
+	if _, err := chromedp.Run(ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+		httpOnly := true
+		return cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: sessionCookiePlain, Value: sess.Token, URL: srv.URL + "/", Path: "/", HTTPOnly: &httpOnly})
+	})); err != nil {
+		t.Fatal(err)
+	}
 	shots := os.Getenv("PA_SCREENSHOTS")
 	for _, path := range []string{"/console/", "/console/models", "/console/models/tiny", "/console/budget", "/console/keysets"} {
 		if err := browsertest.Navigate(ctx, srv.URL+path); err != nil {

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/net/html"
 
@@ -967,7 +969,12 @@ func TestEnrollmentJobsAPIKeysAuditInBrowser(t *testing.T) {
 	}
 	// The session cookie as the login sets it (on a loopback host, its name
 	// has no __Host- prefix).
-	pbEval[chromedp.Void](t, ctx, `document.cookie = "hegate_session=`+sess.Token+`; path=/"`)
+	if _, err := chromedp.Run(ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
+		httpOnly := true
+		return cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: sessionCookiePlain, Value: sess.Token, URL: srv.URL + "/", Path: "/", HTTPOnly: &httpOnly})
+	})); err != nil {
+		t.Fatal(err)
+	}
 
 	for _, path := range []string{"/console/enrollment", "/console/jobs", "/console/jobs/" + string(queued.ID), "/console/apikeys", "/console/audit"} {
 		if err := browsertest.Navigate(ctx, srv.URL+path); err != nil {

@@ -113,6 +113,8 @@ func (f Flash) Label() string {
 type LoginForm struct {
 	Tenant string
 	User   string
+	// Next is the console page to go to after logging in.
+	Next   string
 	Errors map[string]string
 }
 

@@ -70,7 +70,7 @@ func TestRenderLogin(t *testing.T) {
 		`<main id="main"`,
 		`class="skip-link" href="#main"`,
 		`<strong class="flash-label">Error:</strong> Wrong tenant, user name or password.`,
-		`aria-describedby="login-tenant-error"`,
+		`aria-describedby="login-tenant-hint login-tenant-error"`,
 		`<p class="field-error" id="login-tenant-error">No tenant of that name.</p>`,
 		`<p class="field-error" id="login-password-error">Enter your password.</p>`,
 		`value="acme &lt;script&gt;"`,

@@ -56,7 +56,7 @@ func (noBlobs) Stat(context.Context, string) (storage.BlobInfo, error) {
 func (noBlobs) Delete(context.Context, string) error { return errNoBlobs }
 
 func newUserCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "console users: create, list (operator commands on the database)"}
+	cmd := &cobra.Command{Use: "user", Short: "console users: create | list | disable | enable | passwd | logout (operator commands on the database)"}
 	var tenant, role string
 	var passwordStdin bool
 	create := storeCommand("create NAME --tenant T --role admin|viewer", "create a console user; the password is read from the terminal, or from stdin with --password-stdin (never a flag)", func(cmd *cobra.Command, store storage.Store, a []string) error {
@@ -134,7 +134,74 @@ func newUserCmd() *cobra.Command {
 	})
 	list.Flags().StringVar(&listTenant, "tenant", "", "the tenant (by name); none lists the operators")
 	listOut = addOutputFlags(list, false)
-	cmd.AddCommand(create, list)
+	// findUser resolves NAME (and --tenant) to a user.
+	findUser := func(cmd *cobra.Command, store storage.Store, tenant, name string) (storage.User, error) {
+		var tid hegate.TenantID
+		if tenant != "" {
+			t, err := store.GetTenantByName(cmd.Context(), tenant)
+			if err != nil {
+				return storage.User{}, fmt.Errorf("tenant %q: %w", tenant, err)
+			}
+			tid = t.ID
+		}
+		u, err := store.FindUser(cmd.Context(), tid, service.NormalizeUserName(name))
+		if err != nil {
+			return storage.User{}, fmt.Errorf("user %q: %w", name, err)
+		}
+		return u, nil
+	}
+	userCmd := func(use, short string, do func(cmd *cobra.Command, svc *service.Service, p service.Principal, u storage.User) error) *cobra.Command {
+		var tenant string
+		c := storeCommand(use, short, func(cmd *cobra.Command, store storage.Store, a []string) error {
+			svc, p, err := operatorService(store)
+			if err != nil {
+				return err
+			}
+			u, err := findUser(cmd, store, tenant, a[0])
+			if err != nil {
+				return err
+			}
+			return do(cmd, svc, p, u)
+		})
+		c.Args = args(cobra.ExactArgs(1))
+		c.Flags().StringVar(&tenant, "tenant", "", "the user's tenant (by name); none for an operator")
+		return c
+	}
+	disable := userCmd("disable NAME [--tenant T]", "disable a console user and end its sessions at once", func(cmd *cobra.Command, svc *service.Service, p service.Principal, u storage.User) error {
+		if err := svc.SetUserDisabled(cmd.Context(), p, u.ID, true); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s) disabled; its sessions ended\n", u.Name, u.ID)
+		return nil
+	})
+	enable := userCmd("enable NAME [--tenant T]", "enable a disabled console user again", func(cmd *cobra.Command, svc *service.Service, p service.Principal, u storage.User) error {
+		if err := svc.SetUserDisabled(cmd.Context(), p, u.ID, false); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "user %s (%s) enabled\n", u.Name, u.ID)
+		return nil
+	})
+	var pwStdin bool
+	passwd := userCmd("passwd NAME [--tenant T] [--password-stdin]", "set a console user's password (read like create's) and end its sessions", func(cmd *cobra.Command, svc *service.Service, p service.Principal, u storage.User) error {
+		pw, err := readPassword(cmd, pwStdin)
+		if err != nil {
+			return err
+		}
+		if err := svc.SetUserPassword(cmd.Context(), p, u.ID, pw); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "password of user %s (%s) set; its sessions ended\n", u.Name, u.ID)
+		return nil
+	})
+	passwd.Flags().BoolVar(&pwStdin, "password-stdin", false, "read the password from the first line of stdin")
+	logout := userCmd("logout NAME [--tenant T]", "end every session of a console user", func(cmd *cobra.Command, svc *service.Service, p service.Principal, u storage.User) error {
+		if err := svc.EndUserSessions(cmd.Context(), p, u.ID); err != nil {
+			return err
+		}
+		fmt.Fprintf(cmd.OutOrStdout(), "sessions of user %s (%s) ended\n", u.Name, u.ID)
+		return nil
+	})
+	cmd.AddCommand(create, list, disable, enable, passwd, logout)
 	return cmd
 }
 
