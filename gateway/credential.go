@@ -15,6 +15,7 @@ import (
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/attest/credential"
+	"github.com/hegate/hegate/service"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -142,19 +143,8 @@ func (s *Server) authenticateDevice(r *http.Request, token string) (Principal, e
 }
 
 // safeDetail is the client-safe text of a refusal from attest or
-// credential: their details name fields and expectations, never key or
-// token material.
-func safeDetail(err error) string {
-	var ae *attest.Error
-	if errors.As(err, &ae) {
-		return ae.Error()
-	}
-	var ce *credential.Error
-	if errors.As(err, &ce) {
-		return ce.Error()
-	}
-	return "refused"
-}
+// credential (service.SafeDetail).
+var safeDetail = service.SafeDetail
 
 // reasonOf is the stable reason code of a refusal, for the problem
 // document's "reason" member.

@@ -413,9 +413,15 @@ func (s *Service) OperatorOn(ctx context.Context, p Principal, id hegate.TenantI
 	return p, t, nil
 }
 
-// tenantUser is the user id names, of the principal's tenant (operators:
-// any); another tenant's user is not found.
-func (s *Service) tenantUser(ctx context.Context, op string, p Principal, id hegate.UserID) (storage.User, error) {
+// managedUser is the user id names if p may manage it: an operator any
+// user, a tenant's admin its own tenant's, the user itself when self is
+// allowed. Another tenant's user is not found.
+func (s *Service) managedUser(ctx context.Context, op string, p Principal, id hegate.UserID, self bool) (storage.User, error) {
+	if p.Role != RoleOperator && !(self && p.User == id) {
+		if err := p.requireAdmin(op); err != nil {
+			return storage.User{}, s.denied(ctx, p, op, string(id), err)
+		}
+	}
 	u, err := s.store.GetUser(ctx, id)
 	if errors.Is(err, storage.ErrNotFound) || (err == nil && p.Role != RoleOperator && u.TenantID != p.Tenant) {
 		return storage.User{}, notFound(op, storage.ErrNotFound, "no user %s", truncate(string(id), 40))
@@ -433,12 +439,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, p Principal, id hegate.Us
 	if !disabled {
 		op = "user.enable"
 	}
-	if p.Role != RoleOperator {
-		if err := p.requireAdmin(op); err != nil {
-			return s.denied(ctx, p, op, string(id), err)
-		}
-	}
-	u, err := s.tenantUser(ctx, op, p, id)
+	u, err := s.managedUser(ctx, op, p, id, false)
 	if err != nil {
 		return err
 	}
@@ -458,12 +459,7 @@ func (s *Service) SetUserDisabled(ctx context.Context, p Principal, id hegate.Us
 // a user its own.
 func (s *Service) SetUserPassword(ctx context.Context, p Principal, id hegate.UserID, pw string) error {
 	const op = "user.password"
-	if p.Role != RoleOperator && p.User != id {
-		if err := p.requireAdmin(op); err != nil {
-			return s.denied(ctx, p, op, string(id), err)
-		}
-	}
-	u, err := s.tenantUser(ctx, op, p, id)
+	u, err := s.managedUser(ctx, op, p, id, true)
 	if err != nil {
 		return err
 	}
@@ -488,12 +484,7 @@ func (s *Service) SetUserPassword(ctx context.Context, p Principal, id hegate.Us
 // EndUserSessions logs a console user out everywhere.
 func (s *Service) EndUserSessions(ctx context.Context, p Principal, id hegate.UserID) error {
 	const op = "user.logout-everywhere"
-	if p.Role != RoleOperator && p.User != id {
-		if err := p.requireAdmin(op); err != nil {
-			return s.denied(ctx, p, op, string(id), err)
-		}
-	}
-	u, err := s.tenantUser(ctx, op, p, id)
+	u, err := s.managedUser(ctx, op, p, id, true)
 	if err != nil {
 		return err
 	}

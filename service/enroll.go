@@ -131,7 +131,7 @@ func (s *Service) Enroll(ctx context.Context, p Principal, in EnrollParams) (Enr
 		if attest.ReasonOf(err) == "" {
 			return Enrolled{}, hegate.E(op, hegate.KindInternal, fmt.Errorf("verifying %s evidence: %w", in.Format, err), "")
 		}
-		return Enrolled{}, hegate.E(op, hegate.KindRejected, err, "%s evidence refused: %s", in.Format, safeDetail(err))
+		return Enrolled{}, hegate.E(op, hegate.KindRejected, err, "%s evidence refused: %s", in.Format, SafeDetail(err))
 	}
 	status := res.Status()
 	if status != attest.StatusAffirming && status != attest.StatusWarning {
@@ -227,10 +227,10 @@ func (s *Service) trustAnchors(ctx context.Context, tenant hegate.TenantID, f at
 	return e, r, nil
 }
 
-// safeDetail is the client-safe text of a refusal from attest or
+// SafeDetail is the client-safe text of a refusal from attest or
 // credential: their details name fields and expectations, never key or
 // token material.
-func safeDetail(err error) string {
+func SafeDetail(err error) string {
 	var ae *attest.Error
 	if errors.As(err, &ae) {
 		return ae.Error()
