@@ -45,10 +45,9 @@ type Config struct {
 	RequestID func(context.Context) string
 	// InsecureCookies drops the Secure attribute (and the __Host- name
 	// prefix) of the console's cookies, for a console reached over plain
-	// HTTP on a host browsers do not treat as secure. Leave it off behind a
-	// TLS proxy: the gateway cannot tell a proxied request from a local one
-	// by its Host. Browsers accept Secure cookies from http://localhost and
-	// http://127.0.0.1 anyway.
+	// HTTP on a host other than a loopback one (a login from a browser at
+	// http://localhost or 127.0.0.1 gets a plain cookie anyway; see
+	// cookies.go). Leave it off behind a TLS proxy.
 	InsecureCookies bool
 	// GuardUpload runs a model import behind the rate limit, admission
 	// cap and quota the API's uploads pass (gateway.ConsoleHooks); nil runs

@@ -363,7 +363,7 @@ the API only, with hegate worker processes on PostgreSQL). SQLite in
 	fs := cmd.Flags()
 	cfg.register(fs)
 	fs.StringVar(&addr, "addr", envOr("HEGATE_ADDR", "127.0.0.1:8080"), "listen address [HEGATE_ADDR]")
-	fs.BoolVar(&insecureCookies, "console-insecure-cookies", false, "send the console's cookies without Secure, for a console reached over plain HTTP on a host other than localhost (never behind a TLS proxy); browsers accept Secure cookies from http://localhost and 127.0.0.1 without it")
+	fs.BoolVar(&insecureCookies, "console-insecure-cookies", false, "send the console's cookies without Secure, for a console reached over plain HTTP at a host that is not a loopback one (never behind a TLS proxy); a browser at http://localhost or 127.0.0.1 gets a plain cookie without it")
 	wf.register(fs, 1)
 	rf.register(fs)
 	fs.StringVar(&defBudget, "default-budget", envOr("HEGATE_DEFAULT_BUDGET", ""), "privacy budget of every tenant and model without one, as epsilon=E,delta=D,period=day|week|month|never (empty: none, such inferences are refused until a budget is set) [HEGATE_DEFAULT_BUDGET]")
