@@ -37,6 +37,12 @@ type StepBounds struct {
 // Bound / headroomFactor, since unseen inputs may go further than samples.
 const headroomFactor = 8
 
+// bootBoundDivisor sets a bootstrap step's bound at the message ratio over
+// 64: with the headroom, values up to ratio/512 (8 for 2^12, 128 for
+// 2^16) pass, where the sine's relative error (2π·v/ratio)²/6 is below
+// 2.6e-5.
+const bootBoundDivisor = 64
+
 // Calibrate runs the compiled circuit in float64 on samples (inputs of the
 // whole graph, row-major; a split model's head runs first) and checks every step's values against what its level can hold
 // and every approximation's input against its range. It returns the report,
@@ -55,6 +61,12 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 			logQ += math.Log2(float64(q))
 		}
 		cal.Steps[k] = StepBounds{Kind: st.kind.String(), Name: st.name, Level: st.outLevel, Bound: math.Exp2(logQ - 1 - scale)}
+		if st.kind == kindBootstrap {
+			// A bootstrap's modular reduction approximates x mod 1 near
+			// 0: its error grows as (2π·v/ratio)², so the values it takes
+			// must stay far below the message ratio q0/|m| (2^LogMessageRatio).
+			cal.Steps[k].Bound = math.Exp2(float64(c.boot.btp.Mod1ParametersLiteral.LogMessageRatio)) / bootBoundDivisor
+		}
 	}
 	// Approximations whose input is not another polynomial's output: their
 	// input must stay in [-1, 1].
@@ -64,7 +76,7 @@ func (m *Model) Calibrate(samples [][]float64) (Calibration, error) {
 		prod[n.out] = n
 	}
 	for k, n := range c.circ.nodes {
-		p := prod[n.in[0]]
+		p := c.circ.producerThrough(prod, n.in[0])
 		firstInput[k] = p == nil || p.kind != kindPoly
 	}
 	for _, x := range samples {

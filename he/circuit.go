@@ -39,10 +39,13 @@ const (
 	kindSquare
 	kindPoly
 	kindMul // y = a ⊙ b, two values of one shape
+	// kindBootstrap refreshes its input to the residual top level (the
+	// placement inserts it; y = x).
+	kindBootstrap
 )
 
 func (k nodeKind) String() string {
-	return [...]string{"linear", "square", "poly", "mul"}[k]
+	return [...]string{"linear", "square", "poly", "mul", "bootstrap"}[k]
 }
 
 // term is W·x for one input x of a linear node (W: node size × input size).
@@ -91,6 +94,8 @@ func (n *cnode) depth() int {
 	switch n.kind {
 	case kindPoly:
 		return depthOf(n.degree())
+	case kindBootstrap:
+		return 0
 	default:
 		return 1
 	}
@@ -754,6 +759,8 @@ func (c *circuit) run(x []float64, visit func(i int, n *cnode, out []float64)) [
 			for k := range a {
 				y[k] = a[k] * b[k]
 			}
+		case kindBootstrap:
+			y = vals[n.in[0]]
 		case kindPoly:
 			xv := vals[n.in[0]]
 			y = make([]float64, len(xv))

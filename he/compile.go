@@ -113,7 +113,7 @@ func autoPresets() []string { return []string{"n14-leveled", "n15-leveled"} }
 func depthError(g *ir.Graph, c *circuit, params *Params) error {
 	lp := planLevels(c)
 	return hegate.E("he.Compile", hegate.KindInvalid, nil,
-		"model %s needs %d levels but preset %s has %d (bootstrapping is not available yet: use a deeper preset, lower activation degrees, or fewer layers); depth by node:%s",
+		"model %s needs %d levels but preset %s has %d and does not bootstrap (compile for a bootstrapping preset, use a deeper preset, lower activation degrees, or fewer layers); depth by node:%s",
 		g.Name, lp.inputLevel, params.name, params.ckks.MaxLevel(), depthReport(c, lp))
 }
 
@@ -160,8 +160,38 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 		}
 	}
 	lp := planLevels(circ)
+	var boot *bootParams
+	var placed *placement
 	if lp.inputLevel > p.MaxLevel() {
-		return nil, depthError(g, circ, params)
+		if !params.Bootstraps() {
+			return nil, depthError(g, circ, params)
+		}
+		// Too deep for the levels: place bootstraps (placement.go).
+		logSlots := bits.Len(uint(slots)) - 1
+		if logSlots < 1 {
+			return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s uses one slot; bootstrapping needs at least two", g.Name)
+		}
+		if boot, err = params.bootParams(logSlots); err != nil {
+			return nil, fmt.Errorf("%s: model %s: %w", op, g.Name, err)
+		}
+		prod := map[int]*cnode{}
+		for _, n := range circ.nodes {
+			prod[n.out] = n
+		}
+		minIn := func(v int) int {
+			// A square's or product's output has a scale other than Δ:
+			// the bootstrap needs one level above 0 to match it exactly
+			// (Lattigo's ScaleDown).
+			if n := prod[v]; n != nil && (n.kind == kindSquare || n.kind == kindMul) {
+				return 1
+			}
+			return 0
+		}
+		pc := newPlaceCost(circ, layouts, params, boot)
+		if placed, err = placeBootstraps(circ, p.MaxLevel(), minIn, pc); err != nil {
+			return nil, hegate.E(op, hegate.KindInvalid, nil, "model %s: placing bootstraps on preset %s: %v", g.Name, params.name, err)
+		}
+		lp, layouts = applyPlacement(circ, placed, p.MaxLevel(), layouts)
 	}
 	par := opts.Parallelism
 	if par <= 0 {
@@ -175,7 +205,11 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 			preprocess: g.Input.Preprocess, tail: g.Tail,
 			name: g.Name, params: params, inputShape: append([]int(nil), g.Input.Shape...), packing: packing,
 			n: slots, logN: bits.Len(uint(slots)) - 1, inputLevel: lp.inputLevel, outputSize: circ.values[circ.output].size,
+			boot: boot,
 		},
+	}
+	if placed != nil {
+		c.placementCost, c.placementExact = placed.cost, placed.exact
 	}
 	progress := func(stage string, done, total int) {
 		if opts.Progress != nil {
@@ -334,6 +368,10 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 			c.relinLevel = max(c.relinLevel, level)
 			a, b := scales[n.in[0]], scales[n.in[len(n.in)-1]]
 			scales[n.out] = a.Mul(b).Div(rlwe.NewScale(p.Q()[level]))
+		case kindBootstrap:
+			st.outLevel = p.MaxLevel()
+			st.cost = Cost{Bootstraps: 1}
+			scales[n.out] = delta
 		case kindPoly:
 			var bp bignum.Polynomial
 			if n.cheb != nil {
@@ -397,6 +435,7 @@ func (c *Cost) add(o Cost) {
 	c.CipherMults += o.CipherMults
 	c.Relins += o.Relins
 	c.Rescales += o.Rescales
+	c.Bootstraps += o.Bootstraps
 }
 
 // step is one compiled CKKS step.
@@ -435,6 +474,9 @@ type deviceSpec struct {
 	// outputPeriod: the outputs repeat every outputPeriod slots (the
 	// device averages the replicas); 0 when unknown.
 	outputPeriod int
+	// boot is set when the circuit bootstraps: the bootstrapping
+	// parameters, whose keys the key set carries.
+	boot *bootParams
 }
 
 type compiled struct {
@@ -452,6 +494,10 @@ type compiled struct {
 	mechanism   *Mechanism
 	privacyNote string
 	clipOutput  bool // the last step is the output clip (clip.go)
+	// placementCost is the placement's estimated cost (placement.go's
+	// units), placementExact whether the programme kept every state.
+	placementCost  float64
+	placementExact bool
 }
 
 // liveCiphertexts is the largest number of values alive at once during an

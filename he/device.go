@@ -57,6 +57,23 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 	}
 	inputSize := ir.Prod(man.Input)
 	twoN := uint64(2 * p.N())
+	// Keys serve up to the input level, or up to the top for a circuit
+	// that bootstraps (a bootstrap returns values there).
+	keyLevels := man.Levels
+	var boot *bootParams
+	if man.BootstrapKeys != nil || len(man.Bootstraps) > 0 {
+		if man.BootstrapKeys == nil || !params.Bootstraps() {
+			return nil, bad("bootstraps, but preset %s does not bootstrap or bootstrap_keys are missing", params.name)
+		}
+		var err error
+		if boot, err = params.bootParams(man.LogSlots); err != nil {
+			return nil, bad("%v", err)
+		}
+		if !boot.manifest().equal(man.BootstrapKeys) {
+			return nil, bad("bootstrap_keys are not those preset %s derives for 2^%d slots", params.name, man.LogSlots)
+		}
+		keyLevels = p.MaxLevel()
+	}
 	if len(man.GaloisLevels) != len(man.GaloisElements) {
 		return nil, bad("%d galois_levels for %d galois_elements", len(man.GaloisLevels), len(man.GaloisElements))
 	}
@@ -64,11 +81,11 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		if ge%2 == 0 || ge >= twoN || (i > 0 && ge <= man.GaloisElements[i-1]) {
 			return nil, bad("galois element %d is not an odd number below 2N in ascending order", ge)
 		}
-		if l := man.GaloisLevels[i]; l < 0 || l > man.Levels {
+		if l := man.GaloisLevels[i]; l < 0 || l > keyLevels {
 			return nil, bad("galois level %d out of range", l)
 		}
 	}
-	if man.RelinLevel < 1 || man.RelinLevel > man.Levels {
+	if man.RelinLevel < 1 || man.RelinLevel > keyLevels {
 		return nil, bad("relin_level %d out of range", man.RelinLevel)
 	}
 	if p := man.Preprocess; p != nil && (p.Scale == 0 || p.Std == 0 || math.IsNaN(p.Scale+p.Mean+p.Std) || math.IsInf(p.Scale+p.Mean+p.Std, 0)) {
@@ -88,6 +105,7 @@ func NewDevice(man Manifest, allowInsecure bool) (*Device, error) {
 		galLevels:  append([]int(nil), man.GaloisLevels...),
 		relinLevel: man.RelinLevel,
 		outputSize: man.OutputSize,
+		boot:       boot,
 	}
 	if pk := man.Packing; pk != nil {
 		ok := pk.Kind == "im2col" && len(man.Input) == 3

@@ -59,9 +59,12 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Rele
 	if err != nil {
 		return nil, Stats{}, err
 	}
-	evals := ks.k.evaluators(c)
+	evals, err := ks.k.evaluators(c)
+	if err != nil {
+		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
+	}
 	defer ks.k.pool.Put(evals)
-	out, err := c.run(ctx, ct, evals.evals)
+	out, err := c.run(ctx, ct, evals)
 	if err != nil {
 		return nil, Stats{}, fmt.Errorf("%s: model %s: %w", op, m.ID(), err)
 	}
@@ -79,7 +82,8 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Rele
 
 // run evaluates the steps on the input ciphertext. Values are freed after
 // their last reader.
-func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckks.Evaluator) (*rlwe.Ciphertext, error) {
+func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, ev *evaluators) (*rlwe.Ciphertext, error) {
+	evals := ev.evals
 	eval := evals[0]
 	var polyEval *polynomial.Evaluator // made on the first polynomial step
 	// Project the input onto its real part: x + conj(x) = 2·Re(x), and the
@@ -175,6 +179,21 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, evals []*ckk
 			if err := eval.Rescale(out, out); err != nil {
 				return nil, fmt.Errorf("step %d (%s, rescale): %w", i, st.name, err)
 			}
+		case kindBootstrap:
+			if ev.boot == nil {
+				return nil, fmt.Errorf("step %d (bootstrap after %s): the key set has no bootstrapping keys", i, st.name)
+			}
+			x, err := at(st.in[0], st.level)
+			if err != nil {
+				return nil, fmt.Errorf("step %d (bootstrap after %s): %w", i, st.name, err)
+			}
+			// Lattigo's Evaluate rather than Bootstrap: with one ring
+			// degree there is nothing to pack, and Bootstrap would mark a
+			// sparse ciphertext as fully packed before CoeffsToSlots.
+			if out, err = ev.boot.Evaluate(x.CopyNew()); err != nil {
+				return nil, fmt.Errorf("step %d (bootstrap after %s): %w", i, st.name, err)
+			}
+			out.Scale = c.params.ckks.DefaultScale()
 		case kindPoly:
 			x, err := at(st.in[0], st.level)
 			if err != nil {
@@ -319,6 +338,8 @@ func (m *Model) Manifest() Manifest {
 		man.Preprocess = &p
 	}
 	man.Tail = slices.Clone(man.Tail)
+	man.Bootstraps = slices.Clone(man.Bootstraps)
+	man.BootstrapKeys = man.BootstrapKeys.clone()
 	if man.Privacy != nil {
 		p := *man.Privacy
 		man.Privacy = &p
@@ -328,7 +349,7 @@ func (m *Model) Manifest() Manifest {
 
 func (m *Model) buildManifest() Manifest {
 	c := m.c
-	return Manifest{
+	man := Manifest{
 		Name:            m.ID(),
 		Input:           append([]int(nil), c.inputShape...),
 		Split:           m.split,
@@ -351,8 +372,13 @@ func (m *Model) buildManifest() Manifest {
 		EncodedBytes:    c.encodedBytes,
 		Privacy:         c.mechanism,
 		PrivacyNote:     c.privacyNote,
-		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.inputLevel+1)*int64(c.params.ckks.N())*8,
+		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.maxKeyLevel()+1)*int64(c.params.ckks.N())*8,
 	}
+	if c.boot != nil {
+		man.Bootstraps = c.bootstrapReport()
+		man.BootstrapKeys = c.boot.manifest()
+	}
+	return man
 }
 
 func (c *compiled) stepInfo() []StepInfo {
@@ -365,6 +391,8 @@ func (c *compiled) stepInfo() []StepInfo {
 		n := c.circ.nodes[i]
 		info := StepInfo{Kind: st.kind.String(), Name: st.name, Inputs: len(st.in), Level: st.level, Depth: n.depth(), Cost: st.cost}
 		switch st.kind {
+		case kindBootstrap:
+			info.OutputLevel = st.outLevel
 		case kindLinear:
 			info.Method, info.Diagonals = st.lin.method, st.diags
 			for _, t := range st.lin.terms {
@@ -380,7 +408,7 @@ func (c *compiled) stepInfo() []StepInfo {
 				// composite's (see tools/gen-sign), its range the first
 				// stage's input.
 				info.Function = "sign " + n.signStage
-				if p := prod[n.in[0]]; p == nil || p.kind != kindPoly {
+				if p := c.circ.producerThrough(prod, n.in[0]); p == nil || p.kind != kindPoly {
 					info.Range = [2]float64{n.cheb.lo, n.cheb.hi}
 				}
 			case n.cheb != nil:

@@ -302,6 +302,16 @@ func (c *circuit) ensureLinearAround() {
 	}
 }
 
+// producerThrough is the producer of v in prod, looking through bootstraps
+// (which change no value).
+func (c *circuit) producerThrough(prod map[int]*cnode, v int) *cnode {
+	p := prod[v]
+	for p != nil && p.kind == kindBootstrap {
+		p = prod[p.in[0]]
+	}
+	return p
+}
+
 func (c *circuit) producerNode(v int) *cnode {
 	if i := c.producer(v); i >= 0 {
 		return c.nodes[i]

@@ -62,6 +62,9 @@ type Cost struct {
 	CipherMults int `json:"cipher_mults"` // ciphertext × ciphertext multiplications
 	Relins      int `json:"relins"`       // relinearisations
 	Rescales    int `json:"rescales"`
+	// Bootstraps counts the bootstraps the compiler placed (each a whole
+	// bootstrapping circuit, not counted in the fields above).
+	Bootstraps int `json:"bootstraps,omitempty"`
 }
 
 // ParamsInfo describes the CKKS parameters a model is compiled for.
@@ -116,6 +119,12 @@ type Manifest struct {
 	// query); nil, with PrivacyNote saying why, when they cannot be.
 	Privacy     *Mechanism `json:"privacy,omitempty"`
 	PrivacyNote string     `json:"privacy_note,omitempty"`
+	// Bootstraps lists where the compiler refreshed values and why; set
+	// only for circuits deeper than the preset's levels (a bootstrapping
+	// preset). BootstrapKeys are then the bootstrapping keys the key set
+	// carries after the circuit's own.
+	Bootstraps    []BootstrapInfo `json:"bootstraps,omitempty"`
+	BootstrapKeys *BootstrapKeys  `json:"bootstrap_keys,omitempty"`
 }
 
 // SplitInfo describes the head a device runs before encrypting.
@@ -128,7 +137,7 @@ type SplitInfo struct {
 
 // StepInfo describes one step of the compiled circuit.
 type StepInfo struct {
-	Kind      string `json:"kind"`             // "linear", "square" or "poly"
+	Kind      string `json:"kind"`             // "linear", "square", "mul", "poly" or "bootstrap"
 	Name      string `json:"name"`             // the graph nodes it implements
 	Inputs    int    `json:"inputs"`           // number of input values
 	Level     int    `json:"level"`            // level of the ciphertexts entering the step
@@ -146,6 +155,8 @@ type StepInfo struct {
 	Range    [2]float64 `json:"range,omitempty"`
 	MaxError float64    `json:"max_error,omitempty"` // largest |approximation − f| on the range
 	Cost     Cost       `json:"cost"`
+	// OutputLevel is the level a bootstrap step returns its value at.
+	OutputLevel int `json:"output_level,omitempty"`
 }
 
 // Packing tells the device how to lay its input out before encrypting.

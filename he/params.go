@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/bootstrapping"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
 	"github.com/hegate/hegate"
@@ -21,6 +22,11 @@ type preset struct {
 	literal ckks.ParametersLiteral
 	secure  bool // meets 128-bit security by the HomomorphicEncryption.org table
 	doc     string
+	// boot is the bootstrapping literal of a bootstrapping preset
+	// (bootstrap_params.go); nil for leveled presets.
+	boot *bootstrapping.ParametersLiteral
+	// unlisted presets load by name but are not offered by Presets().
+	unlisted bool
 }
 
 // maxLogQP128 is the largest log2(QP) that keeps 128-bit classical security
@@ -29,7 +35,7 @@ type preset struct {
 var maxLogQP128 = map[int]int{12: 109, 13: 218, 14: 438, 15: 881, 16: 1772, 17: 3576}
 
 func presets() []preset {
-	return []preset{
+	ps := []preset{
 		{
 			name: "n14-leveled",
 			doc:  "logN 14, 8192 slots, 5 levels of 45 bits, 128-bit secure; for small leveled CNNs",
@@ -85,14 +91,46 @@ func presets() []preset {
 			},
 			secure: false,
 		},
+		{
+			name: "test-n10-boot",
+			doc:  "logN 10, 512 slots, 8 levels of 40 bits, bootstrapping, INSECURE, for tests of deep circuits only",
+			literal: ckks.ParametersLiteral{
+				LogN:            10,
+				LogQ:            append([]int{60}, repeat(40, 8)...),
+				LogP:            []int{61, 61},
+				LogDefaultScale: 40,
+			},
+			secure: false,
+		},
+		{
+			// Defined, not run by the test suite (see docs/bootstrapping.md):
+			// not offered by Presets() until the slow suite and memory
+			// admission exist.
+			name: "n16-boot",
+			doc:  "logN 16, 32768 slots, 9 levels of 40 bits, bootstrapping, 128-bit secure",
+			literal: ckks.ParametersLiteral{
+				LogN:            16,
+				LogQ:            append([]int{60}, repeat(40, 9)...),
+				LogP:            []int{61, 61, 61},
+				LogDefaultScale: 40,
+			},
+			secure:   true,
+			unlisted: true,
+		},
 	}
+	for i := range ps {
+		ps[i].boot = bootLiteral(ps[i].name)
+	}
+	return ps
 }
 
 // Presets lists the names of the parameter presets.
 func Presets() []string {
 	var names []string
 	for _, p := range presets() {
-		names = append(names, p.name)
+		if !p.unlisted {
+			names = append(names, p.name)
+		}
 	}
 	sort.Strings(names)
 	return names
@@ -133,6 +171,11 @@ func LoadParams(name string, allowInsecure bool) (*Params, error) {
 		params := &Params{preset: p, ckks: cp, fingerprint: fp}
 		if _, err := hex.Decode(params.fpRaw[:], []byte(fp)); err != nil {
 			return nil, fmt.Errorf("%s: %w", op, err)
+		}
+		if p.secure && p.boot != nil {
+			if err := checkBootSecurity(params); err != nil {
+				return nil, fmt.Errorf("%s: %w", op, err)
+			}
 		}
 		return params, nil
 	}

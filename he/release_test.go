@@ -102,9 +102,9 @@ func rawResult(t *testing.T, k keyed, x []float64) (*rlwe.Ciphertext, []byte) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	evals := k.ks.k.evaluators(c)
+	evals, _ := k.ks.k.evaluators(c)
 	defer k.ks.k.pool.Put(evals)
-	out, err := c.run(context.Background(), parsed, evals.evals)
+	out, err := c.run(context.Background(), parsed, evals)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -440,9 +440,9 @@ func TestComplexInputIsProjected(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			evals := k.ks.k.evaluators(c)
+			evals, _ := k.ks.k.evaluators(c)
 			defer k.ks.k.pool.Put(evals)
-			out, err := c.run(context.Background(), ct, evals.evals)
+			out, err := c.run(context.Background(), ct, evals)
 			if err != nil {
 				t.Fatal(err)
 			}
