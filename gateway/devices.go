@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -275,17 +274,6 @@ func bodyTooLarge(op string, err error) error {
 	return err
 }
 
-// wellFormedID reports whether s is prefix and 26 base32 characters, the
-// shape of every stored id, so that garbage never reaches SQL.
-func wellFormedID(s, prefix string) bool {
-	rest, ok := strings.CutPrefix(s, prefix)
-	if !ok || len(rest) != 26 {
-		return false
-	}
-	for _, c := range []byte(rest) {
-		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
-			return false
-		}
-	}
-	return true
-}
+// wellFormedID reports whether s has the shape of a stored id (see
+// service.WellFormedID).
+var wellFormedID = service.WellFormedID

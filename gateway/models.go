@@ -2,10 +2,11 @@ package gateway
 
 import (
 	"encoding/json"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
-	"strings"
 
 	"github.com/go-chi/chi/v5"
 
@@ -13,7 +14,6 @@ import (
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
-	"github.com/hegate/hegate/he/ir"
 )
 
 // The /v1/models routes: a tenant uploads ONNX (or hegate IR JSON), a
@@ -112,87 +112,14 @@ func (s *Server) uploadModel(w http.ResponseWriter, r *http.Request) {
 
 // uploadOptions reads the compile options of an upload from its query.
 func uploadOptions(op string, q map[string][]string) (catalog.Options, error) {
-	get := func(k string) string {
+	o, errs := catalog.ParseOptions(func(k string) string {
 		if v := q[k]; len(v) > 0 {
 			return v[0]
 		}
 		return ""
-	}
-	var o catalog.Options
-	num := func(k string, dst *float64) error {
-		v := get(k)
-		if v == "" {
-			return nil
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			return hegate.E(op, hegate.KindInvalid, nil, "query %s=%q is not a number", k, truncate(v, 40))
-		}
-		*dst = f
-		return nil
-	}
-	integer := func(k string, dst *int) error {
-		v := get(k)
-		if v == "" {
-			return nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil {
-			return hegate.E(op, hegate.KindInvalid, nil, "query %s=%q is not an integer", k, truncate(v, 40))
-		}
-		*dst = n
-		return nil
-	}
-	o.Preset = get("preset")
-	o.Method, o.Sign, o.MaxPool = get("approx_method"), get("sign"), get("maxpool")
-	o.SplitAfter = get("split_after")
-	if err := integer("relu_degree", &o.ReluDegree); err != nil {
-		return o, err
-	}
-	if err := integer("abs_degree", &o.AbsDegree); err != nil {
-		return o, err
-	}
-	if err := num("margin", &o.Margin); err != nil {
-		return o, err
-	}
-	var macs float64
-	if err := num("device_macs", &macs); err != nil {
-		return o, err
-	}
-	if macs != 0 && !(macs >= 1 && macs <= 1<<53) {
-		return o, hegate.E(op, hegate.KindInvalid, nil, "device_macs out of range")
-	}
-	o.DeviceMACs = int64(macs)
-	for k, dst := range map[string]*float64{"noise_sigma": &o.NoiseSigma, "query_epsilon": &o.QueryEpsilon, "query_delta": &o.QueryDelta} {
-		if err := num(k, dst); err != nil {
-			return o, err
-		}
-	}
-	switch get("clip") {
-	case "", "false":
-	case "true":
-		o.Clip = true
-	default:
-		return o, hegate.E(op, hegate.KindInvalid, nil, "query clip=%q: want true or false", truncate(get("clip"), 40))
-	}
-	if v := get("output_range"); v != "" {
-		// "low,high"
-		lo, hi, ok := strings.Cut(v, ",")
-		a, err1 := strconv.ParseFloat(strings.TrimSpace(lo), 64)
-		b, err2 := strconv.ParseFloat(strings.TrimSpace(hi), 64)
-		if !ok || err1 != nil || err2 != nil {
-			return o, hegate.E(op, hegate.KindInvalid, nil, "query output_range=%q: want two numbers low,high", truncate(v, 40))
-		}
-		o.OutputRange = &[2]float64{a, b}
-	}
-	if get("scale") != "" || get("mean") != "" || get("std") != "" || get("layout") != "" {
-		pp := &ir.Preprocess{Scale: 1, Std: 1, Layout: get("layout")}
-		for k, dst := range map[string]*float64{"scale": &pp.Scale, "mean": &pp.Mean, "std": &pp.Std} {
-			if err := num(k, dst); err != nil {
-				return o, err
-			}
-		}
-		o.Preprocess = pp
+	})
+	for _, k := range slices.Sorted(maps.Keys(errs)) {
+		return o, hegate.E(op, hegate.KindInvalid, nil, "query %s: %s", k, errs[k])
 	}
 	if err := o.Validate(); err != nil {
 		return o, err

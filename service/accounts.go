@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"golang.org/x/time/rate"
@@ -214,16 +215,18 @@ func (s *Service) Login(ctx context.Context, in LoginParams) (Session, error) {
 	const op = "user.login"
 	now := s.now()
 	name := NormalizeUserName(in.Name)
-	// Every attempt spends a try of its address; failures spend a try of
-	// the account too, which is checked before the password. Refusals
-	// for the rate are not audited one by one (they would let anyone
-	// flood the log); they are logged.
-	acct := "user:" + in.Tenant + "/" + name
-	if wait := max(s.logins.take(now, "from:"+in.From), s.logins.wait(now, acct)); wait > 0 {
+	// A failed attempt spends a try of its address and of its account,
+	// both checked before the password: people behind one address who
+	// type their passwords right are not limited. Refusals for the rate
+	// are not audited one by one (they would let anyone flood the log);
+	// they are logged.
+	addr, acct := "from:"+in.From, "user:"+in.Tenant+"/"+name
+	if wait := max(s.logins.wait(now, addr), s.logins.wait(now, acct)); wait > 0 {
 		s.log.WarnContext(ctx, "console login refused for its rate", "from", in.From, "request_id", in.RequestID)
 		return Session{}, &TooManyAttemptsError{RetryAfter: wait}
 	}
 	refuse := func(tenant hegate.TenantID, why string) (Session, error) {
+		s.logins.take(now, addr)
 		s.logins.take(now, acct)
 		s.record(ctx, Principal{Tenant: tenant, From: in.From, RequestID: in.RequestID, User: hegate.UserID("?" + truncate(name, 40))}, op, truncate(name, storage.MaxAuditObjectBytes-3), OutcomeDenied, map[string]any{"why": why})
 		return Session{}, hegate.E(op, hegate.KindUnauthenticated, nil, loginRefused)
@@ -364,8 +367,19 @@ type AuditQuery struct {
 // viewers), and the cursor of the next page (0 at the end).
 func (s *Service) ListAudit(ctx context.Context, p Principal, q AuditQuery) ([]storage.AuditEvent, int64, error) {
 	const op = "audit.list"
-	if err := p.requireReader(op); err != nil {
-		return nil, 0, err
+	// An operator that picked no tenant reads the operator-wide events.
+	if !(p.Role == RoleOperator && p.Tenant == "") {
+		if err := p.requireReader(op); err != nil {
+			return nil, 0, err
+		}
+	}
+	for field, v := range map[string]string{"actor": q.Actor, "action": q.Action} {
+		if len(v) > storage.MaxActorBytes || !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+			return nil, 0, &FieldError{Field: field, Err: hegate.E(op, hegate.KindInvalid, nil, "%s: at most %d bytes of printable text", field, storage.MaxActorBytes)}
+		}
+	}
+	if q.Limit < 0 || q.Before < 0 {
+		return nil, 0, hegate.E(op, hegate.KindInvalid, nil, "the page cursor and size are positive")
 	}
 	evs, next, err := s.store.ListAudit(ctx, storage.AuditFilter{Tenant: p.Tenant, Actor: q.Actor, ActionPrefix: q.Action, Before: q.Before, Limit: q.Limit})
 	if err != nil {

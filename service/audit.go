@@ -3,7 +3,9 @@ package service
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/hegate/hegate/storage"
 )
@@ -38,7 +40,9 @@ func (s *Service) denied(ctx context.Context, p Principal, action, object string
 }
 
 func (s *Service) record(ctx context.Context, p Principal, action, object, outcome string, detail any) {
-	ev := auditEvent(p, action, object, outcome, detail, s.now())
+	ev := auditEvent(p, auditText(action, storage.MaxAuditActionBytes), auditText(object, storage.MaxAuditObjectBytes), outcome, detail, s.now())
+	ev.From = auditText(ev.From, storage.MaxFromBytes)
+	ev.RequestID = auditText(ev.RequestID, storage.MaxAuditRequestIDBytes)
 	if _, err := s.store.RecordAudit(ctx, ev); err != nil {
 		s.log.ErrorContext(ctx, "recording an audit event", logAttrs(p, "action", action, "object", object, "outcome", outcome, "error", err.Error())...)
 		return
@@ -67,4 +71,18 @@ func auditEvent(p Principal, action, object, outcome string, detail any, at time
 		ev.Detail = b
 	}
 	return ev
+}
+
+// auditText makes s fit an audit field of at most n bytes: valid UTF-8,
+// no control characters (PostgreSQL refuses NUL), cut at a character
+// boundary. A refusal must be recorded whatever the client sent.
+func auditText(s string, n int) string {
+	s = strings.ToValidUTF8(s, "\uFFFD")
+	s = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '?'
+		}
+		return r
+	}, s)
+	return truncate(s, n-3)
 }

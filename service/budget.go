@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -37,10 +36,11 @@ func (s *Service) ChargeFor(ctx context.Context, op string, tenant hegate.Tenant
 	sigma := mech.Sigma
 	b, err := s.store.GetBudget(ctx, tenant, m.Name)
 	switch {
-	case err == nil && m.Builtin() && strings.HasPrefix(b.UpdatedBy, ActorAPIKeyPrefix):
-		// Budgets are keyed by name: this one was set through the API for
-		// the tenant's own model of that name, which a built-in model now
-		// shadows. A tenant must never set a built-in's budget.
+	case err == nil && m.Builtin() && tenantActor(b.UpdatedBy):
+		// Budgets are keyed by name: this one was set by the tenant (an
+		// API key or a console user) for its own model of that name, which
+		// a built-in model now shadows. A tenant must never set a
+		// built-in's budget.
 		return Charge{}, hegate.E(op, hegate.KindForbidden, nil, "the budget of model %s was set by the tenant for its own model of that name, and a built-in model of that name now takes its place: the operator must set or delete it (hegate budget set|delete)", m.Name)
 	case err == nil && b.NoiseSigma > 0:
 		sigma = b.NoiseSigma

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/attest"
@@ -32,6 +33,9 @@ func (s *Service) ListDevices(ctx context.Context, p Principal) ([]storage.Devic
 // to the device itself.
 func (s *Service) GetDevice(ctx context.Context, p Principal, id storage.DeviceID) (storage.Device, error) {
 	const op = "devices.get"
+	if !WellFormedID(string(id), "dev_") {
+		return storage.Device{}, notFound(op, nil, "no device %s", truncate(string(id), 40))
+	}
 	if p.Device != id {
 		if err := p.requireReader(op); err != nil {
 			return storage.Device{}, err
@@ -53,6 +57,9 @@ func (s *Service) RevokeDevice(ctx context.Context, p Principal, id storage.Devi
 	const op = "device.revoke"
 	if err := p.requireAdmin(op); err != nil {
 		return storage.Device{}, s.denied(ctx, p, op, string(id), err)
+	}
+	if !WellFormedID(string(id), "dev_") {
+		return storage.Device{}, notFound(op, nil, "no device %s", truncate(string(id), 40))
 	}
 	d, err := s.store.RevokeDevice(ctx, p.Tenant, id)
 	if errors.Is(err, storage.ErrNotFound) {
@@ -307,4 +314,19 @@ func policyObject(m hegate.ModelID) string {
 		return "policy:default"
 	}
 	return "policy:" + string(m)
+}
+
+// WellFormedID reports whether s is prefix and 26 base32 characters, the
+// shape of every stored id, so that garbage never reaches SQL.
+func WellFormedID(s, prefix string) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	if !ok || len(rest) != 26 {
+		return false
+	}
+	for _, c := range []byte(rest) {
+		if !(c >= 'a' && c <= 'z' || c >= '2' && c <= '7') {
+			return false
+		}
+	}
+	return true
 }

@@ -67,6 +67,16 @@ type Enrolled struct {
 // credential. Every refusal is KindRejected (403) or KindInvalid (400)
 // with an attest.Reason in its chain.
 func (s *Service) Enroll(ctx context.Context, p Principal, in EnrollParams) (Enrolled, error) {
+	got, err := s.enroll(ctx, p, in)
+	if r := attest.ReasonOf(err); r != "" {
+		// A refused enrollment (a revoked device trying again, evidence
+		// that does not verify) is recorded as denied, with its reason.
+		s.record(ctx, p, "device.enroll", string(in.Format), OutcomeDenied, map[string]any{"reason": r})
+	}
+	return got, err
+}
+
+func (s *Service) enroll(ctx context.Context, p Principal, in EnrollParams) (Enrolled, error) {
 	const op = "enroll"
 	reject := func(kind hegate.Kind, r attest.Reason, format string, args ...any) error {
 		e := attest.Errorf(r, format, args...)

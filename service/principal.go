@@ -1,6 +1,8 @@
 package service
 
 import (
+	"strings"
+
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/storage"
@@ -44,6 +46,8 @@ func (p Principal) Actor() string {
 	switch {
 	case p.Device != "":
 		return "device:" + string(p.Device)
+	case p.User != "" && p.Role == RoleOperator:
+		return "operator:" + string(p.User)
 	case p.User != "":
 		return "user:" + string(p.User)
 	case p.Operator != "":
@@ -54,6 +58,18 @@ func (p Principal) Actor() string {
 
 // ActorAPIKeyPrefix starts the actor of an API-key principal.
 const ActorAPIKeyPrefix = "api-key:"
+
+// tenantActor reports whether an actor (of a ledger or budget row) acted
+// for a tenant: an API key, a tenant's console user or a device, not an
+// operator ("cli:", "operator:") or the demo.
+func tenantActor(actor string) bool {
+	for _, prefix := range []string{ActorAPIKeyPrefix, "user:", "device:"} {
+		if strings.HasPrefix(actor, prefix) {
+			return true
+		}
+	}
+	return false
+}
 
 // canChange reports whether the principal may change the tenant's
 // settings: an admin key, an admin user or an operator.

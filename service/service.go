@@ -141,9 +141,21 @@ func New(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// Store is the store the service works on, for the front doors' reads
-// that carry no rule (a job's result blob, health).
-func (s *Service) Store() storage.Store { return s.store }
+// Tenant is the principal's own tenant (its name for the pages).
+func (s *Service) Tenant(ctx context.Context, p Principal) (storage.Tenant, error) {
+	const op = "tenant.get"
+	if err := p.requireTenant(op); err != nil {
+		return storage.Tenant{}, err
+	}
+	t, err := s.store.GetTenant(ctx, p.Tenant)
+	if errors.Is(err, storage.ErrNotFound) {
+		return storage.Tenant{}, notFound(op, err, "no tenant %s", p.Tenant)
+	}
+	if err != nil {
+		return storage.Tenant{}, unavailable(op, err)
+	}
+	return t, nil
+}
 
 // Catalog is the service's model catalog.
 func (s *Service) Catalog() *catalog.Catalog { return s.catalog }

@@ -220,7 +220,7 @@ func (c *Console) requireSession(next http.Handler) http.Handler {
 		}
 		if u.TenantID != "" {
 			s.tenantName = string(u.TenantID)
-			if t, err := c.svc.Store().GetTenant(r.Context(), u.TenantID); err == nil {
+			if t, err := c.svc.Tenant(r.Context(), p); err == nil {
 				s.tenantName = t.Name
 			}
 		}

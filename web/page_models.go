@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"mime/multipart"
 	"net/http"
 	"path"
@@ -17,7 +16,6 @@ import (
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/he"
-	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/storage"
 )
 
@@ -182,73 +180,9 @@ func (c *Console) importFormOf(v importValues, errs map[string]string, formErr s
 // with catalog.Options.Validate. A field's problem is in errs by name;
 // a problem of no single field in formErr.
 func importOptions(v importValues) (o catalog.Options, errs map[string]string, formErr string) {
-	errs = map[string]string{}
-	get := func(k string) string { return strings.TrimSpace(v[k]) }
-	num := func(k string, dst *float64) {
-		s := get(k)
-		if s == "" {
-			return
-		}
-		f, err := strconv.ParseFloat(s, 64)
-		if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-			errs[k] = fmt.Sprintf("%q is not a number.", truncate(s, 40))
-			return
-		}
-		*dst = f
-	}
-	integer := func(k string, dst *int) {
-		s := get(k)
-		if s == "" {
-			return
-		}
-		n, err := strconv.Atoi(s)
-		if err != nil {
-			errs[k] = fmt.Sprintf("%q is not a whole number.", truncate(s, 40))
-			return
-		}
-		*dst = n
-	}
-	o.Preset = get("preset")
-	o.Method, o.Sign, o.MaxPool = get("approx_method"), get("sign"), get("maxpool")
-	o.SplitAfter = get("split_after")
-	integer("relu_degree", &o.ReluDegree)
-	integer("abs_degree", &o.AbsDegree)
-	num("margin", &o.Margin)
-	var macs float64
-	num("device_macs", &macs)
-	if macs != 0 && !(macs >= 1 && macs <= 1<<53 && macs == math.Trunc(macs)) {
-		errs["device_macs"] = "A whole number of at least 1."
-	}
-	o.DeviceMACs = int64(macs)
-	num("noise_sigma", &o.NoiseSigma)
-	num("query_epsilon", &o.QueryEpsilon)
-	num("query_delta", &o.QueryDelta)
-	switch get("clip") {
-	case "", "false":
-	case "true":
-		o.Clip = true
-	default:
-		errs["clip"] = "Check it or not."
-	}
-	lo, hi := get("output_low"), get("output_high")
-	switch {
-	case lo == "" && hi == "":
-	case lo == "":
-		errs["output_low"] = "Give both ends of the range, or neither."
-	case hi == "":
-		errs["output_high"] = "Give both ends of the range, or neither."
-	default:
-		var r [2]float64
-		num("output_low", &r[0])
-		num("output_high", &r[1])
-		o.OutputRange = &r
-	}
-	if get("scale") != "" || get("mean") != "" || get("std") != "" || get("layout") != "" {
-		pp := &ir.Preprocess{Scale: 1, Std: 1, Layout: get("layout")}
-		num("scale", &pp.Scale)
-		num("mean", &pp.Mean)
-		num("std", &pp.Std)
-		o.Preprocess = pp
+	o, errs = catalog.ParseOptions(func(k string) string { return v[k] })
+	for k, e := range errs {
+		errs[k] = sentence(e)
 	}
 	if len(errs) > 0 {
 		return o, errs, ""
@@ -624,4 +558,12 @@ func megabytes(n int64) string {
 		return fmt.Sprintf("%.2f MB", float64(n)/1e6)
 	}
 	return fmt.Sprintf("%.0f MB", float64(n)/1e6)
+}
+
+// sentence makes a parser's message a sentence for a form.
+func sentence(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:] + "."
 }

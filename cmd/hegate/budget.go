@@ -1,10 +1,8 @@
 package main
 
 import (
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os/user"
 	"strconv"
 	"strings"
@@ -40,18 +38,17 @@ func newBudgetCmd() *cobra.Command {
 			if err := need(cmd, "model"); err != nil {
 				return err
 			}
-			lim, err := service.BudgetLimit(f.epsilon, f.delta, f.period)
+			svc, p, err := operatorService(store, def)
 			if err != nil {
 				return err
 			}
-			if !(f.sigma >= 0) || math.IsInf(f.sigma, 0) {
-				return errors.New("--sigma must be a finite number >= 0")
-			}
-			b, err := service.SetBudgetCarrying(cmd.Context(), store, storage.SetBudgetParams{TenantID: tid, Model: hegate.ModelID(f.model), Limit: lim, NoiseSigma: f.sigma, Actor: operatorActor(), Reason: f.reason}, def)
+			p.Tenant = tid
+			b, err := svc.SetBudget(cmd.Context(), p, service.SetBudgetParams{
+				Model: hegate.ModelID(f.model), Epsilon: f.epsilon, Delta: f.delta, Period: f.period, NoiseSigma: f.sigma, Reason: f.reason,
+			})
 			if err != nil {
 				return err
 			}
-			auditOperator(cmd, store, tid, "budget.set", f.model, map[string]any{"epsilon": f.epsilon, "delta": f.delta, "period": f.period, "noise_sigma": f.sigma, "reason": f.reason})
 			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s: epsilon %g, delta %g per %s (rho %s)\n", f.tenant, b.Model, b.Epsilon, b.Delta, b.Period, dp.Rho(b.Capacity))
 			return nil
 		})
@@ -78,10 +75,14 @@ func newBudgetCmd() *cobra.Command {
 			if err := need(cmd, "model"); err != nil {
 				return err
 			}
-			if err := store.DeleteBudget(cmd.Context(), tid, hegate.ModelID(f.model), operatorActor(), f.reason); err != nil {
+			svc, p, err := operatorService(store, storage.BudgetLimit{})
+			if err != nil {
 				return err
 			}
-			auditOperator(cmd, store, tid, "budget.delete", f.model, map[string]any{"reason": f.reason})
+			p.Tenant = tid
+			if err := svc.DeleteBudget(cmd.Context(), p, hegate.ModelID(f.model), f.reason); err != nil {
+				return err
+			}
 			fmt.Fprintf(cmd.OutOrStdout(), "budget of tenant %s for model %s deleted\n", f.tenant, f.model)
 			return nil
 		})

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 
@@ -24,12 +25,17 @@ import (
 
 // operatorService is the rules over store for an operator on the server.
 // It serves no model (none is needed to provision tenants, keys and users).
-func operatorService(store storage.Store) (*service.Service, service.Principal, error) {
+// def is the default budget the budget commands carry spend from.
+func operatorService(store storage.Store, def ...storage.BudgetLimit) (*service.Service, service.Principal, error) {
 	cat, err := catalog.New(catalog.Config{Store: store, Blobs: noBlobs{}})
 	if err != nil {
 		return nil, service.Principal{}, err
 	}
-	svc, err := service.New(service.Config{Store: store, Blobs: noBlobs{}, Catalog: cat})
+	cfg := service.Config{Store: store, Blobs: noBlobs{}, Catalog: cat, Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
+	if len(def) > 0 {
+		cfg.DefaultBudget = def[0]
+	}
+	svc, err := service.New(cfg)
 	if err != nil {
 		return nil, service.Principal{}, err
 	}
