@@ -190,6 +190,13 @@ type SetBudgetParams struct {
 	Reason     string
 }
 
+// CanSetBudget reports whether p may set the budget of model (admins, of
+// the tenant's own models; operators, of any), for a front door that
+// hides the forms of those who may not; SetBudget checks it anyway.
+func (s *Service) CanSetBudget(p Principal, model hegate.ModelID) bool {
+	return p.canChange() && (p.Role == RoleOperator || !s.catalog.IsBuiltin(model))
+}
+
 // SetBudget sets the tenant's budget for one of its uploaded models: the
 // tenant owns those. Budgets of built-in models are the operator's: an
 // operator principal may set those too. Admins and operators only.

@@ -71,6 +71,11 @@ func tenantActor(actor string) bool {
 	return false
 }
 
+// CanChange reports whether the principal may change the tenant's
+// settings (an admin key, an admin user or an operator), for a front door
+// that hides the forms of those who may not; the rules check it anyway.
+func (p Principal) CanChange() bool { return p.canChange() }
+
 // canChange reports whether the principal may change the tenant's
 // settings: an admin key, an admin user or an operator.
 func (p Principal) canChange() bool {

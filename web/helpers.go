@@ -8,8 +8,9 @@ import (
 )
 
 // canEdit reports whether a role may change the tenant's settings, so that
-// a page shows its forms; the service decides in any case.
-func canEdit(role string) bool { return role == service.RoleAdmin || role == service.RoleOperator }
+// a page shows its forms (service.Principal.CanChange); the service
+// decides in any case.
+func canEdit(role string) bool { return service.Principal{Role: role}.CanChange() }
 
 // prettyJSON indents a stored JSON document for a <pre>; "" for none.
 func prettyJSON(b []byte) string {
