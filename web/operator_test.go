@@ -46,7 +46,7 @@ func TestOperatorActsOnATenant(t *testing.T) {
 		t.Error("a tenant admin with a forged act-as cookie sees globex's keys")
 	}
 	evs, _, err := e.store.ListAudit(e.ctx, storage.AuditFilter{Tenant: e.globex.ID, ActionPrefix: "operator."})
-	if err != nil || len(evs) != 1 || evs[0].Actor != "user:"+string(opUser.ID) {
+	if err != nil || len(evs) != 1 || evs[0].Actor != "operator:"+string(opUser.ID) {
 		t.Errorf("audit of act-as: %+v, %v", evs, err)
 	}
 }

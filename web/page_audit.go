@@ -20,10 +20,8 @@ const auditPageSize = 50
 type auditData struct {
 	Filter auditFilter
 	Rows   []auditRow
-	// Older is the URL of the next page, "" on the last; Newest that of
-	// the first, "" on the first.
-	Older  string
-	Newest string
+	// Pager links the newest page and the next older one.
+	Pager cursorPager
 }
 
 type auditFilter struct {
@@ -32,18 +30,15 @@ type auditFilter struct {
 	Before int64
 }
 
-func (f auditFilter) query(withCursor bool) string {
-	v := url.Values{}
-	if f.Actor != "" {
-		v.Set("actor", f.Actor)
+// values is the filter as a query, without the cursor.
+func (f auditFilter) values() url.Values { return queryOf("actor", f.Actor, "action", f.Action) }
+
+// auditCursor is an event number as a page cursor, "" for none (0).
+func auditCursor(id int64) string {
+	if id <= 0 {
+		return ""
 	}
-	if f.Action != "" {
-		v.Set("action", f.Action)
-	}
-	if withCursor && f.Before > 0 {
-		v.Set("before", strconv.FormatInt(f.Before, 10))
-	}
-	return v.Encode()
+	return strconv.FormatInt(id, 10)
 }
 
 type auditRow struct {
@@ -89,20 +84,9 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 		c.fail(w, r, err)
 		return
 	}
-	data := auditData{Filter: f}
+	data := auditData{Filter: f, Pager: newCursorPager("Pages of the audit log", Prefix+"/audit", f.values(), auditCursor(f.Before), auditCursor(next))}
 	for _, ev := range evs {
 		data.Rows = append(data.Rows, auditRowOf(ev, names))
-	}
-	if next > 0 {
-		older := f
-		older.Before = next
-		data.Older = Prefix + "/audit?" + older.query(true)
-	}
-	if f.Before > 0 {
-		data.Newest = Prefix + "/audit"
-		if q := f.query(false); q != "" {
-			data.Newest += "?" + q
-		}
 	}
 	c.render(w, r, http.StatusOK, "audit", frame(r, "Audit log", "audit", data, doneFlash(w, r)...))
 }
@@ -110,7 +94,7 @@ func (c *Console) audit(w http.ResponseWriter, r *http.Request) {
 func auditRowOf(ev storage.AuditEvent, names map[string]string) auditRow {
 	row := auditRow{
 		ID: ev.ID, When: ev.At.UTC().Format("2006-01-02 15:04:05"), Actor: ev.Actor, ActorName: names[ev.Actor],
-		ActorFilter: Prefix + "/audit?" + auditFilter{Actor: ev.Actor}.query(false),
+		ActorFilter: Prefix + "/audit?" + auditFilter{Actor: ev.Actor}.values().Encode(),
 		Action:      ev.Action, Object: ev.Object, Outcome: ev.Outcome, From: ev.From, RequestID: ev.RequestID,
 		Detail: prettyJSON(ev.Detail),
 	}

@@ -35,21 +35,8 @@ type jobsFilter struct {
 	Before string
 }
 
-// query is the filter as a query string, without the cursor when
-// withCursor is false.
-func (f jobsFilter) query(withCursor bool) string {
-	v := url.Values{}
-	if f.Status != "" {
-		v.Set("status", f.Status)
-	}
-	if f.Model != "" {
-		v.Set("model", f.Model)
-	}
-	if withCursor && f.Before != "" {
-		v.Set("before", f.Before)
-	}
-	return v.Encode()
-}
+// values is the filter as a query, without the cursor.
+func (f jobsFilter) values() url.Values { return queryOf("status", f.Status, "model", f.Model) }
 
 // jobsTable is the fragment that htmx refreshes.
 type jobsTable struct {
@@ -59,10 +46,8 @@ type jobsTable struct {
 	// Live says whether the fragment keeps polling: on the newest page
 	// (new jobs appear there), or while a job listed is not final.
 	Live bool
-	// Older is the URL of the next page, "" on the last; Newest that of
-	// the first, "" on the first.
-	Older  string
-	Newest string
+	// Pager links the newest page and the next older one.
+	Pager cursorPager
 	// Filtered says a filter is set (for the empty-table message).
 	Filtered bool
 }
@@ -115,20 +100,12 @@ func (c *Console) loadJobs(r *http.Request, f jobsFilter) (jobsTable, map[string
 		return jobsTable{}, nil, err
 	}
 	now := c.svc.Now()
-	t := jobsTable{Self: Prefix + "/jobs/table", Live: f.Before == "", Filtered: f.Status != "" || f.Model != ""}
-	if q := f.query(true); q != "" {
+	t := jobsTable{
+		Self: Prefix + "/jobs/table", Live: f.Before == "", Filtered: f.Status != "" || f.Model != "",
+		Pager: newCursorPager("Pages of jobs", Prefix+"/jobs", f.values(), f.Before, string(next)),
+	}
+	if q := cursorQuery(f.values(), f.Before); q != "" {
 		t.Self += "?" + q
-	}
-	if next != "" {
-		older := f
-		older.Before = string(next)
-		t.Older = Prefix + "/jobs?" + older.query(true)
-	}
-	if f.Before != "" {
-		t.Newest = Prefix + "/jobs"
-		if q := f.query(false); q != "" {
-			t.Newest += "?" + q
-		}
 	}
 	for _, j := range jobs {
 		if !j.Status.Terminal() {

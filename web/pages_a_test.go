@@ -19,8 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/hegate/hegate"
@@ -29,33 +27,16 @@ import (
 	"github.com/hegate/hegate/he/ir"
 	"github.com/hegate/hegate/internal/browsertest"
 	"github.com/hegate/hegate/service"
+	"github.com/hegate/hegate/service/servicetest"
 	"github.com/hegate/hegate/storage"
-	"github.com/hegate/hegate/storage/blobfs"
-	"github.com/hegate/hegate/storage/sqlite"
 )
 
 // Tests of the overview, models, budget and key sets pages, over a real
-// console, service, catalog and SQLite store. Helpers are prefixed pa.
-
-const paPassword = "correct horse battery staple"
+// console, service, catalog and SQLite store (env_test.go). Helpers are
+// prefixed pa.
 
 // paRho is one rho in store units.
 const paRho = 1_000_000_000
-
-type paEnv struct {
-	t       *testing.T
-	ctx     context.Context
-	store   storage.Store
-	blobs   storage.Blobs
-	svc     *service.Service
-	con     *Console
-	handler http.Handler
-	acme    storage.Tenant
-	globex  storage.Tenant
-	// alice is acme's admin, victor acme's viewer, gina globex's admin.
-	alice, victor, gina storage.User
-	logins              int
-}
 
 // paBuiltin is the built-in model of the tests, compiled once.
 var paBuiltin = sync.OnceValues(func() (*he.Model, error) {
@@ -85,135 +66,20 @@ func paModel(t *testing.T) *he.Model {
 	return m
 }
 
-// newPAEnv builds the console; edit changes the catalog's configuration.
-func newPAEnv(t *testing.T, edit ...func(*catalog.Config)) *paEnv {
+// newPAEnv builds the console over a rig with the built-in model tiny and
+// a default budget of 10 rho a day; edit changes the catalog's
+// configuration.
+func newPAEnv(t *testing.T, edit ...func(*catalog.Config)) *testEnv {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "hegate.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cc := catalog.Config{Store: st, Blobs: blobs, Builtin: []*he.Model{paModel(t)}, AllowInsecure: true}
-	for _, f := range edit {
-		f(&cc)
-	}
-	cat, err := catalog.New(cc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	def := storage.BudgetLimit{Capacity: 10 * paRho, Period: storage.BudgetDaily, Epsilon: 5, Delta: 1e-6}
-	svc, err := service.New(service.Config{Store: st, Blobs: blobs, Catalog: cat, DefaultBudget: def})
-	if err != nil {
-		t.Fatal(err)
-	}
-	con, err := New(Config{Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &paEnv{t: t, ctx: ctx, store: st, blobs: blobs, svc: svc, con: con, handler: con.Handler()}
-	if e.acme, _, err = service.CreateTenant(ctx, st, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if e.globex, _, err = service.CreateTenant(ctx, st, "globex"); err != nil {
-		t.Fatal(err)
-	}
-	op := service.Principal{Role: service.RoleOperator, Operator: "test"}
-	mk := func(tenant hegate.TenantID, name, role string) storage.User {
-		u, err := svc.CreateUser(ctx, op, service.CreateUserParams{Tenant: tenant, Name: name, Role: role, Password: paPassword})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	e.alice = mk(e.acme.ID, "alice", service.RoleAdmin)
-	e.victor = mk(e.acme.ID, "victor", service.RoleViewer)
-	e.gina = mk(e.globex.ID, "gina", service.RoleAdmin)
-	return e
-}
-
-// paClient is a browser: a cookie jar over the console's handler.
-type paClient struct {
-	e       *paEnv
-	addr    string
-	cookies map[string]*http.Cookie
-}
-
-func (e *paEnv) login(tenant string, u storage.User) *paClient {
-	e.t.Helper()
-	e.logins++
-	c := &paClient{e: e, addr: fmt.Sprintf("198.51.100.%d:4242", e.logins), cookies: map[string]*http.Cookie{}}
-	res := c.post("/console/login", url.Values{"tenant": {tenant}, "user": {u.Name}, "password": {paPassword}})
-	if res.Code != http.StatusSeeOther || res.Header().Get("Location") != "/console/" {
-		e.t.Fatalf("login of %s: %d %s\n%s", u.Name, res.Code, res.Header().Get("Location"), res.Body)
-	}
-	return c
-}
-
-func (c *paClient) do(req *http.Request) *httptest.ResponseRecorder {
-	req.RemoteAddr = c.addr
-	for _, ck := range c.cookies {
-		req.AddCookie(ck)
-	}
-	res := httptest.NewRecorder()
-	c.e.handler.ServeHTTP(res, req)
-	for _, ck := range res.Result().Cookies() {
-		if ck.MaxAge < 0 || ck.Value == "" {
-			delete(c.cookies, ck.Name)
-		} else {
-			c.cookies[ck.Name] = ck
-		}
-	}
-	return res
-}
-
-func (c *paClient) get(path string, hdr ...string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return c.do(req)
-}
-
-func (c *paClient) post(path string, form url.Values, hdr ...string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	for i := 0; i+1 < len(hdr); i += 2 {
-		req.Header.Set(hdr[i], hdr[i+1])
-	}
-	return c.do(req)
-}
-
-// page GETs a page, wants 200 and lints it.
-func (c *paClient) page(path string) string {
-	c.e.t.Helper()
-	res := c.get(path)
-	if res.Code != http.StatusOK {
-		c.e.t.Fatalf("GET %s: %d\n%s", path, res.Code, res.Body)
-	}
-	lintHTML(c.e.t, res.Body.String())
-	return res.Body.String()
-}
-
-// follow GETs where a 303 points, as a browser does.
-func (c *paClient) follow(res *httptest.ResponseRecorder) string {
-	c.e.t.Helper()
-	if res.Code != http.StatusSeeOther {
-		c.e.t.Fatalf("status %d, want 303\n%s", res.Code, res.Body)
-	}
-	loc := res.Header().Get("Location")
-	if i := strings.IndexByte(loc, '#'); i >= 0 {
-		loc = loc[:i]
-	}
-	return c.page(loc)
+	return newTestEnv(t, servicetest.Config{
+		Builtin: []*he.Model{paModel(t)}, AllowInsecure: true,
+		EditCatalog: func(c *catalog.Config) {
+			for _, f := range edit {
+				f(c)
+			}
+		},
+		DefaultBudget: storage.BudgetLimit{Capacity: 10 * paRho, Period: storage.BudgetDaily, Epsilon: 5, Delta: 1e-6},
+	})
 }
 
 // paMultipart is a multipart form: fields in order, then the file (if
@@ -240,7 +106,8 @@ func paMultipart(t *testing.T, fields [][2]string, fileName string, file []byte)
 	return mw.FormDataContentType(), &body
 }
 
-func (c *paClient) upload(fields [][2]string, fileName string, file []byte) *httptest.ResponseRecorder {
+// upload posts the model import form.
+func (c *testClient) upload(fields [][2]string, fileName string, file []byte) *httptest.ResponseRecorder {
 	ct, body := paMultipart(c.e.t, fields, fileName, file)
 	req := httptest.NewRequest(http.MethodPost, "/console/models/import", body)
 	req.Header.Set("Content-Type", ct)
@@ -249,7 +116,7 @@ func (c *paClient) upload(fields [][2]string, fileName string, file []byte) *htt
 
 // paJob creates a job of the built-in model for acme and reserves cost
 // units for it, as the service does in one transaction.
-func (e *paEnv) paJob(cost int64) storage.Job {
+func (e *testEnv) paJob(cost int64) storage.Job {
 	e.t.Helper()
 	var job storage.Job
 	err := e.store.InTx(e.ctx, func(tx storage.Tx) error {
@@ -268,24 +135,11 @@ func (e *paEnv) paJob(cost int64) storage.Job {
 }
 
 // paTenantModel gives acme a model version of its own without the catalog.
-func (e *paEnv) paTenantModel(name string) {
+func (e *testEnv) paTenantModel(name string) {
 	e.t.Helper()
 	if _, _, err := e.store.CreateModelVersion(e.ctx, storage.CreateModelVersionParams{TenantID: e.acme.ID, Name: hegate.ModelID(name), SourceBlob: "src-test", SourceBytes: 3, SourceFormat: storage.ModelFormatIRJSON}); err != nil {
 		e.t.Fatal(err)
 	}
-}
-
-// paForms lists the actions of the POST forms of a page.
-var paFormAction = regexp.MustCompile(`<form method="post" action="([^"]+)"`)
-
-func paPostForms(doc string) []string {
-	var out []string
-	for _, m := range paFormAction.FindAllStringSubmatch(doc, -1) {
-		if m[1] != "/console/logout" {
-			out = append(out, m[1])
-		}
-	}
-	return out
 }
 
 func paWant(t *testing.T, doc string, wants ...string) {
@@ -365,7 +219,7 @@ func TestOverviewPage(t *testing.T) {
 			`attestation <span class="badge ok">affirming</span>`,
 			// 10 rho a day, 3 spent, 1 reserved by the queued job.
 			`<th scope="row">tiny</th>`, `<td class="num">6 (60%)</td>`)
-		if forms := paPostForms(doc); len(forms) != 0 {
+		if forms := postForms(doc); len(forms) != 0 {
 			t.Errorf("%s sees forms on the overview: %v", u.Name, forms)
 		}
 		ci := paIsland(t, doc, "jobs-chart-data")
@@ -417,7 +271,7 @@ func TestModelsPages(t *testing.T) {
 		t.Error("the file input comes before compile options")
 	}
 	vdoc := victor.page("/console/models")
-	if forms := paPostForms(vdoc); len(forms) != 0 {
+	if forms := postForms(vdoc); len(forms) != 0 {
 		t.Errorf("a viewer sees forms: %v", forms)
 	}
 
@@ -429,7 +283,7 @@ func TestModelsPages(t *testing.T) {
 	if strings.Contains(doc, "hx-get") {
 		t.Error("a ready model polls")
 	}
-	if forms := paPostForms(alice.page("/console/models/tiny")); len(forms) != 0 {
+	if forms := postForms(alice.page("/console/models/tiny")); len(forms) != 0 {
 		t.Errorf("a built-in model has forms: %v", forms)
 	}
 	if res := alice.post("/console/models/tiny/delete", nil); res.Code != http.StatusConflict {
@@ -449,7 +303,7 @@ func TestModelsPages(t *testing.T) {
 	if res.Code != http.StatusSeeOther || res.Header().Get("Location") != "/console/models/keras-sm" {
 		t.Fatalf("import: %d %s\n%s", res.Code, res.Header().Get("Location"), res.Body)
 	}
-	doc = alice.follow(res)
+	doc = alice.followPage(res)
 	paWant(t, doc, "Model keras-sm version 1 is uploaded and compiling.", `<span class="badge warning">compiling</span>`,
 		`hx-get="/console/models/keras-sm/versions" hx-trigger="every 2s" hx-swap="outerHTML"`, `&#34;layout&#34;:&#34;NHWC&#34;`,
 		`action="/console/models/keras-sm/delete" data-confirm=`)
@@ -457,7 +311,7 @@ func TestModelsPages(t *testing.T) {
 	if err != nil || v.Status != storage.ModelCompiling || v.Options.Preprocess == nil || v.Options.Preprocess.Layout != "NHWC" {
 		t.Fatalf("stored version %+v, %v", v, err)
 	}
-	frag := alice.get("/console/models/keras-sm/versions", "HX-Request", "true")
+	frag := alice.htmx("/console/models/keras-sm/versions")
 	if frag.Code != http.StatusOK || !strings.HasPrefix(frag.Body.String(), `<section id="model-versions"`) || !strings.Contains(frag.Body.String(), `hx-trigger="every 2s"`) {
 		t.Fatalf("versions fragment: %d\n%s", frag.Code, frag.Body)
 	}
@@ -477,14 +331,14 @@ func TestModelsPages(t *testing.T) {
 	if _, err := e.store.MarkModelFailed(e.ctx, e.acme.ID, "keras-sm", 1, "needs 9 levels"); err != nil {
 		t.Fatal(err)
 	}
-	frag = alice.get("/console/models/keras-sm/versions", "HX-Request", "true")
+	frag = alice.htmx("/console/models/keras-sm/versions")
 	if strings.Contains(frag.Body.String(), "hx-get") || !strings.Contains(frag.Body.String(), "needs 9 levels") {
 		t.Errorf("the fragment of a failed version:\n%s", frag.Body)
 	}
 	if res := victor.post("/console/models/keras-sm/delete", nil); res.Code != http.StatusForbidden {
 		t.Errorf("a viewer's delete: %d", res.Code)
 	}
-	doc = alice.follow(alice.post("/console/models/keras-sm/delete", nil))
+	doc = alice.followPage(alice.post("/console/models/keras-sm/delete", nil))
 	paWant(t, doc, "Model keras-sm is deleted")
 	if strings.Contains(doc, "/console/models/keras-sm\"") {
 		t.Error("the deleted model is still listed")
@@ -573,7 +427,7 @@ func TestBudgetPage(t *testing.T) {
 
 	// The chart region alone, as htmx fetches it; it moves as jobs spend.
 	e.paJob(paRho)
-	frag := alice.get("/console/budget/charts", "HX-Request", "true")
+	frag := alice.htmx("/console/budget/charts")
 	if frag.Code != http.StatusOK || !strings.HasPrefix(frag.Body.String(), `<div id="budget-charts"`) {
 		t.Fatalf("charts fragment: %d\n%s", frag.Code, frag.Body)
 	}
@@ -584,7 +438,7 @@ func TestBudgetPage(t *testing.T) {
 	// A viewer sees it all but no form, and may not post.
 	vdoc := victor.page("/console/budget")
 	paWant(t, vdoc, `data-chart="burn-tiny-data"`)
-	if forms := paPostForms(vdoc); len(forms) != 0 {
+	if forms := postForms(vdoc); len(forms) != 0 {
 		t.Errorf("a viewer sees forms: %v", forms)
 	}
 	set := url.Values{"model": {"mine"}, "epsilon": {"2"}, "delta": {"1e-6"}, "period": {"week"}, "reason": {"pilot"}}
@@ -619,14 +473,14 @@ func TestBudgetPage(t *testing.T) {
 		t.Errorf("set of a built-in's budget: %d", res.Code)
 	}
 
-	doc = alice.follow(alice.post("/console/budget/set", set))
+	doc = alice.followPage(alice.post("/console/budget/set", set))
 	paWant(t, doc, "The budget of model mine is now epsilon 2, delta 1e-06 per week.", `class="flash flash-ok"`,
 		`<span class="badge neutral">set</span>`, `pilot`,
 		`action="/console/budget/delete" data-confirm=`)
 	if b, err := e.store.GetBudget(e.ctx, e.acme.ID, "mine"); err != nil || b.Period != storage.BudgetWeekly || b.Epsilon != 2 {
 		t.Fatalf("stored budget %+v, %v", b, err)
 	}
-	doc = alice.follow(alice.post("/console/budget/delete", url.Values{"model": {"mine"}, "reason": {"done"}}))
+	doc = alice.followPage(alice.post("/console/budget/delete", url.Values{"model": {"mine"}, "reason": {"done"}}))
 	paWant(t, doc, "The budget of model mine is deleted")
 	if res := alice.post("/console/budget/delete", url.Values{"model": {"mine"}}); res.Code != http.StatusNotFound {
 		t.Errorf("deleting a deleted budget: %d", res.Code)
@@ -688,7 +542,7 @@ func TestKeysetsPage(t *testing.T) {
 		`<form method="post" action="/console/keysets/`+string(id)+`/delete" data-confirm=`)
 	vdoc := victor.page("/console/keysets")
 	paWant(t, vdoc, string(id))
-	if forms := paPostForms(vdoc); len(forms) != 0 {
+	if forms := postForms(vdoc); len(forms) != 0 {
 		t.Errorf("a viewer sees forms: %v", forms)
 	}
 	if res := victor.post("/console/keysets/"+string(id)+"/delete", nil); res.Code != http.StatusForbidden {
@@ -700,7 +554,7 @@ func TestKeysetsPage(t *testing.T) {
 	if strings.Contains(gina.page("/console/keysets"), string(id)) {
 		t.Error("another tenant lists the key set")
 	}
-	doc = alice.follow(alice.post("/console/keysets/"+string(id)+"/delete", nil))
+	doc = alice.followPage(alice.post("/console/keysets/"+string(id)+"/delete", nil))
 	paWant(t, doc, "Key set abababababab… is deleted", "No device has uploaded keys yet.")
 }
 
@@ -884,33 +738,6 @@ func TestBurnDown(t *testing.T) {
 	}
 }
 
-// paEval runs a script in the tab.
-func paEval[T any](t *testing.T, ctx context.Context, script string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](script))
-	if err != nil {
-		t.Fatalf("%s: %v", script, err)
-	}
-	return v
-}
-
-// paWait evaluates cond in the tab until it is true (an error counts as
-// false), failing the test after limit.
-func paWait(t *testing.T, ctx context.Context, what, cond string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not so after %s (last error %v)", what, limit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
 // In a real browser at phone width (390 px): the overview, models, model,
 // budget and key sets pages lay out without sideways scrolling, pass
 // axe-core, break no CSP rule, draw their charts, and the budget's
@@ -920,8 +747,6 @@ func TestOverviewModelsBudgetKeysetsInBrowser(t *testing.T) {
 	t.Parallel()
 	b := browsertest.Start(t)
 	e := newPAEnv(t)
-	srv := httptest.NewServer(e.handler)
-	t.Cleanup(srv.Close)
 	e.paTenantModel("mine")
 	j := e.paJob(3 * paRho)
 	if _, err := e.store.StartJob(e.ctx, j.ID); err != nil {
@@ -937,35 +762,19 @@ func TestOverviewModelsBudgetKeysetsInBrowser(t *testing.T) {
 	if _, _, err := e.store.PutKeySet(e.ctx, storage.KeySet{ID: hegate.KeySetID(strings.Repeat("cd", 32)), TenantID: e.acme.ID, Model: "tiny", ParamsID: strings.Repeat("e", 64), SizeBytes: 12_345_678, BlobKey: blob.Key}); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := e.svc.Login(e.ctx, service.LoginParams{Tenant: "acme", Name: "alice", Password: paPassword, From: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := b.NewTab(t)
-	if err := browsertest.SetViewport(ctx, 390, 844); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/login"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Run(ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
-		httpOnly := true
-		return cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: sessionCookiePlain, Value: sess.Token, URL: srv.URL + "/", Path: "/", HTTPOnly: &httpOnly})
-	})); err != nil {
-		t.Fatal(err)
-	}
+	ctx, srvURL := e.phoneTab(b)
 	shots := os.Getenv("PA_SCREENSHOTS")
 	for _, path := range []string{"/console/", "/console/models", "/console/models/tiny", "/console/budget", "/console/keysets"} {
-		if err := browsertest.Navigate(ctx, srv.URL+path); err != nil {
+		if err := browsertest.Navigate(ctx, srvURL+path); err != nil {
 			t.Fatal(err)
 		}
 		if err := browsertest.Settle(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if over := paEval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		if over := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
 			t.Errorf("%s: %d px wider than a 390 px screen", path, over)
 		}
-		if n := paEval[int](t, ctx, `document.querySelectorAll('[data-chart]:not([data-chart-drawn])').length`); n > 0 {
+		if n := browsertest.Eval[int](t, ctx, `document.querySelectorAll('[data-chart]:not([data-chart-drawn])').length`); n > 0 {
 			t.Errorf("%s: %d charts not drawn", path, n)
 		}
 		browsertest.RequireNoSeriousAxe(t, ctx, path)
@@ -978,39 +787,39 @@ func TestOverviewModelsBudgetKeysetsInBrowser(t *testing.T) {
 	}
 	if shots != "" {
 		// The budget form after a refusal, open, with its errors.
-		if err := browsertest.Navigate(ctx, srv.URL+"/console/budget"); err != nil {
+		if err := browsertest.Navigate(ctx, srvURL+"/console/budget"); err != nil {
 			t.Fatal(err)
 		}
-		paEval[chromedp.Void](t, ctx, `(() => { const f = document.querySelector('form[action="/console/budget/set"]'); f.elements.epsilon.value = '-1'; f.submit(); })()`)
-		paWait(t, ctx, "the refused form", `!!document.getElementById('budget-mine-epsilon-error')`, 5*time.Second)
+		browsertest.Eval[chromedp.Void](t, ctx, `(() => { const f = document.querySelector('form[action="/console/budget/set"]'); f.elements.epsilon.value = '-1'; f.submit(); })()`)
+		browsertest.Wait(t, ctx, "the refused form", `!!document.getElementById('budget-mine-epsilon-error')`, 5*time.Second)
 		for _, msg := range browsertest.ConsoleErrors(ctx) {
 			if !strings.Contains(msg, "422") {
 				t.Errorf("the page logged: %s", msg)
 			}
 		}
 		browsertest.RequireNoSeriousAxe(t, ctx, "budget (refused)")
-		paEval[chromedp.Void](t, ctx, `document.getElementById('budget-mine-epsilon').scrollIntoView()`)
+		browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById('budget-mine-epsilon').scrollIntoView()`)
 		if err := browsertest.Screenshot(ctx, filepath.Join(shots, "budget-refused.png")); err != nil {
 			t.Fatal(err)
 		}
-		if err := browsertest.Navigate(ctx, srv.URL+"/console/models"); err != nil {
+		if err := browsertest.Navigate(ctx, srvURL+"/console/models"); err != nil {
 			t.Fatal(err)
 		}
-		paEval[chromedp.Void](t, ctx, `document.querySelector('details.disclosure').open = true`)
+		browsertest.Eval[chromedp.Void](t, ctx, `document.querySelector('details.disclosure').open = true`)
 		if err := browsertest.Screenshot(ctx, filepath.Join(shots, "models-options.png")); err != nil {
 			t.Fatal(err)
 		}
 	}
 	// The burn-down of the built-in model follows a new job within a
 	// refresh (5 s), and the page is not reloaded.
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/budget"); err != nil {
+	if err := browsertest.Navigate(ctx, srvURL+"/console/budget"); err != nil {
 		t.Fatal(err)
 	}
-	paEval[chromedp.Void](t, ctx, `window.paNoReload = true`)
+	browsertest.Eval[chromedp.Void](t, ctx, `window.paNoReload = true`)
 	last := `(() => { const y = JSON.parse(document.getElementById('burn-tiny-data').textContent).y; return y[y.length - 1]; })()`
-	if y := paEval[float64](t, ctx, last); y != 7 {
+	if y := browsertest.Eval[float64](t, ctx, last); y != 7 {
 		t.Fatalf("the chart ends at %v, want 7", y)
 	}
 	e.paJob(2 * paRho)
-	paWait(t, ctx, "the burn-down moves", last+` === 5 && window.paNoReload === true && !!document.querySelector('#burn-tiny[data-chart-drawn]')`, 8*time.Second)
+	browsertest.Wait(t, ctx, "the burn-down moves", last+` === 5 && window.paNoReload === true && !!document.querySelector('#burn-tiny[data-chart-drawn]')`, 8*time.Second)
 }

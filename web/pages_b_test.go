@@ -1,187 +1,37 @@
 package web
 
 import (
-	"context"
-	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/cdp"
-	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 	"golang.org/x/net/html"
 
 	"github.com/hegate/hegate"
 	"github.com/hegate/hegate/attest"
-	"github.com/hegate/hegate/catalog"
 	"github.com/hegate/hegate/internal/browsertest"
 	"github.com/hegate/hegate/service"
+	"github.com/hegate/hegate/service/servicetest"
 	"github.com/hegate/hegate/storage"
-	"github.com/hegate/hegate/storage/blobfs"
-	"github.com/hegate/hegate/storage/sqlite"
 )
 
 // Tests of the enrollment, jobs, API keys and audit pages, over a real
-// console, service and SQLite store. Helpers are prefixed pb.
+// console, service and SQLite store (env_test.go). Helpers are prefixed pb.
 
-const pbPassword = "correct horse battery staple"
+// pbPassword is the console users' password, servicetest.Password (as
+// cookies_test.go and operator_test.go name it).
+const pbPassword = servicetest.Password
 
-type pbEnv struct {
-	t       *testing.T
-	ctx     context.Context
-	store   storage.Store
-	svc     *service.Service
-	handler http.Handler
-	acme    storage.Tenant
-	globex  storage.Tenant
-	// Console users: alice (acme admin), victor (acme viewer), gina
-	// (globex admin).
-	alice, victor, gina storage.User
-	logins              int
-}
-
-func newPBEnv(t *testing.T) *pbEnv {
+// newPBEnv builds the console over a rig without built-in models or a
+// default budget.
+func newPBEnv(t *testing.T) *testEnv {
 	t.Helper()
-	ctx := t.Context()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, sqlite.Config{Path: filepath.Join(dir, "hegate.db")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = st.Close() })
-	if err := st.Migrate(ctx); err != nil {
-		t.Fatal(err)
-	}
-	blobs, err := blobfs.New(filepath.Join(dir, "blobs"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cat, err := catalog.New(catalog.Config{Store: st, Blobs: blobs})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := service.New(service.Config{Store: st, Blobs: blobs, Catalog: cat})
-	if err != nil {
-		t.Fatal(err)
-	}
-	con, err := New(Config{Service: svc})
-	if err != nil {
-		t.Fatal(err)
-	}
-	e := &pbEnv{t: t, ctx: ctx, store: st, svc: svc, handler: con.Handler()}
-	if e.acme, _, err = service.CreateTenant(ctx, st, "acme"); err != nil {
-		t.Fatal(err)
-	}
-	if e.globex, _, err = service.CreateTenant(ctx, st, "globex"); err != nil {
-		t.Fatal(err)
-	}
-	op := service.Principal{Role: service.RoleOperator, Operator: "test"}
-	mk := func(tenant hegate.TenantID, name, role string) storage.User {
-		u, err := svc.CreateUser(ctx, op, service.CreateUserParams{Tenant: tenant, Name: name, Role: role, Password: pbPassword})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return u
-	}
-	e.alice = mk(e.acme.ID, "alice", service.RoleAdmin)
-	e.victor = mk(e.acme.ID, "victor", service.RoleViewer)
-	e.gina = mk(e.globex.ID, "gina", service.RoleAdmin)
-	return e
-}
-
-// principal is a user's service principal, to make objects through the
-// service as that user.
-func (e *pbEnv) principal(u storage.User) service.Principal {
-	role := service.RoleViewer
-	if u.Role == storage.UserAdmin {
-		role = service.RoleAdmin
-	}
-	return service.Principal{Tenant: u.TenantID, User: u.ID, Role: role}
-}
-
-// pbClient is a browser: a cookie jar over the console's handler.
-type pbClient struct {
-	e       *pbEnv
-	addr    string
-	cookies map[string]*http.Cookie
-}
-
-func (e *pbEnv) login(tenant string, u storage.User) *pbClient {
-	e.t.Helper()
-	e.logins++
-	c := &pbClient{e: e, addr: fmt.Sprintf("192.0.2.%d:4242", e.logins), cookies: map[string]*http.Cookie{}}
-	res := c.post("/console/login", url.Values{"tenant": {tenant}, "user": {u.Name}, "password": {pbPassword}})
-	if res.Code != http.StatusSeeOther || res.Header().Get("Location") != "/console/" {
-		e.t.Fatalf("login of %s: %d %s\n%s", u.Name, res.Code, res.Header().Get("Location"), res.Body)
-	}
-	if len(c.cookies) == 0 {
-		e.t.Fatalf("login of %s set no cookie", u.Name)
-	}
-	return c
-}
-
-func (c *pbClient) do(req *http.Request) *httptest.ResponseRecorder {
-	req.RemoteAddr = c.addr
-	for _, ck := range c.cookies {
-		req.AddCookie(ck)
-	}
-	res := httptest.NewRecorder()
-	c.e.handler.ServeHTTP(res, req)
-	for _, ck := range res.Result().Cookies() {
-		if ck.MaxAge < 0 || ck.Value == "" {
-			delete(c.cookies, ck.Name)
-		} else {
-			c.cookies[ck.Name] = ck
-		}
-	}
-	return res
-}
-
-func (c *pbClient) get(path string) *httptest.ResponseRecorder {
-	return c.do(httptest.NewRequest(http.MethodGet, path, nil))
-}
-
-// htmx is a GET as htmx makes it.
-func (c *pbClient) htmx(path string) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodGet, path, nil)
-	req.Header.Set("HX-Request", "true")
-	return c.do(req)
-}
-
-func (c *pbClient) post(path string, form url.Values) *httptest.ResponseRecorder {
-	req := httptest.NewRequest(http.MethodPost, path, strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	return c.do(req)
-}
-
-// follow GETs where a 303 points, as a browser does.
-func (c *pbClient) follow(res *httptest.ResponseRecorder) *httptest.ResponseRecorder {
-	c.e.t.Helper()
-	if res.Code != http.StatusSeeOther {
-		c.e.t.Fatalf("status %d, want 303\n%s", res.Code, res.Body)
-	}
-	loc := res.Header().Get("Location")
-	if i := strings.IndexByte(loc, '#'); i >= 0 {
-		loc = loc[:i]
-	}
-	return c.get(loc)
-}
-
-// pbPage GETs a page, wants 200 and lints it.
-func (c *pbClient) page(path string) string {
-	c.e.t.Helper()
-	res := c.get(path)
-	if res.Code != http.StatusOK {
-		c.e.t.Fatalf("GET %s: %d\n%s", path, res.Code, res.Body)
-	}
-	lintHTML(c.e.t, res.Body.String())
-	return res.Body.String()
+	return newTestEnv(t, servicetest.Config{})
 }
 
 // pbTextByID is the text of the element with that id, "" if none.
@@ -227,20 +77,9 @@ func pbTextByID(t *testing.T, doc, id string) (string, bool) {
 	return strings.TrimSpace(b.String()), true
 }
 
-// pbPostForms lists the actions of the page's POST forms, but logout.
-func pbPostForms(doc string) []string {
-	var out []string
-	for _, m := range regexp.MustCompile(`<form[^>]*method="post"[^>]*action="([^"]*)"`).FindAllStringSubmatch(doc, -1) {
-		if m[1] != "/console/logout" {
-			out = append(out, m[1])
-		}
-	}
-	return out
-}
-
 // pbJob makes a queued job through the store (the service makes jobs
 // only from real ciphertexts).
-func (e *pbEnv) pbJob(tenant hegate.TenantID, model string) storage.Job {
+func (e *testEnv) pbJob(tenant hegate.TenantID, model string) storage.Job {
 	e.t.Helper()
 	j, _, err := e.store.CreateJob(e.ctx, storage.CreateJobParams{TenantID: tenant, Model: hegate.ModelID(model), KeySetID: "ks-test", InputBlob: "in-test", InputBytes: 1234})
 	if err != nil {
@@ -250,7 +89,7 @@ func (e *pbEnv) pbJob(tenant hegate.TenantID, model string) storage.Job {
 }
 
 // pbFinish runs a queued job to success, as a worker does.
-func (e *pbEnv) pbFinish(id hegate.JobID) {
+func (e *testEnv) pbFinish(id hegate.JobID) {
 	e.t.Helper()
 	if _, err := e.store.StartJob(e.ctx, id); err != nil {
 		e.t.Fatal(err)
@@ -280,13 +119,13 @@ func TestEnrollmentJobsAPIKeysAuditPagesRender(t *testing.T) {
 		t.Run(strings.TrimPrefix(pg.path, "/console/"), func(t *testing.T) {
 			for _, who := range []struct {
 				name string
-				c    *pbClient
+				c    *testClient
 			}{{"admin", admin}, {"viewer", viewer}} {
 				doc := who.c.page(pg.path)
 				if !regexp.MustCompile(`<a href="/console/` + pg.active + `" aria-current="page">`).MatchString(doc) {
 					t.Errorf("%s %s: the navigation does not mark %s", who.name, pg.path, pg.active)
 				}
-				forms := pbPostForms(doc)
+				forms := postForms(doc)
 				if who.name == "viewer" && len(forms) > 0 {
 					t.Errorf("viewer %s: forms %v", pg.path, forms)
 				}
@@ -913,33 +752,6 @@ func TestAuditPaging(t *testing.T) {
 	}
 }
 
-// pbWait evaluates cond in the tab until it is true (errors, such as a
-// navigation under way, count as false), failing the test after limit.
-func pbWait(t *testing.T, ctx context.Context, what, cond string, limit time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		ok, err := chromedp.Run(ctx, chromedp.Evaluate[bool](cond))
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not so after %s (last error %v)", what, limit, err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
-
-// pbEval runs a script in the tab.
-func pbEval[T any](t *testing.T, ctx context.Context, script string) T {
-	t.Helper()
-	v, err := chromedp.Run(ctx, chromedp.Evaluate[T](script))
-	if err != nil {
-		t.Fatalf("%s: %v", script, err)
-	}
-	return v
-}
-
 // In a real browser at phone width (390 px): the pages lay out without
 // sideways scrolling, pass axe-core, break no CSP rule, and the jobs table
 // and a job's page turn a queued job succeeded without a reload.
@@ -947,8 +759,6 @@ func TestEnrollmentJobsAPIKeysAuditInBrowser(t *testing.T) {
 	t.Parallel()
 	b := browsertest.Start(t)
 	e := newPBEnv(t)
-	srv := httptest.NewServer(e.handler)
-	t.Cleanup(srv.Close)
 	queued := e.pbJob(e.acme.ID, "tiny")
 	done := e.pbJob(e.acme.ID, "tiny")
 	e.pbFinish(done.ID)
@@ -956,74 +766,56 @@ func TestEnrollmentJobsAPIKeysAuditInBrowser(t *testing.T) {
 		[]byte(`{"measurements":{"app":["`+strings.Repeat("ab", 32)+`"]}}`)); err != nil {
 		t.Fatal(err)
 	}
-	sess, err := e.svc.Login(e.ctx, service.LoginParams{Tenant: "acme", Name: "alice", Password: pbPassword, From: "127.0.0.1"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := b.NewTab(t)
-	if err := browsertest.SetViewport(ctx, 390, 844); err != nil {
-		t.Fatal(err)
-	}
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/login"); err != nil {
-		t.Fatal(err)
-	}
-	// The session cookie as the login sets it (on a loopback host, its name
-	// has no __Host- prefix).
-	if _, err := chromedp.Run(ctx, chromedp.Action[cdp.Empty](func(ctx context.Context, tg *chromedp.Target) (cdp.Empty, error) {
-		httpOnly := true
-		return cdp.Call(ctx, tg, network.SetCookie, network.SetCookieParams{Name: sessionCookiePlain, Value: sess.Token, URL: srv.URL + "/", Path: "/", HTTPOnly: &httpOnly})
-	})); err != nil {
-		t.Fatal(err)
-	}
+	ctx, srvURL := e.phoneTab(b)
 
 	for _, path := range []string{"/console/enrollment", "/console/jobs", "/console/jobs/" + string(queued.ID), "/console/apikeys", "/console/audit"} {
-		if err := browsertest.Navigate(ctx, srv.URL+path); err != nil {
+		if err := browsertest.Navigate(ctx, srvURL+path); err != nil {
 			t.Fatal(err)
 		}
-		if p := pbEval[string](t, ctx, `location.pathname`); p != path {
+		if p := browsertest.Eval[string](t, ctx, `location.pathname`); p != path {
 			t.Fatalf("at %s, want %s", p, path)
 		}
-		if over := pbEval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
+		if over := browsertest.Eval[int](t, ctx, `document.documentElement.scrollWidth - document.documentElement.clientWidth`); over > 0 {
 			t.Errorf("%s: %d px wider than a 390 px screen", path, over)
 		}
 		browsertest.RequireNoSeriousAxe(t, ctx, path)
 	}
 
 	// Create an API key in the page: the answer shows the secret once.
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/apikeys"); err != nil {
+	if err := browsertest.Navigate(ctx, srvURL+"/console/apikeys"); err != nil {
 		t.Fatal(err)
 	}
-	pbEval[chromedp.Void](t, ctx, `document.getElementById('apikey-name').value = 'phone'; document.getElementById('apikey-name').form.requestSubmit()`)
-	pbWait(t, ctx, "the new key's secret", `!!document.getElementById('new-key-secret')`, 5*time.Second)
-	if s := pbEval[string](t, ctx, `document.getElementById('new-key-secret').textContent`); !service.WellFormedAPIKey(s) {
+	browsertest.Eval[chromedp.Void](t, ctx, `document.getElementById('apikey-name').value = 'phone'; document.getElementById('apikey-name').form.requestSubmit()`)
+	browsertest.Wait(t, ctx, "the new key's secret", `!!document.getElementById('new-key-secret')`, 5*time.Second)
+	if s := browsertest.Eval[string](t, ctx, `document.getElementById('new-key-secret').textContent`); !service.WellFormedAPIKey(s) {
 		t.Errorf("secret %q", s)
 	}
 	browsertest.RequireNoSeriousAxe(t, ctx, "apikeys (created)")
 
 	// The jobs table updates itself.
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/jobs"); err != nil {
+	if err := browsertest.Navigate(ctx, srvURL+"/console/jobs"); err != nil {
 		t.Fatal(err)
 	}
-	pbEval[chromedp.Void](t, ctx, `window.pbNoReload = true`)
+	browsertest.Eval[chromedp.Void](t, ctx, `window.pbNoReload = true`)
 	badge := `(document.querySelector('#job-link-` + string(queued.ID) + `') || {closest: () => null}).closest('tr')?.querySelector('.badge')?.textContent`
-	if s := pbEval[string](t, ctx, badge); s != "queued" {
+	if s := browsertest.Eval[string](t, ctx, badge); s != "queued" {
 		t.Fatalf("badge %q, want queued", s)
 	}
 	e.pbFinish(queued.ID)
-	pbWait(t, ctx, "the table shows the job succeeded", badge+` === 'succeeded' && window.pbNoReload === true`, 6*time.Second)
+	browsertest.Wait(t, ctx, "the table shows the job succeeded", badge+` === 'succeeded' && window.pbNoReload === true`, 6*time.Second)
 
 	// And so does a job's page, which then stops polling.
 	other := e.pbJob(e.acme.ID, "tiny")
-	if err := browsertest.Navigate(ctx, srv.URL+"/console/jobs/"+string(other.ID)); err != nil {
+	if err := browsertest.Navigate(ctx, srvURL+"/console/jobs/"+string(other.ID)); err != nil {
 		t.Fatal(err)
 	}
-	pbEval[chromedp.Void](t, ctx, `window.pbNoReload = true`)
-	if !pbEval[bool](t, ctx, `!!document.querySelector('#job-actions form')`) {
+	browsertest.Eval[chromedp.Void](t, ctx, `window.pbNoReload = true`)
+	if !browsertest.Eval[bool](t, ctx, `!!document.querySelector('#job-actions form')`) {
 		t.Error("no cancel form on a queued job's page")
 	}
 	e.pbFinish(other.ID)
-	pbWait(t, ctx, "the job page shows succeeded", `document.querySelector('#job-panel .badge').textContent === 'succeeded' && window.pbNoReload === true`, 6*time.Second)
-	if pbEval[bool](t, ctx, `document.getElementById('job-panel').hasAttribute('hx-trigger') || !!document.querySelector('#job-actions form')`) {
+	browsertest.Wait(t, ctx, "the job page shows succeeded", `document.querySelector('#job-panel .badge').textContent === 'succeeded' && window.pbNoReload === true`, 6*time.Second)
+	if browsertest.Eval[bool](t, ctx, `document.getElementById('job-panel').hasAttribute('hx-trigger') || !!document.querySelector('#job-actions form')`) {
 		t.Error("the finished job's page still polls or offers to cancel")
 	}
 }

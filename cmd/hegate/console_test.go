@@ -123,7 +123,7 @@ func TestConsoleStory(t *testing.T) {
 	}
 	s.visit(ctx, "device", "/console/devices/"+dev2)
 	s.visit(ctx, "enrollment", "/console/enrollment")
-	trustDoc := storyEval[string](t, ctx, `(() => { const f = document.querySelector('form[action="/console/enrollment/doc/delete"]'); return f ? new URLSearchParams(new FormData(f)).toString() : '' })()`)
+	trustDoc := browsertest.Eval[string](t, ctx, `(() => { const f = document.querySelector('form[action="/console/enrollment/doc/delete"]'); return f ? new URLSearchParams(new FormData(f)).toString() : '' })()`)
 	s.done(ctx)
 	s.logf("devices %s and %s enrolled", dev1, dev2)
 
@@ -154,7 +154,7 @@ func TestConsoleStory(t *testing.T) {
 	// 9. The session cookie, and a cross-origin POST with it.
 	s.crossOrigin(ctx, dev2)
 	s.visit(ctx, "keysets-after", "/console/keysets")
-	keysetDelete := storyEval[string](t, ctx, `(() => { const f = document.querySelector('form[action^="/console/keysets/"]'); return f ? f.getAttribute('action') : '' })()`)
+	keysetDelete := browsertest.Eval[string](t, ctx, `(() => { const f = document.querySelector('form[action^="/console/keysets/"]'); return f ? f.getAttribute('action') : '' })()`)
 	s.done(ctx)
 
 	// 10. Every page at phone width (ending with alice's logout).
@@ -300,7 +300,7 @@ func (s *consoleStory) navigate(ctx context.Context, path string, status int64) 
 		s.t.Fatalf("GET %s: status %d, want %d", path, got, status)
 	}
 	want, _, _ := strings.Cut(path, "?")
-	if got := storyEval[string](s.t, ctx, `location.pathname`); got != want {
+	if got := browsertest.Eval[string](s.t, ctx, `location.pathname`); got != want {
 		s.t.Fatalf("GET %s: the browser is at %s", path, got)
 	}
 	if err := browsertest.Settle(ctx); err != nil {
@@ -334,14 +334,14 @@ func (s *consoleStory) shot(ctx context.Context, name string) {
 // html is the page as the browser holds it now.
 func (s *consoleStory) html(ctx context.Context) string {
 	s.t.Helper()
-	return storyEval[string](s.t, ctx, `document.documentElement.outerHTML`)
+	return browsertest.Eval[string](s.t, ctx, `document.documentElement.outerHTML`)
 }
 
 // noSecrets fails the test if the page, its storage or its script-visible
 // cookies hold a secret.
 func (s *consoleStory) noSecrets(ctx context.Context, where string) {
 	s.t.Helper()
-	text := storyEval[string](s.t, ctx, `document.documentElement.outerHTML + '\n' + JSON.stringify(Object.entries(localStorage)) + JSON.stringify(Object.entries(sessionStorage)) + '\n' + document.cookie`)
+	text := browsertest.Eval[string](s.t, ctx, `document.documentElement.outerHTML + '\n' + JSON.stringify(Object.entries(localStorage)) + JSON.stringify(Object.entries(sessionStorage)) + '\n' + document.cookie`)
 	for what, v := range s.secrets {
 		if strings.Contains(text, v) {
 			s.t.Errorf("%s: the page holds %s", where, what)
@@ -352,7 +352,7 @@ func (s *consoleStory) noSecrets(ctx context.Context, where string) {
 // login logs in through the login form and lands on the overview.
 func (s *consoleStory) login(ctx context.Context, tenant, user string) {
 	s.t.Helper()
-	if storyEval[string](s.t, ctx, `location.pathname`) != "/console/login" {
+	if browsertest.Eval[string](s.t, ctx, `location.pathname`) != "/console/login" {
 		s.navigate(ctx, "/console/login", http.StatusOK)
 	}
 	s.submit(ctx, "/console/",
@@ -361,7 +361,7 @@ func (s *consoleStory) login(ctx context.Context, tenant, user string) {
 		chromedp.SendKeys(chromedp.ID("login-password"), storyPassword),
 		chromedp.Click(chromedp.CSS(`form[action="/console/login"] button[type="submit"]`)),
 	)
-	if got := storyEval[string](s.t, ctx, `document.querySelector('.user-name').textContent`); !strings.Contains(got, user) {
+	if got := browsertest.Eval[string](s.t, ctx, `document.querySelector('.user-name').textContent`); !strings.Contains(got, user) {
 		s.t.Fatalf("logged in as %s, the page says %q", user, got)
 	}
 }
@@ -379,8 +379,8 @@ func (s *consoleStory) logout(ctx context.Context) {
 // to it.
 func (s *consoleStory) flash(ctx context.Context, want string) {
 	s.t.Helper()
-	if got := storyEval[string](s.t, ctx, `document.getElementById('flash').textContent.replace(/\s+/g, ' ').trim()`); !strings.Contains(got, want) {
-		s.t.Errorf("the page %s says %q, want the message %q", storyEval[string](s.t, ctx, `location.pathname`), got, want)
+	if got := browsertest.Eval[string](s.t, ctx, `document.getElementById('flash').textContent.replace(/\s+/g, ' ').trim()`); !strings.Contains(got, want) {
+		s.t.Errorf("the page %s says %q, want the message %q", browsertest.Eval[string](s.t, ctx, `location.pathname`), got, want)
 	}
 }
 
@@ -388,7 +388,7 @@ func (s *consoleStory) flash(ctx context.Context, want string) {
 // waits until the browser has loaded another page at path.
 func (s *consoleStory) submit(ctx context.Context, path string, actions ...chromedp.Action[chromedp.Void]) {
 	s.t.Helper()
-	storyEval[bool](s.t, ctx, `window.storyOldPage = true`)
+	browsertest.Eval[bool](s.t, ctx, `window.storyOldPage = true`)
 	if err := chromedp.Do(ctx, actions...); err != nil {
 		s.t.Fatal(err)
 	}
@@ -399,7 +399,7 @@ func (s *consoleStory) submit(ctx context.Context, path string, actions ...chrom
 // path.
 func (s *consoleStory) waitPath(ctx context.Context, path string) {
 	s.t.Helper()
-	storyWait(s.t, ctx, "the page "+path, `!window.storyOldPage && location.pathname === `+jsString(path)+` && document.readyState === 'complete'`, 30*time.Second)
+	browsertest.Wait(s.t, ctx, "the page "+path, `!window.storyOldPage && location.pathname === `+jsString(path)+` && document.readyState === 'complete'`, 30*time.Second)
 	if err := browsertest.Settle(ctx); err != nil {
 		s.t.Fatal(err)
 	}
@@ -418,24 +418,24 @@ func (s *consoleStory) createAPIKey(ctx context.Context) (string, string) {
 		chromedp.SetValue(chromedp.ID("apikey-role"), "admin"),
 		chromedp.Click(chromedp.CSS(`form[action="/console/apikeys"] button[type="submit"]`)),
 	)
-	if !storyEval[bool](t, ctx, `!!document.getElementById('new-key-secret')`) {
-		t.Fatalf("the answer to the form shows no secret: %s", storyEval[string](t, ctx, `document.querySelector('main').innerText`))
+	if !browsertest.Eval[bool](t, ctx, `!!document.getElementById('new-key-secret')`) {
+		t.Fatalf("the answer to the form shows no secret: %s", browsertest.Eval[string](t, ctx, `document.querySelector('main').innerText`))
 	}
-	secret := strings.TrimSpace(storyEval[string](t, ctx, `document.getElementById('new-key-secret').textContent`))
+	secret := strings.TrimSpace(browsertest.Eval[string](t, ctx, `document.getElementById('new-key-secret').textContent`))
 	if !strings.HasPrefix(secret, "hgk_") {
 		t.Fatalf("the new key's secret is %q", secret)
 	}
 	if n := strings.Count(s.html(ctx), secret); n != 1 {
 		t.Errorf("the page that shows the secret holds it %d times, want once", n)
 	}
-	keyID := storyEval[string](t, ctx, `(() => { for (const tr of document.querySelectorAll('tbody tr')) { if (tr.cells[0].textContent.includes('device-enroller')) return tr.cells[0].querySelector('code').textContent.trim(); } return ''; })()`)
+	keyID := browsertest.Eval[string](t, ctx, `(() => { for (const tr of document.querySelectorAll('tbody tr')) { if (tr.cells[0].textContent.includes('device-enroller')) return tr.cells[0].querySelector('code').textContent.trim(); } return ''; })()`)
 	if !strings.HasPrefix(keyID, "key_") {
 		t.Fatalf("the keys table lists no key device-enroller (id %q)", keyID)
 	}
 	s.noSecrets(ctx, "apikeys-created")
 	browsertest.RequireNoSeriousAxe(t, ctx, "apikeys-created")
 	// The docs' screenshot shows the panel with the secret masked.
-	storyEval[bool](t, ctx, `(() => { const c = document.getElementById('new-key-secret'); c.textContent = c.textContent.slice(0, 8) + '•'.repeat(c.textContent.length - 8); return true })()`)
+	browsertest.Eval[bool](t, ctx, `(() => { const c = document.getElementById('new-key-secret'); c.textContent = c.textContent.slice(0, 8) + '•'.repeat(c.textContent.length - 8); return true })()`)
 	s.shot(ctx, "apikeys")
 	s.secrets["the API key created in the console"] = secret
 
@@ -478,29 +478,29 @@ func (s *consoleStory) importModel(ctx context.Context) string {
 		chromedp.Click(chromedp.CSS(`form[action="/console/models/import"] button[type="submit"]`)),
 	)
 	s.flash(ctx, "Model "+storyModel+" version 1 is uploaded")
-	storyEval[bool](t, ctx, `window.storyNoReload = true`)
+	browsertest.Eval[bool](t, ctx, `window.storyNoReload = true`)
 	status := func() string {
-		return storyEval[string](t, ctx, `(() => { const b = document.querySelector('#version-1-heading .badge'); return b ? b.textContent.trim() : '' })()`)
+		return browsertest.Eval[string](t, ctx, `(() => { const b = document.querySelector('#version-1-heading .badge'); return b ? b.textContent.trim() : '' })()`)
 	}
 	first := status()
 	deadline := time.Now().Add(3 * time.Minute)
 	for st := first; st != "ready"; st = status() {
 		if st == "failed" {
-			t.Fatalf("the model failed to compile: %s", storyEval[string](t, ctx, `document.getElementById('model-versions').innerText`))
+			t.Fatalf("the model failed to compile: %s", browsertest.Eval[string](t, ctx, `document.getElementById('model-versions').innerText`))
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("the model is still %q after 3 minutes", st)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
-	if first != "ready" && !storyEval[bool](t, ctx, `window.storyNoReload === true`) {
+	if first != "ready" && !browsertest.Eval[bool](t, ctx, `window.storyNoReload === true`) {
 		t.Error("the model page reloaded to show the model ready; it should update itself")
 	}
 	s.logf("the model page showed %q first, then ready", first)
 	if err := browsertest.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	report := storyEval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#model-versions dl.facts dt')].map(dt => [dt.textContent.trim(), dt.nextElementSibling.textContent.trim()]))`)
+	report := browsertest.Eval[map[string]string](t, ctx, `Object.fromEntries([...document.querySelectorAll('#model-versions dl.facts dt')].map(dt => [dt.textContent.trim(), dt.nextElementSibling.textContent.trim()]))`)
 	want := map[string]string{
 		"Input":                      `^\[1 784\], 10 outputs$|^\[1,? ?1,? ?28,? ?28\], 10 outputs$|, 10 outputs$`,
 		"Parameters":                 `\(log N \d+, log QP \d+, 128-bit security\)`,
@@ -562,7 +562,7 @@ func (s *consoleStory) setBudget(ctx context.Context) {
 		chromedp.Click(chromedp.JSPath(`document.getElementById(`+jsString(id+"-epsilon")+`).form.querySelector('button[type="submit"]')`)),
 	)
 	s.flash(ctx, "The budget of model "+storyModel+" is now epsilon 50000")
-	row := storyEval[[]string](t, ctx, `(() => { for (const tr of document.querySelectorAll('table.row-heads tbody tr')) { if (tr.cells[0].textContent.trim().startsWith(`+jsString(storyModel)+`)) return [...tr.cells].map(c => c.textContent.trim()); } return []; })()`)
+	row := browsertest.Eval[[]string](t, ctx, `(() => { for (const tr of document.querySelectorAll('table.row-heads tbody tr')) { if (tr.cells[0].textContent.trim().startsWith(`+jsString(storyModel)+`)) return [...tr.cells].map(c => c.textContent.trim()); } return []; })()`)
 	if len(row) < 12 || row[1] != "50000" || row[2] != "1e-05" || row[3] != "month" {
 		t.Errorf("the budget row after setting it: %q", row)
 	}
@@ -590,16 +590,16 @@ func (s *consoleStory) watchInferences(devDir, keysDir string) []string {
 	t.Helper()
 	jobs := s.tab(1280, 800)
 	s.visit(jobs, "jobs-empty", "/console/jobs")
-	storyEval[bool](t, jobs, `window.storyNoReload = true`)
+	browsertest.Eval[bool](t, jobs, `window.storyNoReload = true`)
 	budget := s.tab(1280, 800)
 	s.visit(budget, "budget-before", "/console/budget")
-	storyEval[bool](t, budget, `window.storyNoReload = true`)
+	browsertest.Eval[bool](t, budget, `window.storyNoReload = true`)
 	island := `(() => { const e = document.getElementById(` + jsString("burn-"+storyModel+"-data") + `); return e ? JSON.parse(e.textContent) : null })()`
 	type chart struct {
 		X []float64 `json:"x"`
 		Y []float64 `json:"y"`
 	}
-	before := storyEval[*chart](t, budget, island)
+	before := browsertest.Eval[*chart](t, budget, island)
 	if before == nil || len(before.Y) == 0 {
 		t.Fatalf("the budget page has no chart of %s", storyModel)
 	}
@@ -637,7 +637,7 @@ func (s *consoleStory) watchInferences(devDir, keysDir string) []string {
 			}
 			break
 		}
-		rows := storyEval[[][]string](t, jobs, `[...document.querySelectorAll('#jobs-live tbody tr')].map(tr => [tr.cells[0].textContent.trim(), tr.cells[2].textContent.trim()])`)
+		rows := browsertest.Eval[[][]string](t, jobs, `[...document.querySelectorAll('#jobs-live tbody tr')].map(tr => [tr.cells[0].textContent.trim(), tr.cells[2].textContent.trim()])`)
 		succeeded := 0
 		for _, r := range rows {
 			seen[r[1]] = true
@@ -654,7 +654,7 @@ func (s *consoleStory) watchInferences(devDir, keysDir string) []string {
 		time.Sleep(200 * time.Millisecond)
 	}
 	s.logf("the jobs page showed the statuses %v", slices.Sorted(mapsKeys(seen)))
-	if !storyEval[bool](t, jobs, `window.storyNoReload === true`) {
+	if !browsertest.Eval[bool](t, jobs, `window.storyNoReload === true`) {
 		t.Error("the jobs page reloaded; its table should update itself")
 	}
 	for _, id := range jobIDs {
@@ -665,12 +665,12 @@ func (s *consoleStory) watchInferences(devDir, keysDir string) []string {
 	s.check(jobs, "jobs")
 
 	// The burn-down moves: the budget left now is lower than before.
-	storyWait(t, budget, "the budget chart to move", island+`.y.at(-1) < `+fmt.Sprint(before.Y[len(before.Y)-1]), 30*time.Second)
-	after := storyEval[*chart](t, budget, island)
-	if !storyEval[bool](t, budget, `window.storyNoReload === true`) {
+	browsertest.Wait(t, budget, "the budget chart to move", island+`.y.at(-1) < `+fmt.Sprint(before.Y[len(before.Y)-1]), 30*time.Second)
+	after := browsertest.Eval[*chart](t, budget, island)
+	if !browsertest.Eval[bool](t, budget, `window.storyNoReload === true`) {
 		t.Error("the budget page reloaded; its chart should update itself")
 	}
-	storyWait(t, budget, "the refreshed chart to be drawn", `!!document.querySelector(`+jsString("#burn-"+storyModel+" canvas")+`)`, 10*time.Second)
+	browsertest.Wait(t, budget, "the refreshed chart to be drawn", `!!document.querySelector(`+jsString("#burn-"+storyModel+" canvas")+`)`, 10*time.Second)
 	s.logf("budget left: %g -> %g rho units", before.Y[len(before.Y)-1], after.Y[len(after.Y)-1])
 	s.done(budget)
 
@@ -678,18 +678,18 @@ func (s *consoleStory) watchInferences(devDir, keysDir string) []string {
 	if err := chromedp.Do(jobs, chromedp.Click(chromedp.CSS(`#jobs-live a[id^="job-link-"]`))); err != nil {
 		t.Fatal(err)
 	}
-	storyWait(t, jobs, "the job page", `location.pathname.startsWith('/console/jobs/job_') && document.readyState === 'complete'`, 30*time.Second)
+	browsertest.Wait(t, jobs, "the job page", `location.pathname.startsWith('/console/jobs/job_') && document.readyState === 'complete'`, 30*time.Second)
 	if err := browsertest.Settle(jobs); err != nil {
 		t.Fatal(err)
 	}
-	if got := storyEval[string](t, jobs, `document.querySelector('#job-heading .badge').textContent.trim()`); got != "succeeded" {
+	if got := browsertest.Eval[string](t, jobs, `document.querySelector('#job-heading .badge').textContent.trim()`); got != "succeeded" {
 		t.Errorf("the job page says %q", got)
 	}
 	s.check(jobs, "job")
 	s.visit(jobs, "overview", "/console/")
 	s.visit(jobs, "keysets", "/console/keysets")
 	s.visit(jobs, "budget", "/console/budget")
-	row := storyEval[[]string](t, jobs, `(() => { for (const tr of document.querySelectorAll('table.row-heads tbody tr')) { if (tr.cells[0].textContent.trim().startsWith(`+jsString(storyModel)+`)) return [...tr.cells].map(c => c.textContent.trim()); } return []; })()`)
+	row := browsertest.Eval[[]string](t, jobs, `(() => { for (const tr of document.querySelectorAll('table.row-heads tbody tr')) { if (tr.cells[0].textContent.trim().startsWith(`+jsString(storyModel)+`)) return [...tr.cells].map(c => c.textContent.trim()); } return []; })()`)
 	if len(row) < 6 || row[5] == "0" || row[5] == "" {
 		t.Errorf("the budget row after %d inferences: %q", n, row)
 	}
@@ -707,17 +707,17 @@ func (s *consoleStory) revoke(ctx context.Context, dev string) {
 	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/console/devices/`+dev+`/revoke"] button[type="submit"]`))); err != nil {
 		t.Fatal(err)
 	}
-	storyWait(t, ctx, "the confirm dialog", `document.getElementById('confirm-dialog').open`, 10*time.Second)
+	browsertest.Wait(t, ctx, "the confirm dialog", `document.getElementById('confirm-dialog').open`, 10*time.Second)
 	if err := browsertest.Settle(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if msg := storyEval[string](t, ctx, `document.getElementById('confirm-dialog-message').textContent`); !strings.Contains(msg, dev) {
+	if msg := browsertest.Eval[string](t, ctx, `document.getElementById('confirm-dialog-message').textContent`); !strings.Contains(msg, dev) {
 		t.Errorf("the confirm dialog says %q", msg)
 	}
 	s.check(ctx, "revoke")
 	s.submit(ctx, "/console/devices", chromedp.Click(chromedp.ID("confirm-dialog-confirm")))
 	s.flash(ctx, "Device "+dev+" is revoked")
-	status := storyEval[string](t, ctx, `(() => { for (const tr of document.querySelectorAll('tbody tr')) { if (tr.cells[0].textContent.trim() === `+jsString(dev)+`) return tr.cells[2].textContent.trim(); } return ''; })()`)
+	status := browsertest.Eval[string](t, ctx, `(() => { for (const tr of document.querySelectorAll('tbody tr')) { if (tr.cells[0].textContent.trim() === `+jsString(dev)+`) return tr.cells[2].textContent.trim(); } return ''; })()`)
 	if status != "revoked" {
 		t.Errorf("the devices page shows device %s %q after revoking it", dev, status)
 	}
@@ -730,7 +730,7 @@ func (s *consoleStory) checkAudit(ctx context.Context, keyID, dev1, dev2 string)
 	t := s.t
 	t.Helper()
 	type event struct{ Actor, Action, Object, Outcome string }
-	rows := storyEval[[]event](t, ctx, `[...document.querySelectorAll('table.audit tbody tr')].map(tr => ({Actor: tr.cells[1].textContent.replace(/\s+/g, ' ').trim(), Action: tr.cells[2].textContent.trim(), Object: tr.cells[3].textContent.trim(), Outcome: tr.cells[4].textContent.trim()}))`)
+	rows := browsertest.Eval[[]event](t, ctx, `[...document.querySelectorAll('table.audit tbody tr')].map(tr => ({Actor: tr.cells[1].textContent.replace(/\s+/g, ' ').trim(), Action: tr.cells[2].textContent.trim(), Object: tr.cells[3].textContent.trim(), Outcome: tr.cells[4].textContent.trim()}))`)
 	want := []event{
 		{"alice", "user.login", "", "ok"},
 		{"alice", "apikey.create", keyID, "ok"},
@@ -828,10 +828,10 @@ func (s *consoleStory) phone(ctx context.Context, dev, job string) {
 
 func (s *consoleStory) noOverflow(ctx context.Context, page string) {
 	s.t.Helper()
-	if w := storyEval[int](s.t, ctx, `document.documentElement.scrollWidth`); w > 390 {
+	if w := browsertest.Eval[int](s.t, ctx, `document.documentElement.scrollWidth`); w > 390 {
 		// The innermost elements that reach past the screen's edge, outside
 		// any container that clips or scrolls them.
-		wide := storyEval[[]string](s.t, ctx, `(() => {
+		wide := browsertest.Eval[[]string](s.t, ctx, `(() => {
 			const free = e => { for (let p = e.parentElement; p && p !== document.body; p = p.parentElement) { if (getComputedStyle(p).overflowX !== 'visible') return false; } return true; };
 			const out = [...document.querySelectorAll('body *')].filter(e => free(e) && (e.getBoundingClientRect().right > 391 || getComputedStyle(e).overflowX === 'visible' && e.scrollWidth > e.clientWidth + 1 && e.getBoundingClientRect().left + e.scrollWidth > 391));
 			return out.filter(e => !out.some(o => o !== e && e.contains(o))).slice(0, 5).map(e => e.tagName.toLowerCase() + (e.id ? '#' + e.id : '') + (e.className ? '.' + String(e.className).replace(/ /g, '.') : '') + ' ' + JSON.stringify(e.textContent.trim().slice(0, 40)));
@@ -851,7 +851,7 @@ type storyIDs struct {
 // returns the status.
 func (s *consoleStory) post(ctx context.Context, path, body string) int {
 	s.t.Helper()
-	return storyEval[int](s.t, ctx, `fetch(`+jsString(path)+`, {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: `+jsString(body)+`}).then(r => r.status)`)
+	return browsertest.Eval[int](s.t, ctx, `fetch(`+jsString(path)+`, {method: 'POST', headers: {'Content-Type': 'application/x-www-form-urlencoded'}, body: `+jsString(body)+`}).then(r => r.status)`)
 }
 
 // statusErrors takes the page's errors, which must all be the browser's
@@ -927,7 +927,7 @@ func (s *consoleStory) asViewer(ctx context.Context, ids storyIDs) {
 		{"apikeys", "/console/apikeys"}, {"audit", "/console/audit"},
 	} {
 		s.visit(ctx, "viewer-"+p.name, p.path)
-		if forms := storyEval[[]string](t, ctx, `[...document.querySelectorAll('main form')].filter(f => f.method === 'post').map(f => f.getAttribute('action'))`); len(forms) > 0 {
+		if forms := browsertest.Eval[[]string](t, ctx, `[...document.querySelectorAll('main form')].filter(f => f.method === 'post').map(f => f.getAttribute('action'))`); len(forms) > 0 {
 			t.Errorf("the viewer's %s page has forms %v", p.name, forms)
 		}
 	}
@@ -955,13 +955,13 @@ func (s *consoleStory) asViewer(ctx context.Context, ids storyIDs) {
 		}
 	}
 	// The import form, multipart with a file.
-	got := storyEval[int](t, ctx, `(() => { const f = new FormData(); f.append('name', 'mine'); f.append('file', new Blob(['x']), 'm.onnx'); return fetch('/console/models/import', {method: 'POST', body: f}).then(r => r.status) })()`)
+	got := browsertest.Eval[int](t, ctx, `(() => { const f = new FormData(); f.append('name', 'mine'); f.append('file', new Blob(['x']), 'm.onnx'); return fetch('/console/models/import', {method: 'POST', body: f}).then(r => r.status) })()`)
 	if got != http.StatusForbidden {
 		t.Errorf("the viewer's model import: %d, want 403", got)
 	}
 	s.statusErrors(ctx, http.StatusForbidden)
 	s.visit(ctx, "viewer-audit-denied", "/console/audit?actor=")
-	denied := storyEval[int](t, ctx, `[...document.querySelectorAll('table.audit tbody tr')].filter(tr => tr.cells[1].textContent.includes('victor') && tr.cells[4].textContent.trim() === 'denied').length`)
+	denied := browsertest.Eval[int](t, ctx, `[...document.querySelectorAll('table.audit tbody tr')].filter(tr => tr.cells[1].textContent.includes('victor') && tr.cells[4].textContent.trim() === 'denied').length`)
 	if denied == 0 {
 		t.Error("the audit log records none of the viewer's refused changes")
 	}
@@ -997,39 +997,6 @@ func (s *consoleStory) unchanged(ids storyIDs) {
 	}
 	if j, err := s.b.store.GetJob(ctx, s.acme.ID, hegate.JobID(ids.job)); err != nil || j.Status != storage.JobSucceeded {
 		t.Errorf("job %s: %v %v", ids.job, j.Status, err)
-	}
-}
-
-// storyEval evaluates a JavaScript expression in the tab (awaiting a
-// promise) and fails the test on an error.
-func storyEval[T any](t *testing.T, ctx context.Context, js string) T {
-	t.Helper()
-	ectx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	v, err := chromedp.Run(ectx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
-	if err != nil {
-		t.Fatalf("evaluating %.200s: %v", js, err)
-	}
-	return v
-}
-
-// storyWait polls cond, a JavaScript boolean expression, until it holds,
-// for at most d; errors while the page changes are retried.
-func storyWait(t *testing.T, ctx context.Context, what, cond string, d time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		ectx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		ok, err := chromedp.Run(ectx, chromedp.Evaluate[bool](cond))
-		cancel()
-		if err == nil && ok {
-			return
-		}
-		if time.Now().After(deadline) || ctx.Err() != nil {
-			loc, _ := chromedp.Run(ctx, chromedp.Location())
-			t.Fatalf("waited %s for %s at %s: %v", d, what, loc, err)
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

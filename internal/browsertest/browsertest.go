@@ -211,6 +211,50 @@ func Settle(ctx context.Context) error {
 	return nil
 }
 
+// evalTimeout bounds one Eval; waitTry bounds one try of Wait's condition,
+// and waitPoll is the pause between tries.
+const (
+	evalTimeout = 30 * time.Second
+	waitTry     = 5 * time.Second
+	waitPoll    = 50 * time.Millisecond
+)
+
+// Eval evaluates the JavaScript expression js in the tab, awaiting it if
+// it is a promise, and returns its value as a T (chromedp.Void for none).
+// It fails the test on an error, or after 30 seconds.
+func Eval[T any](t testing.TB, ctx context.Context, js string) T {
+	t.Helper()
+	ectx, cancel := context.WithTimeout(ctx, evalTimeout)
+	defer cancel()
+	v, err := chromedp.Run(ectx, chromedp.Evaluate[T](js, chromedp.EvalAwaitPromise))
+	if err != nil {
+		t.Fatalf("evaluating %.200s: %v", js, err)
+	}
+	return v
+}
+
+// Wait evaluates cond, a JavaScript boolean expression, in the tab until it
+// is true, failing the test (with the page's URL and the last error) after
+// limit, or when the tab ends. An error, such as a navigation under way,
+// counts as false.
+func Wait(t testing.TB, ctx context.Context, what, cond string, limit time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
+	for {
+		tctx, cancel := context.WithTimeout(ctx, waitTry)
+		ok, err := chromedp.Run(tctx, chromedp.Evaluate[bool](cond))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if time.Now().After(deadline) || ctx.Err() != nil {
+			loc, _ := chromedp.Run(ctx, chromedp.Location())
+			t.Fatalf("waited %s for %s at %s: not so (last error %v)", limit, what, loc, err)
+		}
+		time.Sleep(waitPoll)
+	}
+}
+
 // Screenshot writes a PNG of the whole page (beyond the viewport) to path.
 // The image is as wide as the page's content: wider than the viewport when
 // something overflows sideways.

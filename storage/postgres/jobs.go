@@ -139,31 +139,39 @@ func (s *Store) insertJob(ctx context.Context, tx pgx.Tx, p storage.CreateJobPar
 	}
 }
 
-// activeJobsQuery counts a tenant's jobs that are queued or running, what
-// TenantUsage.ActiveJobs counts for the active-jobs quota; it is served by
-// jobs_tenant_model_active_idx.
-const activeJobsQuery = `SELECT count(*) FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running')`
+// backlogQuery counts the jobs that are queued or running (what
+// TenantUsage.ActiveJobs counts for the active-jobs quota) of tenant $1
+// and of the busiest other tenant, in one statement. It reads
+// jobs_tenant_model_active_idx, an index of exactly those jobs, so its cost grows with the
+// jobs waiting or running in the whole deployment (at most the tenants
+// times the active-jobs quota), not with the job history.
+const backlogQuery = `
+SELECT coalesce(max(CASE WHEN tenant_id = $1 THEN n END), 0),
+       coalesce(max(CASE WHEN tenant_id <> $1 THEN n END), 0)
+FROM (SELECT tenant_id, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY tenant_id) b`
 
-// reprioritizeQuery moves the waiting River inference jobs ($5: states) of
-// tenant $1's unfinished jobs to priority $2. It locks them in id order
-// and skips those another transaction holds (a worker fetching them), so
-// it never waits and never deadlocks. River's table is in the search
-// path, like hegate's.
+// reprioritizeQuery moves the waiting River jobs ($4: states) of queue $3
+// (inference jobs only) whose hegate job is one of tenant $1's unfinished
+// ones to priority $2. It reads River's rows through their fetch index
+// (state, queue, ...): the waiting rows, never the completed ones River
+// keeps for a day. It locks them in id order and skips those another
+// transaction holds (a worker fetching them), so it never waits and never
+// deadlocks. River's table is in the search path, like hegate's.
 const reprioritizeQuery = `
 UPDATE river_job SET priority = $2
 WHERE id IN (
-  SELECT r.id FROM jobs j
-  JOIN river_job r ON r.args @> jsonb_build_object('job_id', j.id)
-  WHERE j.tenant_id = $1 AND j.status IN ('queued', 'running')
-    AND r.state = ANY($5::river_job_state[]) AND r.queue = $3 AND r.kind = $4 AND r.priority <> $2
+  SELECT r.id FROM river_job r
+  WHERE r.state = ANY($4::river_job_state[]) AND r.queue = $3 AND r.priority <> $2
+    AND r.args->>'job_id' IN (SELECT id FROM jobs WHERE tenant_id = $1 AND status IN ('queued', 'running'))
   ORDER BY r.id
-  FOR UPDATE OF r SKIP LOCKED)`
+  FOR UPDATE SKIP LOCKED)`
 
 // enqueueFair enqueues job, just inserted in tx, at the River priority of
 // its tenant's backlog (jobqueue.Priority of the tenant's other queued or
-// running jobs, counted in tx), and moves the tenant's other waiting River
-// jobs to that priority, so that a tenant with a short backlog overtakes
-// one with a long one; see the jobqueue package comment.
+// running jobs and of the busiest other tenant's, counted in tx), and
+// moves the tenant's other waiting River jobs to that priority, so that a
+// tenant with a short backlog overtakes one with a long one; see the
+// jobqueue package comment.
 //
 // It first takes the tenant's backlog lock, a transaction-scoped advisory
 // lock, so that the tenant's submissions count one after another: under
@@ -176,15 +184,15 @@ func (s *Store) enqueueFair(ctx context.Context, tx pgx.Tx, job storage.Job) err
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.advisoryLockID("backlog "+string(job.TenantID))); err != nil {
 		return fmt.Errorf("taking the backlog lock: %w", translate(err))
 	}
-	var active int64
-	if err := tx.QueryRow(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
+	var active, largest int64
+	if err := tx.QueryRow(ctx, backlogQuery, job.TenantID).Scan(&active, &largest); err != nil {
 		return fmt.Errorf("counting the backlog: %w", translate(err))
 	}
-	priority := jobqueue.Priority(active - 1) // the count includes job
+	priority := jobqueue.Priority(active-1, largest) // the count includes job
 	if err := s.queue.Enqueue(ctx, tx, job.ID, priority); err != nil {
 		return err
 	}
-	if _, err := tx.Exec(ctx, reprioritizeQuery, job.TenantID, priority, jobqueue.QueueName, jobqueue.Kind, jobqueue.WaitingStates); err != nil {
+	if _, err := tx.Exec(ctx, reprioritizeQuery, job.TenantID, priority, jobqueue.QueueName, jobqueue.WaitingStates); err != nil {
 		return fmt.Errorf("reprioritizing the backlog: %w", translate(err))
 	}
 	return nil

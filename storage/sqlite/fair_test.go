@@ -45,12 +45,13 @@ func (s testStore) riverOrder(ctx context.Context) (ids []hegate.JobID, prios []
 
 // floodThenOne creates tenants A and B, 20 jobs of A, then one of B.
 func floodThenOne(t *testing.T, s storage.Store) (a []hegate.JobID, b hegate.JobID) {
-	return floodThenOneN(t, s, 20, false)
+	a, bs := floodThen(t, s, 20, false, 1)
+	return a, bs[0]
 }
 
-// floodThenOneN creates tenants A and B, n jobs of A (all at once if
-// concurrent), then one of B.
-func floodThenOneN(t *testing.T, s storage.Store, n int, concurrent bool) (a []hegate.JobID, b hegate.JobID) {
+// floodThen creates tenants A and B, na jobs of A (all at once if
+// concurrent), then nb of B one after another.
+func floodThen(t *testing.T, s storage.Store, na int, concurrent bool, nb int) (a, b []hegate.JobID) {
 	t.Helper()
 	ctx := t.Context()
 	var tenants [2]hegate.TenantID
@@ -76,7 +77,7 @@ func floodThenOneN(t *testing.T, s storage.Store, n int, concurrent bool) (a []h
 		}
 		a = append(a, j.ID)
 	}
-	for range n {
+	for range na {
 		if concurrent {
 			wg.Go(submit)
 		} else {
@@ -87,11 +88,14 @@ func floodThenOneN(t *testing.T, s storage.Store, n int, concurrent bool) (a []h
 	if len(errs) > 0 {
 		t.Fatalf("CreateJob of A: %v", errs)
 	}
-	j, _, err := s.CreateJob(ctx, storage.CreateJobParams{TenantID: tenants[1], Model: "m", KeySetID: "k", InputBlob: "b"})
-	if err != nil {
-		t.Fatalf("CreateJob of B: %v", err)
+	for range nb {
+		j, _, err := s.CreateJob(ctx, storage.CreateJobParams{TenantID: tenants[1], Model: "m", KeySetID: "k", InputBlob: "b"})
+		if err != nil {
+			t.Fatalf("CreateJob of B: %v", err)
+		}
+		b = append(b, j.ID)
 	}
-	return a, j.ID
+	return a, b
 }
 
 // TestFairOrder: after tenant A queued 20 jobs, tenant B's one job is the
@@ -109,8 +113,8 @@ func TestFairOrder(t *testing.T) {
 	}
 	// B has no backlog: 1; A's 20th job saw 19 ahead: 4, and moved A's
 	// other waiting jobs there.
-	if prios[0] != 1 || prios[1] != jobqueue.Priority(19) || prios[len(prios)-1] != jobqueue.Priority(19) {
-		t.Fatalf("priorities %v, want B at 1 and A's all at %d", prios, jobqueue.Priority(19))
+	if prios[0] != 1 || prios[1] != jobqueue.Priority(19, 0) || prios[len(prios)-1] != jobqueue.Priority(19, 0) {
+		t.Fatalf("priorities %v, want B at 1 and A's all at %d", prios, jobqueue.Priority(19, 0))
 	}
 }
 
@@ -121,7 +125,8 @@ func TestFairOrder(t *testing.T) {
 func TestFairOrderConcurrent(t *testing.T) {
 	t.Parallel()
 	s := open(t, nil).(testStore)
-	_, b := floodThenOneN(t, s, 50, true)
+	_, bs := floodThen(t, s, 50, true, 1)
+	b := bs[0]
 	ids, prios, err := s.riverOrder(t.Context())
 	if err != nil {
 		t.Fatalf("reading river_job: %v", err)
@@ -130,9 +135,28 @@ func TestFairOrderConcurrent(t *testing.T) {
 		t.Fatalf("fetch order %v (priorities %v), want B's job %s first of 51", ids, prios, b)
 	}
 	for i, p := range prios[1:] {
-		if p != jobqueue.Priority(49) {
-			t.Fatalf("A's job %s has priority %d, want all of A's at %d (priorities %v)", ids[i+1], p, jobqueue.Priority(49), prios)
+		if p != jobqueue.Priority(49, 0) {
+			t.Fatalf("A's job %s has priority %d, want all of A's at %d (priorities %v)", ids[i+1], p, jobqueue.Priority(49, 0), prios)
 		}
+	}
+}
+
+// TestFairOrderBurst: after tenant A queued 20 jobs, tenant B queues 10,
+// a backlog in the band of A's: B's are still all ahead of A's (B stays
+// one band better than the busier tenant), each tenant's in its own order.
+func TestFairOrderBurst(t *testing.T) {
+	t.Parallel()
+	s := open(t, nil).(testStore)
+	a, b := floodThen(t, s, 20, false, 10)
+	ids, prios, err := s.riverOrder(t.Context())
+	if err != nil {
+		t.Fatalf("reading river_job: %v", err)
+	}
+	if want := append(slices.Clone(b), a...); !slices.Equal(ids, want) {
+		t.Fatalf("fetch order %v (priorities %v),\nwant B's %v, then A's %v", ids, prios, b, a)
+	}
+	if prios[0] != jobqueue.Priority(9, 20) || prios[len(prios)-1] != jobqueue.Priority(19, 0) {
+		t.Fatalf("priorities %v, want B's at %d and A's at %d", prios, jobqueue.Priority(9, 20), jobqueue.Priority(19, 0))
 	}
 }
 

@@ -21,30 +21,36 @@
 //
 // River fetches the available jobs of a queue by priority (1 first, 4
 // last), then by scheduled time, then by id. Inference jobs use the
-// priority to share the workers fairly between tenants: each is inserted
-// with Priority(backlog), where backlog is the number of its tenant's
-// inference jobs that are queued or running before it (counted in the
-// inserting transaction, as the active-jobs quota counts them), and the
-// same transaction moves the tenant's other waiting River jobs (available,
+// priority to share the workers between tenants: each is inserted with
+// Priority(backlog, largest), where backlog is the number of its tenant's
+// inference jobs that are queued or running before it and largest the
+// same count of the busiest other tenant (both counted in the inserting
+// transaction, as the active-jobs quota counts them), and the same
+// transaction moves the tenant's other waiting River jobs (available,
 // retryable or scheduled: WaitingStates) to that priority too (CreateJob
-// in storage/postgres and storage/sqlite). So all of a tenant's
-// waiting jobs carry the band of its backlog at its latest submission:
+// in storage/postgres and storage/sqlite). So all of a tenant's waiting
+// jobs carry the priority of its backlog at its latest submission:
 //
 //	backlog  < FairShareBacklog (2)  priority 1
 //	backlog  < 4                     priority 2
 //	backlog  < 8                     priority 3
 //	backlog >= 8                     priority 4
 //
+// and, when another tenant's backlog is larger, at least one step better
+// than that tenant's (so a tenant with a burst of 10 jobs still overtakes
+// one that floods with 16 or 64).
+//
 // A tenant with a short backlog is served before one with a long backlog,
 // and a tenant's own jobs stay first in, first out (one priority, then
 // River's order). Priorities only order the waiting jobs: a flooding
 // tenant's jobs run whenever no job of a higher priority waits, so a
 // tenant alone gets all the workers. What it is not: a tenant that keeps a
-// short backlog of its own the whole time can hold every worker and delay
-// a flooding tenant indefinitely (River has no ageing), and the bands are
-// set at submission, so a tenant whose backlog drained keeps its lower
-// priority until it submits again. Compile jobs are not affected (their
-// own queue, priority 1).
+// smaller backlog than a flooder the whole time can hold every worker and
+// delay the flooder indefinitely (River has no ageing); priorities are set
+// at submission, so a tenant whose backlog drained keeps its lower
+// priority until it submits again; and tenants with equal backlogs share
+// a priority and are served first in, first out. Compile jobs are not
+// affected (their own queue, priority 1).
 package jobqueue
 
 import (
@@ -130,14 +136,12 @@ func RescueAfter(timeout time.Duration) time.Duration {
 // backlog doubles: below 2×FairShareBacklog priority 2, below
 // 4×FairShareBacklog priority 3, else priority 4 (River's lowest).
 //
-// The bands are narrow on purpose. With the gateway's defaults a flooding
-// tenant's backlog is about its admission cap, 16 inferences in flight
-// (up to the active-jobs quota, 64, when its requests stop waiting), so
-// it sits in the last band from a backlog of 8 on, and a tenant with a
-// burst of up to 7 jobs still overtakes it. Wider bands (4, 16, 64 were
-// tried) put a tenant with a backlog of 4 to 15 in the flooder's band,
-// first in, first out with it: the load test's tenant B got stuck there
-// for the whole flood (docs/benchmarks.md).
+// The bands are narrow on purpose: with the gateway's defaults a flooding
+// tenant's backlog is about its admission cap, 16 inferences in flight (up
+// to the active-jobs quota, 64, when its requests stop waiting), so it
+// sits in the last band from a backlog of 8 on. Wider bands (4, 16, 64
+// were tried) put a tenant with a backlog of 4 to 15 in the flooder's
+// band, first in, first out with it (docs/benchmarks.md).
 const (
 	FairShareBacklog = 2
 	backlogBand2     = 2 * FairShareBacklog
@@ -149,9 +153,24 @@ const (
 )
 
 // Priority returns the River priority of an inference job whose tenant
-// has backlog inference jobs queued or running besides it; see the package
-// comment.
-func Priority(backlog int64) int {
+// has backlog inference jobs queued or running besides it, while the
+// busiest other tenant has largest: the band of backlog and, if largest is
+// larger, at least one band better than largest's (never better than 1).
+// The band alone would put a tenant with a burst of 8 or more in the band
+// of a flooder, first in, first out behind the flooder's older jobs, which
+// it would not leave while its demand exceeded half the workers' capacity;
+// the step keeps it ahead while its backlog is the smaller. See the
+// package comment.
+func Priority(backlog, largest int64) int {
+	p := band(backlog)
+	if backlog < largest {
+		p = min(p, max(band(largest)-1, HighestPriority))
+	}
+	return p
+}
+
+// band is the priority of a backlog on its own.
+func band(backlog int64) int {
 	switch {
 	case backlog < FairShareBacklog:
 		return HighestPriority
