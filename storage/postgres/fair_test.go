@@ -46,16 +46,15 @@ func (s testStore) riverOrder(ctx context.Context) (ids []hegate.JobID, prios []
 
 // floodThenOne creates tenants A and B, 20 jobs of A, then one of B.
 func floodThenOne(t *testing.T, s storage.Store) (a []hegate.JobID, b hegate.JobID) {
-	a, bs := floodThen(t, s, 20, false, 1)
+	_, a, bs := floodThen(t, s, 20, false, 1)
 	return a, bs[0]
 }
 
 // floodThen creates tenants A and B, na jobs of A (all at once if
 // concurrent), then nb of B one after another.
-func floodThen(t *testing.T, s storage.Store, na int, concurrent bool, nb int) (a, b []hegate.JobID) {
+func floodThen(t *testing.T, s storage.Store, na int, concurrent bool, nb int) (tenants [2]hegate.TenantID, a, b []hegate.JobID) {
 	t.Helper()
 	ctx := t.Context()
-	var tenants [2]hegate.TenantID
 	for i, name := range []string{"a", "b"} {
 		tn, err := s.CreateTenant(ctx, storage.CreateTenantParams{Name: name})
 		if err != nil {
@@ -96,7 +95,7 @@ func floodThen(t *testing.T, s storage.Store, na int, concurrent bool, nb int) (
 		}
 		b = append(b, j.ID)
 	}
-	return a, b
+	return tenants, a, b
 }
 
 // TestFairOrder: after tenant A queued 20 jobs, tenant B's one job is the
@@ -114,8 +113,8 @@ func TestFairOrder(t *testing.T) {
 	}
 	// B has no backlog: 1; A's 20th job saw 19 ahead: 4, and moved A's
 	// other waiting jobs there.
-	if prios[0] != 1 || prios[1] != jobqueue.Priority(19, 0) || prios[len(prios)-1] != jobqueue.Priority(19, 0) {
-		t.Fatalf("priorities %v, want B at 1 and A's all at %d", prios, jobqueue.Priority(19, 0))
+	if prios[0] != 1 || prios[1] != jobqueue.Priority(19) || prios[len(prios)-1] != jobqueue.Priority(19) {
+		t.Fatalf("priorities %v, want B at 1 and A's all at %d", prios, jobqueue.Priority(19))
 	}
 }
 
@@ -126,7 +125,7 @@ func TestFairOrder(t *testing.T) {
 func TestFairOrderConcurrent(t *testing.T) {
 	t.Parallel()
 	s := open(t, nil).(testStore)
-	_, bs := floodThen(t, s, 50, true, 1)
+	_, _, bs := floodThen(t, s, 50, true, 1)
 	b := bs[0]
 	ids, prios, err := s.riverOrder(t.Context())
 	if err != nil {
@@ -136,28 +135,36 @@ func TestFairOrderConcurrent(t *testing.T) {
 		t.Fatalf("fetch order %v (priorities %v), want B's job %s first of 51", ids, prios, b)
 	}
 	for i, p := range prios[1:] {
-		if p != jobqueue.Priority(49, 0) {
-			t.Fatalf("A's job %s has priority %d, want all of A's at %d (priorities %v)", ids[i+1], p, jobqueue.Priority(49, 0), prios)
+		if p != jobqueue.Priority(49) {
+			t.Fatalf("A's job %s has priority %d, want all of A's at %d (priorities %v)", ids[i+1], p, jobqueue.Priority(49), prios)
 		}
 	}
 }
 
-// TestFairOrderBurst: after tenant A queued 20 jobs, tenant B queues 10,
-// a backlog in the band of A's: B's are still all ahead of A's (B stays
-// one band better than the busier tenant), each tenant's in its own order.
-func TestFairOrderBurst(t *testing.T) {
+// TestFairHeavyTenants: tenants A and B both have backlogs past the last
+// band (20 and 30 jobs): they share it, first in, first out, and A's next
+// job does not overtake B's for having the smaller backlog (a rule that
+// let it starved the tenant that fell behind).
+func TestFairHeavyTenants(t *testing.T) {
 	t.Parallel()
 	s := open(t, nil).(testStore)
-	a, b := floodThen(t, s, 20, false, 10)
+	tenants, a, b := floodThen(t, s, 20, false, 30)
+	j, _, err := s.CreateJob(t.Context(), storage.CreateJobParams{TenantID: tenants[0], Model: "m", KeySetID: "k", InputBlob: "a"})
+	if err != nil {
+		t.Fatalf("CreateJob of A: %v", err)
+	}
 	ids, prios, err := s.riverOrder(t.Context())
 	if err != nil {
 		t.Fatalf("reading river_job: %v", err)
 	}
-	if want := append(slices.Clone(b), a...); !slices.Equal(ids, want) {
-		t.Fatalf("fetch order %v (priorities %v),\nwant B's %v, then A's %v", ids, prios, b, a)
+	want := append(append(slices.Clone(a), b...), j.ID)
+	if !slices.Equal(ids, want) {
+		t.Fatalf("fetch order %v (priorities %v),\nwant A's %v, B's %v, then A's %s", ids, prios, a, b, j.ID)
 	}
-	if prios[0] != jobqueue.Priority(9, 20) || prios[len(prios)-1] != jobqueue.Priority(19, 0) {
-		t.Fatalf("priorities %v, want B's at %d and A's at %d", prios, jobqueue.Priority(9, 20), jobqueue.Priority(19, 0))
+	for _, p := range prios {
+		if p != jobqueue.LowestPriority {
+			t.Fatalf("priorities %v, want all %d", prios, jobqueue.LowestPriority)
+		}
 	}
 }
 

@@ -108,16 +108,10 @@ func (s *Store) insertJob(ctx context.Context, tx *sql.Tx, p storage.CreateJobPa
 	return job, true, s.enqueueFair(ctx, tx, job)
 }
 
-// backlogQuery counts the jobs that are queued or running (what
-// TenantUsage.ActiveJobs counts for the active-jobs quota) of tenant ?1
-// and of the busiest other tenant, in one statement. It reads
-// jobs_tenant_model_active_idx, an index of exactly those jobs, so its cost grows with the
-// jobs waiting or running in the whole deployment (at most the tenants
-// times the active-jobs quota), not with the job history.
-const backlogQuery = `
-SELECT coalesce(max(CASE WHEN tenant_id = ?1 THEN n END), 0),
-       coalesce(max(CASE WHEN tenant_id <> ?1 THEN n END), 0)
-FROM (SELECT tenant_id, count(*) AS n FROM jobs WHERE status IN ('queued', 'running') GROUP BY tenant_id) b`
+// activeJobsQuery counts tenant ?1's jobs that are queued or running,
+// what TenantUsage.ActiveJobs counts for the active-jobs quota, through
+// jobs_tenant_model_active_idx, an index of exactly those jobs.
+const activeJobsQuery = `SELECT count(*) FROM jobs WHERE tenant_id = ?1 AND status IN ('queued', 'running')`
 
 // reprioritizeQuery moves the waiting River jobs (?4: a JSON array of
 // states) of queue ?3 (inference jobs only) whose hegate job is one of
@@ -142,17 +136,16 @@ var waitingStates = func() string {
 
 // enqueueFair enqueues job, just inserted in tx, at the River priority of
 // its tenant's backlog (jobqueue.Priority of the tenant's other queued or
-// running jobs and of the busiest other tenant's, counted in tx), and
-// moves the tenant's other waiting River jobs to that priority, so that a
-// tenant with a short backlog overtakes one with a long one; see the
-// jobqueue package comment. The transaction is the only writer (BEGIN
-// IMMEDIATE), so the counts are exact.
+// running jobs, counted in tx), and moves the tenant's other waiting River
+// jobs to that priority, so that a tenant with a short backlog overtakes
+// one with a long one; see the jobqueue package comment. The transaction is the only writer (BEGIN
+// IMMEDIATE), so the count is exact.
 func (s *Store) enqueueFair(ctx context.Context, tx *sql.Tx, job storage.Job) error {
-	var active, largest int64
-	if err := tx.QueryRowContext(ctx, backlogQuery, job.TenantID).Scan(&active, &largest); err != nil {
+	var active int64
+	if err := tx.QueryRowContext(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
 		return fmt.Errorf("counting the backlog: %w", translate(err))
 	}
-	priority := jobqueue.Priority(active-1, largest) // the count includes job
+	priority := jobqueue.Priority(active - 1) // the count includes job
 	if err := s.queue.Enqueue(ctx, tx, job.ID, priority); err != nil {
 		return err
 	}

@@ -22,35 +22,39 @@
 // River fetches the available jobs of a queue by priority (1 first, 4
 // last), then by scheduled time, then by id. Inference jobs use the
 // priority to share the workers between tenants: each is inserted with
-// Priority(backlog, largest), where backlog is the number of its tenant's
-// inference jobs that are queued or running before it and largest the
-// same count of the busiest other tenant (both counted in the inserting
+// Priority(backlog), where backlog is the number of its tenant's inference
+// jobs that are queued or running before it (counted in the inserting
 // transaction, as the active-jobs quota counts them), and the same
 // transaction moves the tenant's other waiting River jobs (available,
 // retryable or scheduled: WaitingStates) to that priority too (CreateJob
 // in storage/postgres and storage/sqlite). So all of a tenant's waiting
-// jobs carry the priority of its backlog at its latest submission:
+// jobs carry the band of its backlog at its latest submission:
 //
-//	backlog  < FairShareBacklog (2)  priority 1
-//	backlog  < 4                     priority 2
-//	backlog  < 8                     priority 3
-//	backlog >= 8                     priority 4
-//
-// and, when another tenant's backlog is larger, at least one step better
-// than that tenant's (so a tenant with a burst of 10 jobs still overtakes
-// one that floods with 16 or 64).
+//	backlog  < FairShareBacklog (3)  priority 1
+//	backlog  < 6                     priority 2
+//	backlog  < 12                    priority 3
+//	backlog >= 12                    priority 4
 //
 // A tenant with a short backlog is served before one with a long backlog,
 // and a tenant's own jobs stay first in, first out (one priority, then
 // River's order). Priorities only order the waiting jobs: a flooding
 // tenant's jobs run whenever no job of a higher priority waits, so a
-// tenant alone gets all the workers. What it is not: a tenant that keeps a
-// smaller backlog than a flooder the whole time can hold every worker and
-// delay the flooder indefinitely (River has no ageing); priorities are set
-// at submission, so a tenant whose backlog drained keeps its lower
-// priority until it submits again; and tenants with equal backlogs share
-// a priority and are served first in, first out. Compile jobs are not
-// affected (their own queue, priority 1).
+// tenant alone gets all the workers, and tenants that both have a backlog
+// of 12 or more share the last band, first in, first out: one cannot
+// starve the other.
+//
+// What it is not: a tenant that keeps a backlog below 12 while keeping
+// every worker busy can delay a flooding tenant indefinitely (River has no
+// ageing); a band is set at submission, so a tenant whose backlog drained
+// keeps its lower priority until it submits again; and a tenant whose
+// burst reaches 12 shares the last band with a flooder, first in, first
+// out, which it leaves only if its share of the workers there (about its
+// part of the waiting jobs) exceeds its demand. A rule that kept a tenant
+// one band ahead of any tenant with a larger backlog was tried and
+// dropped: of two tenants that both want more than the workers give, the
+// one that fell behind has the larger backlog (its requests stop waiting
+// and it submits more) and never got a worker again (docs/benchmarks.md).
+// Compile jobs are not affected (their own queue, priority 1).
 package jobqueue
 
 import (
@@ -136,14 +140,15 @@ func RescueAfter(timeout time.Duration) time.Duration {
 // backlog doubles: below 2×FairShareBacklog priority 2, below
 // 4×FairShareBacklog priority 3, else priority 4 (River's lowest).
 //
-// The bands are narrow on purpose: with the gateway's defaults a flooding
-// tenant's backlog is about its admission cap, 16 inferences in flight (up
+// The last band starts below the gateway's default admission cap: a
+// flooding tenant's backlog is about that cap, 16 inferences in flight (up
 // to the active-jobs quota, 64, when its requests stop waiting), so it
-// sits in the last band from a backlog of 8 on. Wider bands (4, 16, 64
-// were tried) put a tenant with a backlog of 4 to 15 in the flooder's
-// band, first in, first out with it (docs/benchmarks.md).
+// sits in the last band, and a modest tenant's burst has to reach 12 to
+// join it there. Bands of 4, 16 and 64 were tried: a flooder at its cap
+// of 16 was then in band 3 with any tenant whose backlog was 4 to 15,
+// first in, first out (docs/benchmarks.md).
 const (
-	FairShareBacklog = 2
+	FairShareBacklog = 3
 	backlogBand2     = 2 * FairShareBacklog
 	backlogBand3     = 4 * FairShareBacklog
 
@@ -153,24 +158,9 @@ const (
 )
 
 // Priority returns the River priority of an inference job whose tenant
-// has backlog inference jobs queued or running besides it, while the
-// busiest other tenant has largest: the band of backlog and, if largest is
-// larger, at least one band better than largest's (never better than 1).
-// The band alone would put a tenant with a burst of 8 or more in the band
-// of a flooder, first in, first out behind the flooder's older jobs, which
-// it would not leave while its demand exceeded half the workers' capacity;
-// the step keeps it ahead while its backlog is the smaller. See the
-// package comment.
-func Priority(backlog, largest int64) int {
-	p := band(backlog)
-	if backlog < largest {
-		p = min(p, max(band(largest)-1, HighestPriority))
-	}
-	return p
-}
-
-// band is the priority of a backlog on its own.
-func band(backlog int64) int {
+// has backlog inference jobs queued or running besides it; see the package
+// comment.
+func Priority(backlog int64) int {
 	switch {
 	case backlog < FairShareBacklog:
 		return HighestPriority
