@@ -168,11 +168,13 @@ WHERE id IN (
 //
 // It first takes the tenant's backlog lock, a transaction-scoped advisory
 // lock, so that the tenant's submissions count one after another: under
-// READ COMMITTED, a hundred concurrent submissions of a tenant that starts
-// to flood would each miss the others' uncommitted jobs, count a backlog
-// of almost nothing and all get priority 1. The lock is held until tx
-// ends; the tenant's submissions queue on its budget row (ReserveBudget,
-// later in tx) anyway, and nothing takes the two in the other order.
+// READ COMMITTED, concurrent submissions of a tenant that starts to flood
+// would each miss the others' uncommitted jobs and count too short a
+// backlog (a later submission moves the committed ones again, but until
+// then they are ahead of other tenants' jobs). The lock is held until tx
+// ends; a tenant's submissions of a model queue on its budget usage row
+// (ReserveBudget, later in tx) anyway, and nothing takes the two in the
+// other order.
 func (s *Store) enqueueFair(ctx context.Context, tx pgx.Tx, job storage.Job) error {
 	if _, err := tx.Exec(ctx, "SELECT pg_advisory_xact_lock($1)", s.advisoryLockID("backlog "+string(job.TenantID))); err != nil {
 		return fmt.Errorf("taking the backlog lock: %w", translate(err))

@@ -138,8 +138,8 @@ var waitingStates = func() string {
 // its tenant's backlog (jobqueue.Priority of the tenant's other queued or
 // running jobs, counted in tx), and moves the tenant's other waiting River
 // jobs to that priority, so that a tenant with a short backlog overtakes
-// one with a long one; see the jobqueue package comment. The transaction is the only writer (BEGIN
-// IMMEDIATE), so the count is exact.
+// one with a long one; see the jobqueue package comment. The transaction
+// is the only writer (BEGIN IMMEDIATE), so the count is exact.
 func (s *Store) enqueueFair(ctx context.Context, tx *sql.Tx, job storage.Job) error {
 	var active int64
 	if err := tx.QueryRowContext(ctx, activeJobsQuery, job.TenantID).Scan(&active); err != nil {
