@@ -24,6 +24,7 @@ type Metrics struct {
 	cacheMisses    prometheus.Counter
 	cacheEvictions prometheus.Counter
 	cacheBytes     prometheus.Gauge
+	memoryWaits    prometheus.Histogram
 
 	jobsExpired        prometheus.Counter
 	blobsDeleted       *prometheus.CounterVec
@@ -69,6 +70,11 @@ func NewMetrics() *Metrics {
 			Name: "hegate_keyset_cache_bytes",
 			Help: "Memory held by cached key sets.",
 		}),
+		memoryWaits: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "hegate_job_memory_wait_seconds",
+			Help:    "Time jobs waited for their estimated memory under the worker's --memory-limit.",
+			Buckets: []float64{0, .1, 1, 5, 15, 60, 300, 900},
+		}),
 		jobsExpired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "hegate_jobs_expired_total",
 			Help: "Finished jobs whose input and result blobs retention removed.",
@@ -86,7 +92,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.requests, m.duration, m.jobs, m.evalSeconds,
-		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes,
+		m.cacheHits, m.cacheMisses, m.cacheEvictions, m.cacheBytes, m.memoryWaits,
 		m.jobsExpired, m.blobsDeleted, m.blobDeleteFailures,
 	)
 	return m
@@ -130,6 +136,8 @@ func methodLabel(method string) string {
 func (m *Metrics) jobOutcome(model, outcome string) {
 	m.jobs.WithLabelValues(model, outcome).Inc()
 }
+
+func (m *Metrics) memoryWait(d time.Duration) { m.memoryWaits.Observe(d.Seconds()) }
 
 func (m *Metrics) evaluation(model string, d time.Duration) {
 	m.evalSeconds.WithLabelValues(model).Observe(d.Seconds())

@@ -38,6 +38,14 @@ type RunnerConfig struct {
 	// KeySetCacheBytes bounds the memory (he.KeySet.MemoryBytes) of parsed
 	// key sets kept between jobs; 0 means DefaultKeySetCacheBytes.
 	KeySetCacheBytes int64
+	// MemoryLimit, when set, bounds the memory of the jobs this Runner
+	// runs at once and the key sets it keeps between them: a job is
+	// admitted only when its estimated peak (the model's EvaluationBytes
+	// and EncodedBytes) fits next to the running jobs' and the idle cached
+	// key sets, which are evicted first to make room; otherwise it waits
+	// for running jobs to finish. A job larger than the whole limit fails
+	// with a reason naming both figures. 0 means no limit.
+	MemoryLimit int64
 	// MaxAttempts, when set, must equal the storage.WorkerConfig.MaxAttempts
 	// that Handle runs under: on the last attempt an infrastructure error
 	// then fails the job with the Runner's own reason. 0 leaves the last
@@ -70,6 +78,8 @@ func (c RunnerConfig) Validate() error {
 		return bad("KeySetCacheBytes is negative (%d)", c.KeySetCacheBytes)
 	case c.MaxAttempts < 0:
 		return bad("MaxAttempts is negative (%d)", c.MaxAttempts)
+	case c.MemoryLimit < 0:
+		return bad("MemoryLimit is negative (%d)", c.MemoryLimit)
 	}
 	if err := validateModels(c.Models, "Models", c.Catalog != nil); err != nil {
 		return bad("%v", err)
@@ -89,6 +99,7 @@ type Runner struct {
 	metrics     *Metrics
 	now         func() time.Time
 	cache       *keycache.Cache[*he.KeySet]
+	memory      *memoryBudget // nil without RunnerConfig.MemoryLimit
 	events      *JobEvents
 }
 
@@ -133,6 +144,9 @@ func NewRunner(cfg RunnerConfig) (*Runner, error) {
 		Evict: m.cacheEvictions.Inc,
 		Bytes: func(n int64) { m.cacheBytes.Set(float64(n)) },
 	})
+	if cfg.MemoryLimit > 0 {
+		r.memory = newMemoryBudget(cfg.MemoryLimit, r.cache.IdleBytes, r.cache.EvictIdle)
+	}
 	return r, nil
 }
 
@@ -299,10 +313,32 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 		return nil, he.Stats{}, false, hegate.E(op, hegate.KindInternal, err, "")
 	}
 	m := cm.Model
-	ks, hit, err := r.keySet(ctx, m, cm.KeyID(), job)
+	rec, cacheKey, err := r.keySetRecord(ctx, cm.KeyID(), job)
 	if err != nil {
 		return nil, he.Stats{}, false, err
 	}
+	if r.memory != nil {
+		// A cached key set is this job's from now on, not idle memory to
+		// evict for it.
+		early, _ := r.cache.Pin(cacheKey)
+		need := jobMemory(m)
+		release, waited, err := r.memory.acquire(ctx, need)
+		if err != nil {
+			early()
+			return nil, he.Stats{}, false, err
+		}
+		defer release()
+		r.metrics.memoryWait(waited)
+		if waited > 0 {
+			r.log.InfoContext(ctx, "job admitted after waiting for memory", "job_id", job.ID, millis("waited_ms", waited), slog.Int64("reserved_bytes", need))
+		}
+		defer early()
+	}
+	ks, hit, unpin, err := r.keySet(ctx, m, rec, cacheKey)
+	if err != nil {
+		return nil, he.Stats{}, false, err
+	}
+	defer unpin()
 	input, err := r.readInput(ctx, m, job)
 	if err != nil {
 		return nil, he.Stats{}, hit, err
@@ -323,26 +359,32 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 	return out, stats, hit, nil
 }
 
-// keySet returns the parsed key set of the job, through the cache. The
-// record is read first, scoped by the job's tenant: a key set deleted since
-// the job was accepted fails the job.
-func (r *Runner) keySet(ctx context.Context, m *he.Model, keyModel hegate.ModelID, job storage.Job) (*he.KeySet, bool, error) {
+// keySetRecord reads the job's key-set record, scoped by the job's tenant
+// (a key set deleted since the job was accepted fails the job), and returns
+// it with its cache key.
+func (r *Runner) keySetRecord(ctx context.Context, keyModel hegate.ModelID, job storage.Job) (storage.KeySet, string, error) {
 	const op = "runner.keySet"
 	rec, err := r.store.GetKeySet(ctx, job.TenantID, job.KeySetID)
 	if errors.Is(err, storage.ErrNotFound) {
-		return nil, false, hegate.E(op, hegate.KindNotFound, err, "key set %s was deleted", job.KeySetID)
+		return rec, "", hegate.E(op, hegate.KindNotFound, err, "key set %s was deleted", job.KeySetID)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("loading key set record %s: %w", job.KeySetID, err)
+		return rec, "", fmt.Errorf("loading key set record %s: %w", job.KeySetID, err)
 	}
 	if rec.Model != keyModel {
-		return nil, false, hegate.E(op, hegate.KindNotFound, nil, "key set %s was uploaded for model %s, not %s", rec.ID, rec.Model, keyModel)
+		return rec, "", hegate.E(op, hegate.KindNotFound, nil, "key set %s was uploaded for model %s, not %s", rec.ID, rec.Model, keyModel)
 	}
 	// Parsed key sets depend on the bytes (the id is their hash) and on the
 	// model version they were validated for (its key requirements); the
 	// tenant is part of the key because uploaded models are per tenant.
-	key := string(job.TenantID) + "/" + string(rec.Model) + "/" + string(rec.ID)
-	return r.cache.Get(ctx, key, func(ctx context.Context) (*he.KeySet, error) {
+	return rec, string(job.TenantID) + "/" + string(rec.Model) + "/" + string(rec.ID), nil
+}
+
+// keySet returns the parsed key set of rec through the cache, pinned there
+// until unpin is called.
+func (r *Runner) keySet(ctx context.Context, m *he.Model, rec storage.KeySet, key string) (_ *he.KeySet, hit bool, unpin func(), _ error) {
+	const op = "runner.keySet"
+	return r.cache.Acquire(ctx, key, func(ctx context.Context) (*he.KeySet, error) {
 		rc, err := r.blobs.Open(ctx, rec.BlobKey)
 		if err != nil {
 			return nil, fmt.Errorf("opening key set %s: %w", rec.ID, err)

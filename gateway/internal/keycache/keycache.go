@@ -36,6 +36,7 @@ type entry[V any] struct {
 	key   string
 	value V
 	size  int64
+	refs  int // callers of Acquire or Pin that have not released it
 }
 
 type call[V any] struct {
@@ -177,4 +178,84 @@ func fire(f func()) {
 	if f != nil {
 		f()
 	}
+}
+
+// Acquire is Get, and pins the value while the caller uses it: a pinned
+// value does not count in IdleBytes and EvictIdle leaves it. release
+// unpins it; it is safe to call more than once. A value the cache does not
+// keep (larger than its capacity) is returned with a release that does
+// nothing.
+func (c *Cache[V]) Acquire(ctx context.Context, key string, load func(context.Context) (V, error)) (value V, hit bool, release func(), err error) {
+	value, hit, err = c.Get(ctx, key, load)
+	if err != nil {
+		return value, hit, func() {}, err
+	}
+	// The entry under key holds the same value (a key names its content);
+	// when it is not kept, the caller uses what it got, unpinned.
+	release, _ = c.Pin(key)
+	return value, hit, release, nil
+}
+
+// Pin pins the value cached for key, if any, without loading it.
+func (c *Cache[V]) Pin(key string) (release func(), ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	el, ok := c.entries[key]
+	if !ok {
+		return func() {}, false
+	}
+	return c.pinLocked(el.Value.(*entry[V])), true
+}
+
+// pinLocked pins e; the caller holds mu.
+func (c *Cache[V]) pinLocked(e *entry[V]) func() {
+	e.refs++
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			c.mu.Lock()
+			e.refs--
+			c.mu.Unlock()
+		})
+	}
+}
+
+// IdleBytes returns the bytes of cached values nobody has pinned.
+func (c *Cache[V]) IdleBytes() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var n int64
+	for el := c.lru.Front(); el != nil; el = el.Next() {
+		if e := el.Value.(*entry[V]); e.refs == 0 {
+			n += e.size
+		}
+	}
+	return n
+}
+
+// EvictIdle evicts the least recently used values nobody has pinned until
+// at least want bytes are freed or no idle value is left, and returns the
+// bytes freed.
+func (c *Cache[V]) EvictIdle(want int64) int64 {
+	var freed int64
+	evicted := 0
+	c.mu.Lock()
+	for el := c.lru.Back(); el != nil && freed < want; {
+		prev := el.Prev()
+		if e := el.Value.(*entry[V]); e.refs == 0 {
+			freed += e.size
+			c.removeElement(el)
+			evicted++
+		}
+		el = prev
+	}
+	used := c.used
+	c.mu.Unlock()
+	for range evicted {
+		fire(c.hooks.Evict)
+	}
+	if evicted > 0 && c.hooks.Bytes != nil {
+		c.hooks.Bytes(used)
+	}
+	return freed
 }

@@ -140,3 +140,50 @@ func TestWaiterRetriesWhenLeaderIsCancelled(t *testing.T) {
 		t.Fatalf("waiter loads = %d, want 1", loads.Load())
 	}
 }
+
+// TestPinnedValuesAreNotIdle: a value held through Acquire or Pin is not
+// idle and EvictIdle leaves it; released, it is idle again and evicted
+// least recently used first.
+func TestPinnedValuesAreNotIdle(t *testing.T) {
+	t.Parallel()
+	c, _, _ := newCache(100)
+	ctx := context.Background()
+	var loads atomic.Int64
+	_, _, relA, err := c.Acquire(ctx, "a", loader(10, &loads))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Get(ctx, "b", loader(20, &loads)); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.IdleBytes(); got != 20 {
+		t.Fatalf("idle %d bytes with a pinned, want 20", got)
+	}
+	relB, ok := c.Pin("b")
+	if !ok {
+		t.Fatal("b is cached but Pin found nothing")
+	}
+	if _, ok := c.Pin("zz"); ok {
+		t.Fatal("pinned a key that is not cached")
+	}
+	if freed := c.EvictIdle(1000); freed != 0 || c.Len() != 2 {
+		t.Fatalf("evicted %d bytes of pinned values (%d left)", freed, c.Len())
+	}
+	relA()
+	relA() // twice is harmless
+	if got := c.IdleBytes(); got != 10 {
+		t.Fatalf("idle %d bytes after releasing a, want 10", got)
+	}
+	relB()
+	// Both idle now: a is least recently used (b was pinned after), and
+	// asking for 5 bytes evicts it alone.
+	if freed := c.EvictIdle(5); freed != 10 || c.Len() != 1 || c.Bytes() != 20 {
+		t.Fatalf("EvictIdle(5) freed %d, %d left holding %d", freed, c.Len(), c.Bytes())
+	}
+	// A value larger than the capacity is returned unpinned and not kept.
+	v, _, rel, err := c.Acquire(ctx, "huge", loader(500, &loads))
+	if err != nil || v.n != 500 || c.Len() != 1 {
+		t.Fatalf("huge: %v %v, %d cached", v, err, c.Len())
+	}
+	rel()
+}
