@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/tuneinsight/lattigo/v6/circuits/ckks/bootstrapping"
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/dft"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/utils"
 )
@@ -403,4 +404,69 @@ func (bp *bootParams) newBootKey(r bootKeyRecord) *rlwe.EvaluationKey {
 func (bp *bootParams) moduli(r bootKeyRecord) ([]uint64, []uint64) {
 	pb := bp.btp.BootstrappingParameters
 	return pb.Q(), pb.P()
+}
+
+// dftBytes bounds the memory of the bootstrapper's encoded DFT matrices,
+// which Lattigo builds from the bootstrapping keys' parameters at the first
+// evaluation: every matrix of CoeffsToSlots and SlotsToCoeffs holds one
+// plaintext per non-zero diagonal, at the DFT's level with its special
+// primes. A matrix merging k radix-2 layers of the FFT has at most
+// 2^(k+1) − 1 diagonals (the sums of ±2^l over its layers), twice that for
+// the repacking merged into the first SlotsToCoeffs matrix of a sparse
+// packing, and at most the slots it works on. TestBootstrappedMatchesReference
+// checks the bound against the matrices Lattigo builds.
+func (bp *bootParams) dftBytes() int64 {
+	pb := bp.btp.BootstrappingParameters
+	n := int64(pb.N())
+	var total int64
+	for _, d := range []dft.MatrixLiteral{bp.btp.CoeffsToSlotsParameters, bp.btp.SlotsToCoeffsParameters} {
+		dslots := 1 << d.LogSlots
+		sparse := d.LogSlots < pb.LogMaxSlots()
+		if sparse && d.Format == dft.RepackImagAsReal {
+			dslots *= 2
+		}
+		depth := d.Depth(false)
+		level := d.LogSlots
+		for i := 0; i < depth; i++ {
+			merge := (level + depth - i - 1) / (depth - i)
+			level -= merge
+			diags := 1<<(merge+1) - 1
+			if i == 0 && sparse && d.Type == dft.HomomorphicDecode && d.Format == dft.RepackImagAsReal {
+				diags = 2*diags + 1
+			}
+			total += int64(min(diags, dslots)) * int64(d.LevelQ+1+d.LevelP+1) * n * 8
+		}
+	}
+	return total
+}
+
+// bootstrapperBuffers is the number of polynomials at the bootstrapping
+// circuit's top level (with its special primes) that one bootstrapping
+// evaluator allocates as scratch space: the ckks evaluator's buffers and
+// two per gadget row of its key-switching decomposition. Calibrated on the
+// heap one holds (a heap profile of bootstrapping.NewEvaluator;
+// TestBootstrappedMatchesReference checks the estimate against it).
+func bootstrapperBuffers(decomp int) int64 { return 30 + 2*int64(decomp) }
+
+// evaluatorBytes estimates the memory one evaluation's bootstrapper holds
+// besides the keys: the DFT matrices (shared by the evaluations of a key
+// set) and one evaluator's scratch space.
+func (bp *bootParams) evaluatorBytes() int64 {
+	pb := bp.btp.BootstrappingParameters
+	top := int64(pb.MaxLevel()+1+pb.MaxLevelP()+1) * int64(pb.N()) * 8
+	decomp := pb.BaseRNSDecompositionVectorSize(pb.MaxLevel(), pb.MaxLevelP())
+	return bp.dftBytes() + bootstrapperBuffers(decomp)*top
+}
+
+// dftMatrixBytes measures the DFT matrices of a built bootstrapper.
+func dftMatrixBytes(ev *bootstrapping.Evaluator) int64 {
+	var total int64
+	for _, m := range []dft.Matrix{ev.C2SDFTMatrix, ev.S2CDFTMatrix} {
+		for _, lt := range m.Matrices {
+			for _, v := range lt.Vec {
+				total += int64(v.Q.N()) * int64(v.Q.Level()+1+v.P.Level()+1) * 8
+			}
+		}
+	}
+	return total
 }

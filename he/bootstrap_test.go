@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tuneinsight/lattigo/v6/circuits/ckks/bootstrapping"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 
@@ -154,6 +155,7 @@ func TestBootstrappedMatchesReference(t *testing.T) {
 		k.checkAgainstReference(t, x, res)
 	}
 	t.Logf("key generation %v, key set read %v, largest |encrypted − reference| %.3g (tolerance 1e-3)", keygen, read, worst)
+	checkBootstrapperEstimate(t, m, ks)
 	if worst > 1e-3 {
 		t.Fatalf("encrypted result differs from the reference by %g", worst)
 	}
@@ -488,4 +490,23 @@ func BenchmarkBootstrapCostModel(b *testing.B) {
 	b.ReportMetric(float64(boot)/1e6, "ms/bootstrap")
 	b.ReportMetric(float64(boot)/float64(ksTop), "keyswitches/bootstrap")
 	b.Logf("bootstrap %v = %.0f top-level key switches (model %.0f); key switch at the top %v", boot, float64(boot)/float64(ksTop), pc.boot, ksTop)
+}
+
+// checkBootstrapperEstimate builds a bootstrapper on the key set's keys and
+// checks the bound on its DFT matrices' memory (Manifest.EvaluationBytes
+// counts it, so workers admit bootstrapped jobs by it) against the matrices
+// Lattigo builds: at least their size, within 2.5 times it. (The scratch
+// buffers' share is calibrated on a heap profile, not asserted here.)
+func checkBootstrapperEstimate(t *testing.T, m *Model, ks *KeySet) {
+	t.Helper()
+	bp := m.c.boot
+	ev, err := bootstrapping.NewEvaluator(bp.btp, ks.k.bootKeys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	measured := dftMatrixBytes(ev)
+	t.Logf("bootstrapper: DFT matrices %d bytes (bound %d); estimate with scratch buffers %d", measured, bp.dftBytes(), bp.evaluatorBytes())
+	if measured > bp.dftBytes() || float64(bp.dftBytes()) > 2.5*float64(measured) {
+		t.Errorf("DFT matrices %d bytes, bound %d", measured, bp.dftBytes())
+	}
 }

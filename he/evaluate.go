@@ -375,6 +375,7 @@ func (m *Model) buildManifest() Manifest {
 		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.maxKeyLevel()+1)*int64(c.params.ckks.N())*8,
 	}
 	if c.boot != nil {
+		man.EvaluationBytes += c.boot.evaluatorBytes()
 		man.Bootstraps = c.bootstrapReport()
 		man.BootstrapKeys = c.boot.manifest()
 	}

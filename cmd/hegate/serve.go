@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -31,18 +32,38 @@ type workerFlags struct {
 	JobTimeout       time.Duration
 	CompileTimeout   time.Duration
 	KeySetCacheBytes int64
+	MemoryLimit      sizeFlag // bytes; -1: none
+	envErr           error    // a HEGATE_MEMORY_LIMIT that does not parse
 }
 
-func (w *workerFlags) register(fs interface {
-	IntVar(*int, string, int, string)
-	DurationVar(*time.Duration, string, time.Duration, string)
-	Int64Var(*int64, string, int64, string)
-}, defConcurrency int) {
+func (w *workerFlags) register(fs *pflag.FlagSet, defConcurrency int) {
 	fs.IntVar(&w.Concurrency, "workers", defConcurrency, "jobs evaluated at once by this process (0: none)")
 	fs.IntVar(&w.MaxAttempts, "max-attempts", 3, "attempts before a job is failed")
 	fs.DurationVar(&w.JobTimeout, "job-timeout", 10*time.Minute, "time limit of one attempt")
 	fs.DurationVar(&w.CompileTimeout, "compile-timeout", 30*time.Minute, "time limit of one attempt to compile an uploaded model")
 	fs.Int64Var(&w.KeySetCacheBytes, "keyset-cache-bytes", gateway.DefaultKeySetCacheBytes, "memory for parsed key sets kept between jobs")
+	w.MemoryLimit = sizeFlag{-1, true}
+	if v := envOr("HEGATE_MEMORY_LIMIT", ""); v != "" {
+		if err := w.MemoryLimit.Set(v); err != nil {
+			w.envErr = fmt.Errorf("HEGATE_MEMORY_LIMIT: %w", err)
+		}
+	}
+	fs.Var(&w.MemoryLimit, "memory-limit", "memory this process's jobs and cached key sets may hold, e.g. 12GiB: a job runs only when its estimated peak fits, others wait; also the Go runtime's soft limit unless GOMEMLIMIT is set (-1: none) [HEGATE_MEMORY_LIMIT]")
+}
+
+// memoryLimit is --memory-limit in bytes, 0 for none, and sets the Go
+// runtime's soft memory limit to it unless GOMEMLIMIT says otherwise.
+func (w *workerFlags) memoryLimit() (int64, error) {
+	if w.envErr != nil {
+		return 0, w.envErr
+	}
+	if w.MemoryLimit.n <= 0 {
+		return 0, nil
+	}
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(w.MemoryLimit.n)
+	}
+	return w.MemoryLimit.n, nil
 }
 
 // defaultRetention is --retention's default.
@@ -189,9 +210,17 @@ func (b *backend) startWorkers(ctx context.Context, wf workerFlags) error {
 	if wf.Concurrency <= 0 {
 		return nil
 	}
+	limit, err := wf.memoryLimit()
+	if err != nil {
+		return err
+	}
+	cacheBytes := wf.KeySetCacheBytes
+	if limit > 0 && (cacheBytes == 0 || cacheBytes > limit) {
+		cacheBytes = limit
+	}
 	runner, err := gateway.NewRunner(gateway.RunnerConfig{
-		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, KeySetCacheBytes: wf.KeySetCacheBytes,
-		MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics, JobEvents: b.events,
+		Store: b.store, Blobs: b.blobs, Models: b.models, Catalog: b.catalog, KeySetCacheBytes: cacheBytes,
+		MemoryLimit: limit, MaxAttempts: wf.MaxAttempts, Logger: b.logger, Metrics: b.metrics, JobEvents: b.events,
 	})
 	if err != nil {
 		return err
