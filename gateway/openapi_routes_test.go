@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -102,6 +103,22 @@ func TestOpenAPIEveryRoute(t *testing.T) {
 	bKS := bd.upload(t, bd.b)
 	call(bd, routeCall{method: "DELETE", path: "/v1/keys/" + bKS, key: bd.b.secret, status: 204})
 	call(bd, routeCall{method: "DELETE", path: "/v1/keys/" + bKS, key: bd.b.secret, status: 404})
+
+	// Resumable key-set uploads.
+	size := len(bd.a.keys)
+	upl := idOf(call(bd, routeCall{method: "POST", path: "/v1/keys/uploads", key: a, body: fmt.Appendf(nil, `{"model":"tiny","size":%d}`, size), hdr: jsonHdr, status: 201}))
+	call(bd, routeCall{method: "POST", path: "/v1/keys/uploads", key: a, body: []byte(`{"model":"tiny","size":1}`), hdr: jsonHdr, status: 400})
+	call(bd, routeCall{method: "HEAD", path: "/v1/keys/uploads/" + upl, key: a, status: 200})
+	call(bd, routeCall{method: "HEAD", path: "/v1/keys/uploads/" + upl, key: bd.b.secret, status: 404})
+	call(bd, routeCall{method: "GET", path: "/v1/keys/uploads/" + upl, key: a, status: 200})
+	call(bd, routeCall{method: "GET", path: "/v1/keys/uploads/" + upl, key: bd.b.secret, status: 404})
+	half := bd.a.keys[:size/2]
+	call(bd, routeCall{method: "PATCH", path: "/v1/keys/uploads/" + upl, key: a, body: half, hdr: chunkHeader(0, half), status: 204})
+	call(bd, routeCall{method: "PATCH", path: "/v1/keys/uploads/" + upl, key: a, body: half, hdr: chunkHeader(0, half), status: 409})
+	call(bd, routeCall{method: "PATCH", path: "/v1/keys/uploads/" + upl, key: a, body: bd.a.keys[size/2:], hdr: chunkHeader(int64(size/2), bd.a.keys[size/2:]), status: 200})
+	upl = idOf(call(bd, routeCall{method: "POST", path: "/v1/keys/uploads", key: a, body: fmt.Appendf(nil, `{"model":"tiny","size":%d}`, size), hdr: jsonHdr, status: 201}))
+	call(bd, routeCall{method: "DELETE", path: "/v1/keys/uploads/" + upl, key: a, status: 204})
+	call(bd, routeCall{method: "DELETE", path: "/v1/keys/uploads/" + upl, key: a, status: 404})
 
 	// Jobs.
 	if _, err := bd.a.client.WaitJob(bd.ctx, job); err != nil {

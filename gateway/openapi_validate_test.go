@@ -287,7 +287,21 @@ func (oa *openAPIDoc) check(r *http.Request, tee *teeBody, rec *recordingWriter,
 	if header == nil {
 		header = rec.ResponseWriter.Header()
 	}
-	if status == statusClientClosedRequest || r.Method == http.MethodHead {
+	if r.Method == http.MethodHead {
+		// No body to validate; the route and status still count.
+		req := r.Clone(context.Background())
+		req.Body = http.NoBody
+		route, _, err := oa.router.FindRoute(req)
+		if err != nil {
+			return nil // a path or method openapi.yaml leaves out: no body to check
+		}
+		if route.Operation.Responses.Status(status) == nil && !slices.Contains(statusesEverywhere, status) {
+			return fmt.Errorf("HEAD %s answered %d, which openapi.yaml does not document", route.Path, status)
+		}
+		cov.add(r.Method+" "+route.Path, status)
+		return nil
+	}
+	if status == statusClientClosedRequest {
 		return nil
 	}
 	if r.Context().Err() != nil && status >= 500 {

@@ -244,3 +244,79 @@ func formatRetention(d time.Duration) string {
 	}
 	return s
 }
+
+// UploadExpirer removes expired resumable uploads; *service.Service has it.
+type UploadExpirer interface {
+	SweepUploads(ctx context.Context, now time.Time) (int, error)
+}
+
+// UploadSweeperConfig is what an UploadSweeper needs.
+type UploadSweeperConfig struct {
+	// Uploads removes the expired uploads: Server.Service(). Required.
+	Uploads UploadExpirer
+	// Interval is the time between sweeps. Required: > 0.
+	Interval time.Duration
+	// Logger receives a line per sweep that removed something, and every
+	// failure; nil discards.
+	Logger *slog.Logger
+	// Clock tells the time; nil means time.Now.
+	Clock func() time.Time
+}
+
+// UploadSweeper removes, every Interval, the resumable key-set uploads
+// that saw no chunk for service.UploadTTL, with their partial bytes. (A
+// gateway without one still sweeps them, at most hourly, when an upload
+// is created.) Any number of processes may run one against the same store.
+type UploadSweeper struct {
+	cfg UploadSweeperConfig
+	log *slog.Logger
+	bg  background
+}
+
+// NewUploadSweeper validates cfg and builds an UploadSweeper.
+func NewUploadSweeper(cfg UploadSweeperConfig) (*UploadSweeper, error) {
+	const op = "gateway.NewUploadSweeper"
+	switch {
+	case cfg.Uploads == nil:
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "gateway: UploadSweeperConfig.Uploads is nil")
+	case cfg.Interval <= 0:
+		return nil, hegate.E(op, hegate.KindInvalid, nil, "gateway: UploadSweeperConfig.Interval must be positive (%s)", cfg.Interval)
+	}
+	if cfg.Clock == nil {
+		cfg.Clock = time.Now
+	}
+	s := &UploadSweeper{cfg: cfg, log: cfg.Logger}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	return s, nil
+}
+
+// Start sweeps once right away and then every Interval until Stop or ctx
+// ends. An UploadSweeper starts at most once.
+func (s *UploadSweeper) Start(ctx context.Context) error {
+	return s.bg.start(ctx, "UploadSweeper", func(ctx context.Context) {
+		tick := time.NewTicker(s.cfg.Interval)
+		defer tick.Stop()
+		for {
+			n, err := s.cfg.Uploads.SweepUploads(ctx, s.cfg.Clock())
+			switch {
+			case err != nil && ctx.Err() != nil:
+				return
+			case err != nil:
+				s.log.ErrorContext(ctx, "upload sweep failed", slog.Int("uploads_removed", n), slog.String("error", err.Error()))
+			case n > 0:
+				s.log.InfoContext(ctx, "upload sweep", slog.Int("uploads_removed", n))
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+		}
+	})
+}
+
+// Stop ends the sweeping and waits for a sweep in progress. Safe to call
+// twice, or without Start.
+func (s *UploadSweeper) Stop() { s.bg.stop() }

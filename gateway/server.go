@@ -12,6 +12,7 @@ import (
 	"github.com/go-chi/chi/v5"
 
 	"github.com/hegate/hegate"
+	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/attest"
 	"github.com/hegate/hegate/attest/credential"
 	"github.com/hegate/hegate/catalog"
@@ -161,6 +162,7 @@ func (s *Server) routes() chi.Router {
 	r.With(s.authenticate, s.guard(classInfer), s.limitBody(inferLimit), s.accepts(inferTypes...)).Post("/v2/models/{model}/infer", s.infer)
 	r.With(s.authenticate, s.guard(classInfer), s.limitBody(inferLimit), s.accepts(inferTypes...)).Post("/v2/models/{model}/versions/{version}/infer", s.infer)
 	r.With(s.authenticate, s.guard(classKeySet), s.limitBody(s.cfg.MaxKeySetBytes), s.accepts(keySetTypes...)).Post("/v1/keys", s.uploadKeySet)
+	r.With(s.authenticate, s.guard(classKeySet), s.limitBody(api.MaxUploadChunk), s.accepts(api.ContentTypeOffsetOctetStream)).Patch(api.PathKeyUploads+"/{id}", s.patchUpload)
 	r.With(s.authenticate, s.guard(classModel), s.limitBody(s.catalog.MaxSourceBytes()+1), s.accepts(modelTypes...)).Post("/v1/models", s.uploadModel)
 	r.With(s.authenticate, s.guard(classEnroll), s.limitBody(maxEnrollBody), s.accepts(jsonTypes...)).Post("/v1/enroll", s.postEnroll)
 	r.With(s.authenticate, s.guard(classDefault), s.limitBody(attest.MaxDocumentBytes), s.accepts(jsonTypes...)).Put("/v1/attestation/{format}/{kind}", s.putAttestationDoc)
@@ -170,6 +172,10 @@ func (s *Server) routes() chi.Router {
 		r.Get("/v1/keys", s.listKeySets)
 		r.Get("/v1/keys/{id}", s.getKeySet)
 		r.Delete("/v1/keys/{id}", s.deleteKeySet)
+		r.With(s.accepts(jsonTypes...)).Post(api.PathKeyUploads, s.createUpload)
+		r.Head(api.PathKeyUploads+"/{id}", s.uploadStatus)
+		r.Get(api.PathKeyUploads+"/{id}", s.uploadStatus)
+		r.Delete(api.PathKeyUploads+"/{id}", s.abortUpload)
 		r.Get("/v1/budget", s.getBudget)
 		r.Get("/v1/budget/ledger", s.getLedger)
 		r.Get("/v1/budget/{model}", s.getModelBudget)

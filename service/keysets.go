@@ -115,7 +115,14 @@ func (s *Service) UploadKeySet(ctx context.Context, p Principal, in UploadKeySet
 	if p.Role == RoleViewer {
 		return storage.KeySet{}, false, s.denied(ctx, p, "keyset.upload", string(m.KeyID()), p.requireAdmin(op))
 	}
-	info, blob, err := storeKeySet(ctx, s.blobs, m.Model, in.Body, in.Limit)
+	return s.putKeySet(ctx, p, m, in.Body, in.Limit)
+}
+
+// putKeySet is UploadKeySet after the role check: the key set streamed
+// from body, checked, stored and recorded, audited as "keyset.upload".
+func (s *Service) putKeySet(ctx context.Context, p Principal, m catalog.Model, body io.Reader, limit int64) (storage.KeySet, bool, error) {
+	const op = "keys.upload"
+	info, blob, err := storeKeySet(ctx, s.blobs, m.Model, body, limit)
 	if err != nil {
 		return storage.KeySet{}, false, wrap(err, "uploading key set for model %s", m.ID())
 	}

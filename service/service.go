@@ -55,6 +55,9 @@ type Config struct {
 	// ChallengeTTL is how long an enrollment challenge may be redeemed; 0
 	// means DefaultChallengeTTL.
 	ChallengeTTL time.Duration
+	// Parts holds the bytes of resumable key-set uploads; nil means Blobs
+	// if it is a storage.Parts too, else no resumable uploads.
+	Parts storage.Parts
 	// DeleteBlobs deletes blobs a rule freed (a deleted key set's), with
 	// the reason for metrics; nil deletes them from Blobs, logging a
 	// failure (the orphan sweeper removes what is left).
@@ -84,6 +87,8 @@ type Service struct {
 	deleteBlobs func(ctx context.Context, reason string, keys []string)
 	jobFinished func(hegate.JobID)
 	logins      loginLimiter
+	parts       storage.Parts
+	uploads     uploadLocks
 }
 
 // New checks cfg and makes the service.
@@ -114,6 +119,10 @@ func New(cfg Config) (*Service, error) {
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	s.parts = cfg.Parts
+	if s.parts == nil {
+		s.parts, _ = cfg.Blobs.(storage.Parts)
 	}
 	if s.log == nil {
 		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))

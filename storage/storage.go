@@ -592,6 +592,7 @@ type Store interface {
 	Tenants
 	APIKeys
 	KeySets
+	KeySetUploads
 	Jobs
 	Models
 	Budgets

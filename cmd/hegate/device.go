@@ -307,24 +307,51 @@ func newKeysCmd() *cobra.Command {
 		newKeysUploadCmd(), newKeysListCmd(), newKeysDeleteCmd())
 }
 
+// keyUploadFlags choose between a one-shot and a resumable key-set upload.
+type keyUploadFlags struct {
+	above  int64  // files larger than this go in chunks
+	chunk  int64  // bytes per chunk
+	resume string // an upload id to continue
+}
+
 func newKeysUploadCmd() *cobra.Command {
-	var cfg deviceConfig
+	var (
+		cfg deviceConfig
+		up  keyUploadFlags
+	)
 	cmd := &cobra.Command{
 		Use:   "upload",
 		Short: "upload the key set hegate keygen made; its id goes to keyset.id",
-		Args:  args(cobra.NoArgs),
+		Long: `Upload the key set hegate keygen made; its id goes to keyset.id.
+
+A key set larger than --resumable-above (64 MiB by default: a bootstrapped
+model's are 1 to 2.5 GB) goes in chunks of --chunk-size bytes, each checked
+against its SHA-256 by the gateway. A lost connection is retried from where
+the gateway stands; if the command itself stops, it prints the upload's id,
+and --resume ID continues that upload (for 24 hours after its last chunk).`,
+		Example: `  hegate keys upload
+  hegate keys upload --chunk-size 16777216
+  hegate keys upload --resume upl_...`,
+		Args: args(cobra.NoArgs),
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if err := cfg.validate(cmd); err != nil {
 				return err
+			}
+			if up.chunk < 0 || up.chunk > api.MaxUploadChunk {
+				return fmt.Errorf("--chunk-size %d: want 1 to %d bytes (0: the largest)", up.chunk, int64(api.MaxUploadChunk))
 			}
 			cl, err := cfg.client()
 			if err != nil {
 				return err
 			}
-			return uploadKeys(cmd, cfg, cl)
+			return uploadKeysWith(cmd, cfg, cl, up)
 		},
 	}
 	cfg.register(cmd.Flags())
+	f := cmd.Flags()
+	f.Int64Var(&up.above, "resumable-above", api.MaxUploadChunk, "upload key sets larger than this many bytes in resumable chunks")
+	f.Int64Var(&up.chunk, "chunk-size", 0, "bytes per chunk of a resumable upload (0: the largest the gateway takes, 64 MiB)")
+	f.StringVar(&up.resume, "resume", "", "continue the resumable upload with this id")
 	return cmd
 }
 
@@ -393,6 +420,10 @@ func newKeysDeleteCmd() *cobra.Command {
 }
 
 func uploadKeys(cmd *cobra.Command, cfg deviceConfig, cl *client.Client) error {
+	return uploadKeysWith(cmd, cfg, cl, keyUploadFlags{above: api.MaxUploadChunk})
+}
+
+func uploadKeysWith(cmd *cobra.Command, cfg deviceConfig, cl *client.Client, up keyUploadFlags) error {
 	f, err := os.Open(cfg.path("keyset.bin"))
 	if err != nil {
 		return fmt.Errorf("opening key set (run hegate keygen first): %w", err)
@@ -404,7 +435,22 @@ func uploadKeys(cmd *cobra.Command, cfg deviceConfig, cl *client.Client) error {
 	}
 	t0 := time.Now()
 	bar := byteMeter(cmd, st.Size(), "uploading key set")
-	ks, err := cl.UploadKeySet(cmd.Context(), cfg.Model, bar.reader(f), st.Size())
+	var ks api.KeySet
+	if up.resume != "" || st.Size() > up.above {
+		var id string
+		ks, err = cl.UploadKeySetResumable(cmd.Context(), cfg.Model, f, st.Size(), client.ResumableOptions{
+			Chunk:    up.chunk,
+			UploadID: up.resume,
+			Started:  func(s string) { id = s },
+			Progress: bar.set,
+		})
+		if err != nil && id != "" {
+			bar.finish()
+			return fmt.Errorf("%w\ncontinue with: hegate keys upload --resume %s", err, id)
+		}
+	} else {
+		ks, err = cl.UploadKeySet(cmd.Context(), cfg.Model, bar.reader(f), st.Size())
+	}
 	bar.finish()
 	if err != nil {
 		return err

@@ -153,6 +153,13 @@ func (m *meter) reader(r io.Reader) io.Reader {
 	return io.TeeReader(r, m.bar)
 }
 
+// set shows n done.
+func (m *meter) set(n int64) {
+	if m != nil {
+		_ = m.bar.Set64(n)
+	}
+}
+
 func (m *meter) add(n int) {
 	if m != nil {
 		_ = m.bar.Add(n)

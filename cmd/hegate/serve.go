@@ -381,6 +381,16 @@ the API only, with hegate worker processes on PostgreSQL). SQLite in
 			if err := b.startSweeper(ctx); err != nil {
 				return err
 			}
+			// Resumable key-set uploads left unfinished expire (24 h after
+			// their last chunk); the API's processes remove them.
+			us, err := gateway.NewUploadSweeper(gateway.UploadSweeperConfig{Uploads: srv.Service(), Interval: 10 * time.Minute, Logger: b.logger})
+			if err != nil {
+				return err
+			}
+			if err := us.Start(ctx); err != nil {
+				return err
+			}
+			defer us.Stop()
 			ln, err := net.Listen("tcp", addr)
 			if err != nil {
 				return fmt.Errorf("listening on %s: %w", addr, err)

@@ -199,3 +199,45 @@ func TestDeleteIfOlderRacesPut(t *testing.T) {
 		t.Fatalf("young blob: deleted %v, %v", gone, err)
 	}
 }
+
+func TestParts(t *testing.T) {
+	t.Parallel()
+	storagetest.ExerciseParts(t, func(t *testing.T) storage.Parts {
+		dir := t.TempDir()
+		s, err := blobfs.New(dir)
+		if err != nil {
+			t.Fatalf("New: %v", err)
+		}
+		return s
+	})
+}
+
+// TestPartsAreNotBlobs checks that a partial upload is neither listed as a
+// blob nor removed as a Put's temporary file.
+func TestPartsAreNotBlobs(t *testing.T) {
+	t.Parallel()
+	ctx := t.Context()
+	s, err := blobfs.New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id storage.UploadID = "upl_bbbbbbbbbbbbbbbbbbbbbbbbbb"
+	if err := s.CreatePart(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.AppendPart(ctx, id, 0, strings.NewReader("partial"), 100); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.ListBlobs(ctx, func(b storage.StoredBlob) error {
+		t.Errorf("ListBlobs listed %+v", b)
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := s.RemoveTemp(ctx, time.Now().Add(time.Hour)); err != nil || n != 0 {
+		t.Fatalf("RemoveTemp = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := s.PartSize(ctx, id); err != nil || n != 7 {
+		t.Fatalf("PartSize = %d, %v; want 7", n, err)
+	}
+}

@@ -78,6 +78,7 @@ func Exercise(t *testing.T, open Opener) {
 	tests = append(tests, tenantTests...)
 	tests = append(tests, apiKeyTests...)
 	tests = append(tests, keySetTests...)
+	tests = append(tests, uploadTests...)
 	tests = append(tests, jobTests...)
 	tests = append(tests, retentionTests...)
 	tests = append(tests, blobReferenceTests...)

@@ -19,6 +19,7 @@ const (
 	Job    = "job"
 	Device = "dev"
 	User   = "usr"
+	Upload = "upl"
 )
 
 var encoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 
 	"github.com/hegate/hegate/storage"
 )
@@ -247,6 +248,44 @@ func Ledger(q storage.LedgerQuery) error {
 		return fmt.Errorf("BeforeID is %d, want >= 0", q.BeforeID)
 	case q.Limit < 1 || q.Limit > storage.MaxLedgerEntries:
 		return fmt.Errorf("Limit is %d, want 1 to %d", q.Limit, storage.MaxLedgerEntries)
+	}
+	return nil
+}
+
+// CreateKeySetUpload checks the params of KeySetUploads.CreateKeySetUpload.
+func CreateKeySetUpload(p storage.CreateKeySetUploadParams) error {
+	switch {
+	case p.TenantID == "" || p.Model == "":
+		return errors.New("TenantID and Model are required")
+	case p.ModelVersion < 0:
+		return fmt.Errorf("ModelVersion is %d, want >= 0", p.ModelVersion)
+	case p.Size <= 0:
+		return fmt.Errorf("Size is %d, want > 0", p.Size)
+	case p.ExpiresAt.IsZero():
+		return errors.New("ExpiresAt is required")
+	}
+	return nil
+}
+
+// AdvanceKeySetUpload checks the offsets of KeySetUploads.AdvanceKeySetUpload.
+func AdvanceKeySetUpload(from, to int64, expiresAt time.Time) error {
+	switch {
+	case from < 0 || to < from:
+		return fmt.Errorf("offsets from %d to %d: want 0 <= from <= to", from, to)
+	case expiresAt.IsZero():
+		return errors.New("expiresAt is required")
+	}
+	return nil
+}
+
+// ListExpiredKeySetUploads checks the params of
+// KeySetUploads.ListExpiredKeySetUploads.
+func ListExpiredKeySetUploads(before time.Time, limit int) error {
+	switch {
+	case before.IsZero():
+		return errors.New("before is required")
+	case limit < 1 || limit > storage.MaxListExpiredUploads:
+		return fmt.Errorf("limit is %d, want 1 to %d", limit, storage.MaxListExpiredUploads)
 	}
 	return nil
 }
