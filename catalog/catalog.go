@@ -63,6 +63,11 @@ type Config struct {
 	AllowInsecure bool
 	// Logger receives one line per compile; nil discards.
 	Logger *slog.Logger
+	// DescribeOnly compiles stored versions without their weights, for a
+	// process that never evaluates (he.CompileOptions.DescribeOnly). Such
+	// a process runs no compile jobs; if it did, Compile would still
+	// compile the upload in full to check it.
+	DescribeOnly bool
 }
 
 // Validate reports the first problem with the configuration.
@@ -398,7 +403,9 @@ func (c *Catalog) loadVersion(ctx context.Context, v storage.ModelVersion) (*he.
 		return nil, fmt.Errorf("catalog: model %s v%d: %w", v.Name, v.Version, err)
 	}
 	opts.Ranges = cs.Ranges
-	m, err := he.Compile(ctx, cs.Graph, opts.compileOptions(c.cfg.AllowInsecure))
+	co := opts.compileOptions(c.cfg.AllowInsecure)
+	co.DescribeOnly = c.cfg.DescribeOnly
+	m, err := he.Compile(ctx, cs.Graph, co)
 	if err != nil {
 		return nil, fmt.Errorf("catalog: compiling stored model %s v%d: %w", v.Name, v.Version, err)
 	}

@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"runtime"
 	"sort"
+	"sync"
 
 	"github.com/tuneinsight/lattigo/v6/circuits/ckks/polynomial"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
@@ -20,10 +21,19 @@ import (
 // Compile lowers g to a circuit (circuit.go), fuses its linear nodes
 // (fuse.go), packs the input (packing.go), lays every value out in slots
 // and plans the levels (plan.go), chooses a method per linear step and
-// pre-encodes every weight (linear.go), and lists the keys a device must
-// make. Errors are KindInvalid when the graph cannot be compiled, and say
+// pre-encodes every weight (linear.go; or keeps them as float64 values to
+// encode per step at evaluation: CompileOptions.Weights), and lists the
+// keys a device must make. Errors are KindInvalid when the graph cannot be compiled, and say
 // which node and why (or how many levels it needs and the preset has).
 func Compile(ctx context.Context, g *ir.Graph, opts CompileOptions) (*Model, error) {
+	switch opts.Weights {
+	case "", WeightsEncoded, WeightsLazy:
+	default:
+		return nil, hegate.E("he.Compile", hegate.KindInvalid, nil, "weights %q: want \"\" (auto), %q or %q", opts.Weights, WeightsEncoded, WeightsLazy)
+	}
+	if opts.MaxEncodedBytes < 0 {
+		return nil, hegate.E("he.Compile", hegate.KindInvalid, nil, "max encoded bytes %d is negative", opts.MaxEncodedBytes)
+	}
 	if opts.Privacy.Clip {
 		var err error
 		if g, opts, err = withOutputClip(ctx, g, opts); err != nil {
@@ -217,6 +227,11 @@ func compileFor(ctx context.Context, g *ir.Graph, opts CompileOptions, preset st
 		}
 	}
 	c.keepDiagonals = opts.keepDiagonals
+	c.describeOnly = opts.DescribeOnly
+	c.weights, c.maxEncoded = opts.Weights, opts.MaxEncodedBytes
+	if c.maxEncoded == 0 {
+		c.maxEncoded = DefaultMaxEncodedBytes
+	}
 	if err := c.build(ctx, lp, progress); err != nil {
 		return nil, err
 	}
@@ -327,6 +342,26 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 		}
 	}
 	c.lastUse[c.circ.output] = len(c.circ.nodes)
+	// Lay out every linear step first (each reads its inputs' periods,
+	// which the steps before it set), so the size of the pre-encoded
+	// weights is known before any is encoded.
+	lins := make([]*linStep, len(c.circ.nodes))
+	eagerBytes := int64(0)
+	for i, n := range c.circ.nodes {
+		if n.kind != kindLinear {
+			continue
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		ls := planLinear(n, c.layouts, c.layouts[n.out], c.n)
+		c.layouts[n.out].period = ls.period
+		lins[i] = ls
+		for _, t := range ls.terms {
+			eagerBytes += int64(len(t.diags)) * int64(lp.nodeLevel[i]+1+p.MaxLevelP()+1) * int64(p.N()) * 8
+		}
+	}
+	c.lazy = c.weights == WeightsLazy || (c.weights == "" && eagerBytes > c.maxEncoded)
 	for i, n := range c.circ.nodes {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -336,22 +371,35 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 		st := step{kind: n.kind, name: n.name, in: n.in, out: n.out, level: level, outLevel: level - n.depth()}
 		switch n.kind {
 		case kindLinear:
-			ls := planLinear(n, c.layouts, c.layouts[n.out], c.n)
+			ls := lins[i]
 			// Each term's plaintext scale brings its product to Δ·q_level,
 			// so the terms add up and the rescale leaves exactly Δ.
 			q := rlwe.NewScale(p.Q()[level])
 			for _, t := range ls.terms {
 				ptScale := q.Mul(delta).Div(scales[t.in])
-				if err := t.encode(p, ecd, level, c.logN, ptScale, c.parallelism); err != nil {
-					return fmt.Errorf("%s: node %q: %w", op, n.name, err)
+				if c.lazy {
+					// Encoded per evaluation (evaluate.go): keep the
+					// float64 diagonals.
+					t.plan(p, level, c.logN, ptScale, c.parallelism)
+					for _, d := range t.diags {
+						c.encodedBytes += int64(len(d)) * 8
+					}
+					c.transientBytes = max(c.transientBytes, t.encodedBytes(p))
+				} else if c.describeOnly {
+					t.plan(p, level, c.logN, ptScale, c.parallelism)
+					c.encodedBytes += t.encodedBytes(p)
+				} else {
+					if err := t.encode(p, ecd, level, c.logN, ptScale, c.parallelism); err != nil {
+						return fmt.Errorf("%s: node %q: %w", op, n.name, err)
+					}
+					c.encodedBytes += t.encodedBytes(p)
 				}
 				for _, ge := range t.galEls {
 					use(ge, level)
 				}
 				st.cost.add(Cost{Rotations: t.baby + t.giant, PlainMults: len(t.diags)})
 				st.diags += len(t.diags)
-				c.encodedBytes += int64(len(t.diags)) * int64(level+1+p.MaxLevelP()+1) * int64(p.N()) * 8
-				if !c.keepDiagonals {
+				if c.describeOnly || (!c.lazy && !c.keepDiagonals) {
 					t.diags = nil // encoded: the float64 copies are not needed any more
 				}
 			}
@@ -361,7 +409,6 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 			st.cost.Rotations += len(ls.rotSum)
 			st.cost.Rescales = 1
 			st.lin = ls
-			c.layouts[n.out].period = ls.period
 			scales[n.out] = delta
 		case kindSquare, kindMul:
 			st.cost = Cost{CipherMults: 1, Relins: 1, Rescales: 1}
@@ -412,9 +459,32 @@ func (c *compiled) build(ctx context.Context, lp levelPlan, progress func(string
 		// one), at the lowest level so it costs little.
 		c.relinLevel = 1
 	}
+	if c.lazy {
+		// Each goroutine's encoder (encodeParts): a polynomial at the
+		// top level and its complex buffer.
+		c.ecdBase = ecd
+		c.transientBytes += int64(c.parallelism) * int64((p.MaxLevel()+1)*8+16) * int64(p.N())
+	}
 	progress("encode", len(c.circ.nodes), len(c.circ.nodes))
 	return nil
 }
+
+// encoders returns c.parallelism encoders for one evaluation of a model
+// with lazy weights (give them back with putEncoders): an encoder is not
+// safe for concurrent use, so each goroutine encoding a term's diagonals
+// has its own, sharing the base encoder's roots.
+func (c *compiled) encoders() []*ckks.Encoder {
+	if e, ok := c.ecdPool.Get().([]*ckks.Encoder); ok {
+		return e
+	}
+	e := make([]*ckks.Encoder, c.parallelism)
+	for i := range e {
+		e[i] = c.ecdBase.ShallowCopy()
+	}
+	return e
+}
+
+func (c *compiled) putEncoders(e []*ckks.Encoder) { c.ecdPool.Put(e) }
 
 // polyMults estimates the ciphertext multiplications of a Paterson–Stockmeyer
 // evaluation of degree d: about sqrt(2d) + log2(d).
@@ -481,14 +551,28 @@ type deviceSpec struct {
 
 type compiled struct {
 	*deviceSpec
-	encodedBytes  int64 // pre-encoded weights
+	encodedBytes  int64 // resident weights: pre-encoded, or float64 when lazy
 	keepDiagonals bool
-	parallelism   int // goroutines one evaluation may use
-	circ          *circuit
-	layouts       []*layout
-	steps         []step
-	lastUse       []int // per value: the last step that reads it
-	cost          Cost
+	describeOnly  bool // CompileOptions.DescribeOnly: nothing encoded, Evaluate refuses
+	// weights and maxEncoded are CompileOptions.Weights and
+	// MaxEncodedBytes; lazy is the choice made: the linear terms keep
+	// their float64 diagonals and are encoded at each evaluation.
+	weights    string
+	maxEncoded int64
+	lazy       bool
+	// transientBytes (lazy weights): the largest term's plaintexts and the
+	// evaluation's encoders' buffers, live during one evaluation.
+	transientBytes int64
+	// ecdBase (lazy weights) is only shallow-copied, never encoded with
+	// after compilation; ecdPool holds []*ckks.Encoder of c.parallelism.
+	ecdBase     *ckks.Encoder
+	ecdPool     sync.Pool
+	parallelism int // goroutines one evaluation may use
+	circ        *circuit
+	layouts     []*layout
+	steps       []step
+	lastUse     []int // per value: the last step that reads it
+	cost        Cost
 	// mechanism is how results are released; nil, with privacyNote saying
 	// why, when they cannot be.
 	mechanism   *Mechanism

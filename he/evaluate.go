@@ -52,6 +52,9 @@ func (m *Model) Evaluate(ctx context.Context, ks *KeySet, input []byte, rel Rele
 	}()
 	start := time.Now()
 	c := m.c
+	if c.describeOnly {
+		return nil, Stats{}, hegate.E(op, hegate.KindInternal, nil, "model %s was compiled to be described, not evaluated (CompileOptions.DescribeOnly)", m.ID())
+	}
 	if ks == nil || ks.k == nil || ks.k.evk == nil {
 		return nil, Stats{}, hegate.E(op, hegate.KindInvalid, nil, "no key set")
 	}
@@ -86,6 +89,7 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, ev *evaluato
 	evals := ev.evals
 	eval := evals[0]
 	var polyEval *polynomial.Evaluator // made on the first polynomial step
+	var ecds []*ckks.Encoder           // lazy weights: taken on the first linear step
 	// Project the input onto its real part: x + conj(x) = 2·Re(x), and the
 	// device encrypts half its input (Device.Encrypt). A device that
 	// encrypts complex values thus gets what real ones would give: the
@@ -128,7 +132,17 @@ func (c *compiled) run(ctx context.Context, input *rlwe.Ciphertext, ev *evaluato
 				if err != nil {
 					return nil, fmt.Errorf("step %d (%s): %w", i, st.name, err)
 				}
-				y, err := linear(evals, x, t.parts)
+				if c.lazy && ecds == nil {
+					ecds = c.encoders()
+					defer c.putEncoders(ecds)
+				}
+				// Lazy weights: the term's plaintexts, encoded now and
+				// dropped after it.
+				parts, err := t.transforms(c.params.ckks, ecds)
+				if err != nil {
+					return nil, fmt.Errorf("step %d (%s, term %d): %w", i, st.name, k, err)
+				}
+				y, err := linear(evals, x, parts)
 				if err != nil {
 					return nil, fmt.Errorf("step %d (%s, term %d): %w", i, st.name, k, err)
 				}
@@ -372,7 +386,10 @@ func (m *Model) buildManifest() Manifest {
 		EncodedBytes:    c.encodedBytes,
 		Privacy:         c.mechanism,
 		PrivacyNote:     c.privacyNote,
-		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.maxKeyLevel()+1)*int64(c.params.ckks.N())*8,
+		EvaluationBytes: 2*c.keySetSize() + int64(c.liveCiphertexts()+2)*2*int64(c.maxKeyLevel()+1)*int64(c.params.ckks.N())*8 + c.transientBytes,
+	}
+	if c.lazy {
+		man.Weights = WeightsLazy
 	}
 	if c.boot != nil {
 		man.EvaluationBytes += c.boot.evaluatorBytes()

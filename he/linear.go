@@ -8,6 +8,7 @@ import (
 	commonlintrans "github.com/tuneinsight/lattigo/v6/circuits/common/lintrans"
 	"github.com/tuneinsight/lattigo/v6/core/rlwe"
 	"github.com/tuneinsight/lattigo/v6/ring"
+	"github.com/tuneinsight/lattigo/v6/ring/ringqp"
 	"github.com/tuneinsight/lattigo/v6/schemes/ckks"
 )
 
@@ -46,12 +47,17 @@ const (
 // linTerm is one input's transform in a linear step.
 type linTerm struct {
 	in     int
-	diags  map[int][]float64 // diagonal index → values (length n)
-	n1     int               // baby-step size
-	parts  []lintrans.LinearTransformation
-	galEls []uint64 // for the baby and giant steps, at the step's level
-	baby   int      // non-zero baby steps
-	giant  int      // non-zero giant steps
+	diags  map[int][]float64               // diagonal index → values (length n)
+	n1     int                             // baby-step size
+	parts  []lintrans.LinearTransformation // encoded at compile time; nil for lazy weights
+	galEls []uint64                        // for the baby and giant steps, at the step's level
+	baby   int                             // non-zero baby steps
+	giant  int                             // non-zero giant steps
+	// lt is the parts' Lattigo parameters (level, scale, dimensions;
+	// DiagonalsIndexList set per part) and lists each part's diagonal
+	// indices: what encodeParts needs to encode the term again.
+	lt    lintrans.Parameters
+	lists [][]int
 }
 
 // linStep is a compiled linear node.
@@ -198,19 +204,31 @@ func hybridDiagonals(t term, in, out *layout, nEff, m int) map[int][]float64 {
 
 // encode encodes a term at level with plaintext scale ptScale, split into
 // parts (by giant-step group, for parallel evaluation) that share N1 and so
-// need no other keys.
+// need no other keys: the eager path, which keeps the parts.
 func (t *linTerm) encode(params ckks.Parameters, ecd *ckks.Encoder, level, logSlots int, ptScale rlwe.Scale, parallelism int) error {
+	t.plan(params, level, logSlots, ptScale, parallelism)
+	parts, err := t.encodeParts(params, []*ckks.Encoder{ecd})
+	if err != nil {
+		return err
+	}
+	t.parts = parts
+	return nil
+}
+
+// plan fixes what encoding the term needs without encoding it: the Galois
+// elements of its baby and giant steps, and its split into parts (by
+// giant-step group, for parallel evaluation) that share N1 and so need no
+// other keys. A term with lazy weights is planned at compile time and
+// encoded (encodeParts) at every evaluation.
+func (t *linTerm) plan(params ckks.Parameters, level, logSlots int, ptScale rlwe.Scale, parallelism int) {
 	idx := diagIndex(t.diags)
 	slots := 1 << logSlots
-	ltParams := func(list []int) lintrans.Parameters {
-		return lintrans.Parameters{
-			DiagonalsIndexList:        list,
-			LevelQ:                    level,
-			LevelP:                    params.MaxLevelP(),
-			Scale:                     ptScale,
-			LogDimensions:             ring.Dimensions{Rows: 0, Cols: logSlots},
-			LogBabyStepGiantStepRatio: logBSGSRatio,
-		}
+	t.lt = lintrans.Parameters{
+		LevelQ:                    level,
+		LevelP:                    params.MaxLevelP(),
+		Scale:                     ptScale,
+		LogDimensions:             ring.Dimensions{Rows: 0, Cols: logSlots},
+		LogBabyStepGiantStepRatio: logBSGSRatio,
 	}
 	_, giants, babies := commonlintrans.BSGSIndex(idx, slots, t.n1)
 	t.galEls = nil
@@ -256,21 +274,104 @@ func (t *linTerm) encode(params ckks.Parameters, ecd *ckks.Encoder, level, logSl
 			lists[small] = append(lists[small], groups[g]...)
 		}
 	}
-	t.parts = make([]lintrans.LinearTransformation, len(lists))
-	for i, list := range lists {
+	for _, list := range lists {
 		sort.Ints(list)
-		part := lintrans.NewTransformation(params, ltParams(list))
-		part.N1 = t.n1
+	}
+	t.lists = lists
+}
+
+// encodedBytes is the memory of the term's encoded parts: one plaintext
+// in QP at the term's level per diagonal.
+func (t *linTerm) encodedBytes(params ckks.Parameters) int64 {
+	return int64(len(t.diags)) * int64(t.lt.LevelQ+1+t.lt.LevelP+1) * int64(params.N()) * 8
+}
+
+// encodeParts encodes the planned term's parts from its float64 diagonals,
+// the same way whether the parts are kept (eager) or made for one
+// evaluation (lazy). With several encoders (one per goroutine: an encoder
+// is not safe for concurrent use) the diagonals are dealt round-robin to
+// goroutines, each encoding its share into the parts' own plaintexts
+// through a view of the transformation that holds only those diagonals:
+// each diagonal's plaintext depends only on its values, its giant step and
+// the scale, so the parts are the same bit for bit as one encoder makes.
+func (t *linTerm) encodeParts(params ckks.Parameters, ecds []*ckks.Encoder) ([]lintrans.LinearTransformation, error) {
+	parts := make([]lintrans.LinearTransformation, len(t.lists))
+	total := 0
+	for i, list := range t.lists {
+		ltp := t.lt
+		ltp.DiagonalsIndexList = list
+		parts[i] = lintrans.NewTransformation(params, ltp)
+		parts[i].N1 = t.n1
+		total += len(list)
+	}
+	encodeOne := func(ecd *ckks.Encoder, i int, list []int) error {
+		part := parts[i]
 		sub := lintrans.Diagonals[float64]{}
 		for _, k := range list {
 			sub[k] = t.diags[k]
 		}
-		if err := lintrans.Encode(ecd, sub, part); err != nil {
-			return fmt.Errorf("encoding linear transform (part %d of %d): %w", i+1, len(lists), err)
+		if len(list) != len(t.lists[i]) {
+			// A view of the part holding only list's plaintexts (shared
+			// with the part) and its own metadata (Encode writes it).
+			md := *part.MetaData
+			part.MetaData = &md
+			part.Vec = make(map[int]ringqp.Poly, len(list))
+			for _, k := range list {
+				part.Vec[k] = parts[i].Vec[k]
+			}
 		}
-		t.parts[i] = part
+		if err := lintrans.Encode(ecd, sub, part); err != nil {
+			return fmt.Errorf("encoding linear transform (part %d of %d): %w", i+1, len(parts), err)
+		}
+		return nil
 	}
-	return nil
+	workers := min(len(ecds), total)
+	if workers <= 1 {
+		for i, list := range t.lists {
+			if err := encodeOne(ecds[0], i, list); err != nil {
+				return nil, err
+			}
+		}
+		return parts, nil
+	}
+	// shares[w][i]: the diagonals of part i that goroutine w encodes.
+	shares := make([][][]int, workers)
+	for w := range shares {
+		shares[w] = make([][]int, len(parts))
+	}
+	n := 0
+	for i, list := range t.lists {
+		for _, k := range list {
+			shares[n%workers][i] = append(shares[n%workers][i], k)
+			n++
+		}
+	}
+	if err := parallel(workers, func(w int) error {
+		for i, list := range shares[w] {
+			if len(list) == 0 {
+				continue
+			}
+			if err := encodeOne(ecds[w], i, list); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	return parts, nil
+}
+
+// transforms returns the term's encoded parts: those kept at compile time,
+// or (lazy weights) parts encoded now with ecds, for one evaluation.
+func (t *linTerm) transforms(params ckks.Parameters, ecds []*ckks.Encoder) ([]lintrans.LinearTransformation, error) {
+	if t.parts != nil {
+		return t.parts, nil
+	}
+	if t.diags == nil || len(ecds) == 0 {
+		return nil, fmt.Errorf("linear term on value %d has neither encoded weights nor diagonals", t.in)
+	}
+	return t.encodeParts(params, ecds)
 }
 
 // repeatTo repeats v (whose length divides n) to length n.

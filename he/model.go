@@ -29,6 +29,11 @@ type CompileOptions struct {
 	// Name, when set, is the compiled model's ID instead of the graph's
 	// name (to serve one graph compiled two ways).
 	Name string
+	// DescribeOnly compiles the model for a process that serves its
+	// manifest and checks key sets and ciphertexts but never evaluates (an
+	// API-only gateway): no weight is encoded or kept, the manifest is the
+	// one an evaluating process computes, and Evaluate refuses.
+	DescribeOnly bool
 	// keepDiagonals keeps the float64 diagonals after encoding (the
 	// benchmark's hand-written yardstick encodes them again).
 	keepDiagonals bool
@@ -53,7 +58,30 @@ type CompileOptions struct {
 	// runtime.GOMAXPROCS(0), at most 8; 1 evaluates sequentially. It changes
 	// neither the keys nor the results.
 	Parallelism int
+	// Weights chooses how the linear layers' weights are held: "encoded"
+	// pre-encodes every diagonal as a plaintext at its step's level, with
+	// the special primes, once at compile time (fastest; one diagonal is
+	// (level+1+P)·N·8 bytes, P the special primes); "lazy" keeps the
+	// diagonals as float64 values (n·8 bytes each, n the slots used) and
+	// encodes a term's plaintexts during each evaluation, just before the
+	// term is applied, dropping them after. "" (auto) is lazy when the
+	// pre-encoded weights would exceed MaxEncodedBytes, encoded otherwise.
+	// The results are the same bit for bit either way.
+	Weights string
+	// MaxEncodedBytes bounds the pre-encoded weights for Weights "" (auto);
+	// 0 means DefaultMaxEncodedBytes.
+	MaxEncodedBytes int64
 }
+
+// DefaultMaxEncodedBytes is the pre-encoded weights above which Compile
+// keeps them as float64 values and encodes them per step (Weights "").
+const DefaultMaxEncodedBytes int64 = 2 << 30
+
+// Weights values (CompileOptions.Weights, Manifest.Weights).
+const (
+	WeightsEncoded = "encoded"
+	WeightsLazy    = "lazy"
+)
 
 // Cost counts the homomorphic primitives one evaluation performs.
 type Cost struct {
@@ -101,12 +129,21 @@ type Manifest struct {
 	KeySetBytes     int64      `json:"key_set_bytes"`    // exact size of the key-set upload
 	CiphertextBytes int64      `json:"ciphertext_bytes"` // exact size of an input ciphertext
 	ResultBytes     int64      `json:"result_bytes"`     // exact size of a result ciphertext
-	// EncodedBytes is the memory of the model's pre-encoded weights (per
-	// process, shared by every evaluation); EvaluationBytes estimates one
-	// evaluation's peak: the expanded key set (twice its wire size) and the
-	// ciphertexts alive at once.
+	// EncodedBytes is the memory of the model's resident weights (per
+	// process, shared by every evaluation): the pre-encoded plaintexts, or,
+	// when Weights is "lazy", the float64 diagonals they are encoded from
+	// (8 bytes a slot). EvaluationBytes estimates one evaluation's peak:
+	// the expanded key set (twice its wire size) and the ciphertexts alive
+	// at once, the bootstrapper's when the model bootstraps, and, for lazy
+	// weights, the plaintexts of the largest term (one input of a linear
+	// step), which are encoded for it and dropped after it, with one
+	// encoder's buffers per goroutine.
 	EncodedBytes    int64 `json:"encoded_bytes"`
 	EvaluationBytes int64 `json:"evaluation_bytes"`
+	// Weights is "lazy" when the linear layers' plaintexts are encoded per
+	// step during each evaluation instead of held encoded (see
+	// CompileOptions.Weights); empty when they are pre-encoded.
+	Weights string `json:"weights,omitempty"`
 	// Split is set for split inference: Input is then the shape of the
 	// value the device computes and encrypts.
 	Split *SplitInfo `json:"split,omitempty"`

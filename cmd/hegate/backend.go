@@ -35,6 +35,10 @@ type backendConfig struct {
 	DataDir     string // blobs live in <DataDir>/blobs
 	ModelsDir   string // extra model JSON files, optional
 	LogLevel    string
+	// describeOnly compiles models without their weights, for a process
+	// that never evaluates (serve --workers 0): manifests, key-set and
+	// ciphertext checks only (he.CompileOptions.DescribeOnly).
+	describeOnly bool
 }
 
 func (c *backendConfig) register(fs *pflag.FlagSet) {
@@ -193,7 +197,7 @@ func pickBuiltins(all []builtin, names []string) ([]builtin, error) {
 
 // compileModels compiles the built-in models, each for the smallest
 // 128-bit preset it fits.
-func compileModels(ctx context.Context, specs []builtin, cal *calibrator) ([]*he.Model, error) {
+func compileModels(ctx context.Context, specs []builtin, cal *calibrator, describeOnly bool) ([]*he.Model, error) {
 	seen := map[string]bool{}
 	var out []*he.Model
 	for _, b := range specs {
@@ -205,7 +209,7 @@ func compileModels(ctx context.Context, specs []builtin, cal *calibrator) ([]*he
 		if err != nil {
 			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}
-		m, err := he.Compile(ctx, b.graph, he.CompileOptions{Name: b.name, SplitAfter: b.splitAfter, Calibration: samples})
+		m, err := he.Compile(ctx, b.graph, he.CompileOptions{Name: b.name, SplitAfter: b.splitAfter, Calibration: samples, DescribeOnly: describeOnly})
 		if err != nil {
 			return nil, fmt.Errorf("compiling model %s: %w", b.name, err)
 		}

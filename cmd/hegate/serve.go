@@ -161,7 +161,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 	var models []*he.Model
 	var lazy []catalog.LazyModel
 	if only != nil {
-		if models, err = compileModels(ctx, specs, cal); err != nil {
+		if models, err = compileModels(ctx, specs, cal, cfg.describeOnly); err != nil {
 			return nil, err
 		}
 	} else {
@@ -172,7 +172,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 			}
 			seen[spec.name] = true
 			lazy = append(lazy, catalog.LazyModel{Name: hegate.ModelID(spec.name), Compile: func(ctx context.Context) (*he.Model, error) {
-				ms, err := compileModels(ctx, []builtin{spec}, cal)
+				ms, err := compileModels(ctx, []builtin{spec}, cal, cfg.describeOnly)
 				if err != nil {
 					return nil, err
 				}
@@ -191,6 +191,7 @@ func openBackend(ctx context.Context, cfg backendConfig, logger *slog.Logger, on
 	}
 	cat, err := catalog.New(catalog.Config{
 		Store: store, Blobs: blobs, Builtin: models, Lazy: lazy, Calibration: cal.samples, Logger: logger,
+		DescribeOnly: cfg.describeOnly,
 	})
 	if err != nil {
 		store.Close()
@@ -358,6 +359,9 @@ the API only, with hegate worker processes on PostgreSQL). SQLite in
 				return fmt.Errorf("--default-budget: %w", err)
 			}
 			ctx := cmd.Context()
+			// An API-only process evaluates nothing: its models need no
+			// weights (a bootstrapped model's are GBs).
+			cfg.describeOnly = wf.Concurrency == 0
 			b, err := openBackend(ctx, cfg, cfg.logger(cmd.ErrOrStderr()), nil)
 			if err != nil {
 				return err
