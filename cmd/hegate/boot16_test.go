@@ -9,11 +9,9 @@ import (
 	"io"
 	"math"
 	"math/rand/v2"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -23,7 +21,6 @@ import (
 
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he/ir"
-	"github.com/hegate/hegate/internal/pgtest"
 )
 
 // boot16MemoryLimit is the worker's --memory-limit in
@@ -44,35 +41,14 @@ const boot16MemoryLimit = 6 << 30
 //
 //	go test -tags boot16 ./cmd/hegate -run TestBootstrappedJobsUnderMemoryLimit -v -timeout 30m
 func TestBootstrappedJobsUnderMemoryLimit(t *testing.T) {
-	dbURL, schema := pgtest.Schema(t, "hegate_boot16_")
+	cli, apiKey := pgCLI(t, "hegate_boot16_")
 	bin := buildHegate(t)
 	ctx := t.Context()
-	t.Setenv("HEGATE_DATABASE_URL", dbURL)
-	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
-	t.Setenv("HEGATE_DATA_DIR", t.TempDir())
-	cli := func(args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(ctx, args, &out, &errb); err != nil {
-			t.Fatalf("hegate %v: %v\n%s", args, err, errb.String())
-		}
-		return out.String()
-	}
-	cli("migrate")
-	m := regexp.MustCompile(`api key (hgk_\S+)`).FindStringSubmatch(cli("tenant", "create", "fleet"))
-	if m == nil {
-		t.Fatal("tenant create printed no API key")
-	}
 	// Little noise (σ = 4e-4 per output, within the tolerance below at
 	// five σ): this test checks the encrypted evaluation, not the release.
 	cli("budget", "set", "--tenant", "fleet", "--model", "deep", "--epsilon", "1e9", "--delta", "1e-5", "--period", "month", "--sigma", "4e-4", "--reason", "test")
 
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -125,7 +101,7 @@ func TestBootstrappedJobsUnderMemoryLimit(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("HEGATE_SERVER", "http://"+addr)
-	t.Setenv("HEGATE_API_KEY", m[1])
+	t.Setenv("HEGATE_API_KEY", apiKey)
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
 	start := time.Now()
 	if out := cli("model", "import", file, "--name", "deep", "--preset", "n16-boot", "--output-range", "-2,2"); !strings.Contains(out, "ready: deep@v1") {
@@ -139,7 +115,7 @@ func TestBootstrappedJobsUnderMemoryLimit(t *testing.T) {
 	cli("keys", "upload", "--model", "deep@v1")
 	t.Logf("key set uploaded in %v", time.Since(start))
 
-	dev := deviceConfig{Server: "http://" + addr, APIKey: m[1], Model: "deep@v1", Dir: os.Getenv("HEGATE_DEVICE_DIR")}
+	dev := deviceConfig{Server: "http://" + addr, APIKey: apiKey, Model: "deep@v1", Dir: os.Getenv("HEGATE_DEVICE_DIR")}
 	d, sk, err := dev.loadDevice()
 	if err != nil {
 		t.Fatal(err)

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,9 +16,7 @@ import (
 
 	"github.com/hegate/hegate/client"
 	"github.com/hegate/hegate/he/ir"
-	"github.com/hegate/hegate/internal/pgtest"
 	"math/rand/v2"
-	"net"
 )
 
 // TestResumableUploadOfAGigabyteKeySet is criterion 4 of issue 6: the
@@ -33,31 +30,10 @@ import (
 //
 //	go test -tags boot16 ./cmd/hegate -run TestResumableUploadOfAGigabyteKeySet -v -timeout 30m
 func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
-	dbURL, schema := pgtest.Schema(t, "hegate_upload16_")
+	cli, apiKey := pgCLI(t, "hegate_upload16_")
 	bin := buildHegate(t)
 	ctx := t.Context()
-	t.Setenv("HEGATE_DATABASE_URL", dbURL)
-	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
-	t.Setenv("HEGATE_DATA_DIR", t.TempDir())
-	cli := func(args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(ctx, args, &out, &errb); err != nil {
-			t.Fatalf("hegate %v: %v\n%s", args, err, errb.String())
-		}
-		return out.String()
-	}
-	cli("migrate")
-	m := regexp.MustCompile(`api key (hgk_\S+)`).FindStringSubmatch(cli("tenant", "create", "fleet"))
-	if m == nil {
-		t.Fatal("tenant create printed no API key")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	start := func(name string, args ...string) *exec.Cmd {
 		logs := &syncBuffer{}
 		cmd := exec.Command(bin, args...)
@@ -89,7 +65,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Setenv("HEGATE_SERVER", "http://"+addr)
-	t.Setenv("HEGATE_API_KEY", m[1])
+	t.Setenv("HEGATE_API_KEY", apiKey)
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
 	if out := cli("model", "import", file, "--name", "deep", "--preset", "n16-boot", "--output-range", "-2,2"); !strings.Contains(out, "ready: deep@v1") {
 		t.Fatalf("model import printed %q", out)
@@ -126,7 +102,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 	if size < 1e9 {
 		t.Fatalf("key set of %d bytes: want at least 1 GB", size)
 	}
-	cl, err := client.New("http://"+addr, m[1])
+	cl, err := client.New("http://"+addr, apiKey)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,11 +5,9 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,7 +17,6 @@ import (
 
 	"github.com/hegate/hegate/api"
 	"github.com/hegate/hegate/client"
-	"github.com/hegate/hegate/internal/pgtest"
 )
 
 // buildHegate builds this command into a temporary directory, for tests
@@ -71,35 +68,13 @@ func TestKilledWorkerJobIsRescued(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encrypted inference in worker processes")
 	}
-	dbURL, schema := pgtest.Schema(t, "hegate_rescue_")
+	cli, apiKey := pgCLI(t, "hegate_rescue_")
 	bin := buildHegate(t)
 	ctx := t.Context()
-
-	t.Setenv("HEGATE_DATABASE_URL", dbURL)
-	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
-	t.Setenv("HEGATE_DATA_DIR", t.TempDir())
-	cli := func(args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(ctx, args, &out, &errb); err != nil {
-			t.Fatalf("hegate %v: %v\n%s", args, err, errb.String())
-		}
-		return out.String()
-	}
-	cli("migrate")
-	m := regexp.MustCompile(`api key (hgk_\S+)`).FindStringSubmatch(cli("tenant", "create", "fleet"))
-	if m == nil {
-		t.Fatal("tenant create printed no API key")
-	}
 	cli("budget", "set", "--tenant", "fleet", "--model", "mnist-cryptonets", "--epsilon", "1e8", "--delta", "1e-5", "--period", "month", "--sigma", "1", "--reason", "test")
 
 	// The API only, in this process: it evaluates nothing.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -112,7 +87,7 @@ func TestKilledWorkerJobIsRescued(t *testing.T) {
 	defer func() { stop(); wg.Wait() }()
 	waitReady(t, "http://"+addr+"/v2/health/ready")
 
-	dev := deviceConfig{Server: "http://" + addr, APIKey: m[1], Model: "mnist-cryptonets", Dir: t.TempDir()}
+	dev := deviceConfig{Server: "http://" + addr, APIKey: apiKey, Model: "mnist-cryptonets", Dir: t.TempDir()}
 	t.Setenv("HEGATE_SERVER", dev.Server)
 	t.Setenv("HEGATE_API_KEY", dev.APIKey)
 	t.Setenv("HEGATE_DEVICE_DIR", dev.Dir)
@@ -223,7 +198,8 @@ func TestKilledWorkerJobIsRescued(t *testing.T) {
 	}
 
 	// Exactly once, as the database tells it.
-	conn, err := pgx.Connect(ctx, dbURL)
+	schema := os.Getenv("HEGATE_DATABASE_SCHEMA")
+	conn, err := pgx.Connect(ctx, os.Getenv("HEGATE_DATABASE_URL"))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,7 +15,6 @@ import (
 	"time"
 
 	"github.com/hegate/hegate/he/ir"
-	"github.com/hegate/hegate/internal/pgtest"
 	"github.com/hegate/hegate/modelzoo"
 )
 
@@ -28,25 +26,8 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 	if testing.Short() {
 		t.Skip("encrypted inference")
 	}
-	url, schema := pgtest.Schema(t, "hegate_cmd_")
+	cli, apiKey := pgCLI(t, "hegate_cmd_")
 	ctx := context.Background()
-
-	t.Setenv("HEGATE_DATABASE_URL", url)
-	t.Setenv("HEGATE_DATABASE_SCHEMA", schema)
-	t.Setenv("HEGATE_DATA_DIR", t.TempDir()) // the shared blob directory
-	cli := func(args ...string) string {
-		t.Helper()
-		var out, errb bytes.Buffer
-		if err := run(ctx, args, &out, &errb); err != nil {
-			t.Fatalf("hegate %v: %v\n%s", args, err, errb.String())
-		}
-		return out.String()
-	}
-	cli("migrate")
-	m := regexp.MustCompile(`api key (hgk_\S+)`).FindStringSubmatch(cli("tenant", "create", "fleet"))
-	if m == nil {
-		t.Fatal("tenant create printed no API key")
-	}
 
 	// The operator sets the tenant's budgets: the built-in model's, and
 	// the one the tenant uploads below (the model need not exist yet).
@@ -54,12 +35,7 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 	for _, model := range []string{"mnist-cryptonets", "digits"} {
 		cli("budget", "set", "--tenant", "fleet", "--model", model, "--epsilon", "1e8", "--delta", "1e-5", "--period", "month", "--sigma", "1", "--reason", "test")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	srvCtx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	for _, args := range [][]string{{"serve", "--workers", "0", "--addr", addr}, {"worker", "--workers", "1"}} {
@@ -75,7 +51,7 @@ func TestServeAndWorkerOnPostgres(t *testing.T) {
 	waitReady(t, "http://"+addr+"/v2/health/ready")
 
 	t.Setenv("HEGATE_SERVER", "http://"+addr)
-	t.Setenv("HEGATE_API_KEY", m[1])
+	t.Setenv("HEGATE_API_KEY", apiKey)
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
 	cli("keygen")
 	cli("keys", "upload")
