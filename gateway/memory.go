@@ -21,7 +21,10 @@ type memoryBudget struct {
 
 	mu       sync.Mutex
 	reserved int64
-	changed  chan struct{} // closed and replaced whenever reserved falls
+	// pinned is the memory of cached key sets that waiting jobs hold
+	// pinned (so not idle, not evictable) before they are admitted.
+	pinned  int64
+	changed chan struct{} // closed and replaced whenever reserved falls
 }
 
 func newMemoryBudget(limit int64, idle func() int64, evict func(int64) int64) *memoryBudget {
@@ -37,23 +40,30 @@ func jobMemory(m *he.Model) int64 {
 	return man.EvaluationBytes + man.EncodedBytes
 }
 
-// acquire reserves n bytes, waiting while they do not fit. It returns the
-// release and how long the job waited. A job that needs more than the
-// whole limit can never run here: it is refused at once.
-func (b *memoryBudget) acquire(ctx context.Context, n int64) (release func(), waited time.Duration, err error) {
+// acquire reserves n bytes, waiting while they do not fit. pinned is the
+// size of the job's own key set when it is cached and pinned by the job
+// (its n counts it): while the job waits, that memory is neither idle nor
+// reserved, so the other jobs' admissions count it. It returns the release
+// and how long the job waited. A job that needs more than the whole limit
+// can never run here: it is refused at once.
+func (b *memoryBudget) acquire(ctx context.Context, n, pinned int64) (release func(), waited time.Duration, err error) {
 	if n > b.limit {
 		return nil, 0, hegate.E("runner.memory", hegate.KindTooLarge, nil,
 			"the job needs about %s of memory, more than this worker's limit of %s", formatBytes(n), formatBytes(b.limit))
 	}
 	start := time.Now()
+	b.mu.Lock()
+	b.pinned += pinned
+	b.mu.Unlock()
 	for {
 		b.mu.Lock()
-		free := b.limit - b.reserved - b.idle()
+		free := b.limit - b.reserved - b.idle() - (b.pinned - pinned)
 		if n > free {
 			free += b.evict(n - free)
 		}
 		if n <= free {
 			b.reserved += n
+			b.pinned -= pinned
 			b.mu.Unlock()
 			var once sync.Once
 			return func() { once.Do(func() { b.release(n) }) }, time.Since(start), nil
@@ -63,6 +73,9 @@ func (b *memoryBudget) acquire(ctx context.Context, n int64) (release func(), wa
 		select {
 		case <-wait:
 		case <-ctx.Done():
+			b.mu.Lock()
+			b.pinned -= pinned
+			b.mu.Unlock()
 			return nil, time.Since(start), fmt.Errorf("waiting for %s of memory: %w", formatBytes(n), ctx.Err())
 		}
 	}

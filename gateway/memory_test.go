@@ -26,18 +26,18 @@ func TestMemoryBudget(t *testing.T) {
 	if _, _, err := cache.Get(ctx, "idle", func(context.Context) (int64, error) { return 30, nil }); err != nil {
 		t.Fatal(err)
 	}
-	rel1, _, err := b.acquire(ctx, 60)
+	rel1, _, err := b.acquire(ctx, 60, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// 60 reserved + 30 idle: 10 free. Evicting the idle 30 makes 40.
-	rel2, _, err := b.acquire(ctx, 40)
+	rel2, _, err := b.acquire(ctx, 40, 0)
 	if err != nil || cache.Len() != 0 || b.reservedBytes() != 100 {
 		t.Fatalf("second job: %v; cache holds %d values, %d reserved", err, cache.Len(), b.reservedBytes())
 	}
 	admitted := make(chan time.Duration, 1)
 	go func() {
-		rel3, waited, err := b.acquire(ctx, 50)
+		rel3, waited, err := b.acquire(ctx, 50, 0)
 		if err != nil {
 			t.Error(err)
 			close(admitted)
@@ -67,16 +67,49 @@ func TestMemoryBudget(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("not admitted after every release")
 	}
-	if _, _, err := b.acquire(ctx, 101); !hegate.Is(err, hegate.KindTooLarge) || !strings.Contains(hegate.DetailOf(err), "101 bytes") || !strings.Contains(hegate.DetailOf(err), "100 bytes") {
+	if _, _, err := b.acquire(ctx, 101, 0); !hegate.Is(err, hegate.KindTooLarge) || !strings.Contains(hegate.DetailOf(err), "101 bytes") || !strings.Contains(hegate.DetailOf(err), "100 bytes") {
 		t.Fatalf("a job above the limit: %v", err)
 	}
 	short, cancel := context.WithTimeout(ctx, 20*time.Millisecond)
 	defer cancel()
-	hold, _, _ := b.acquire(ctx, 100)
-	if _, _, err := b.acquire(short, 1); err == nil {
+	hold, _, _ := b.acquire(ctx, 100, 0)
+	if _, _, err := b.acquire(short, 1, 0); err == nil {
 		t.Fatal("admitted while the limit is held")
 	}
 	hold()
+
+	// A waiting job's pinned key set is neither idle nor reserved: the
+	// other admissions count it.
+	hold, _, _ = b.acquire(ctx, 50, 0)
+	waiting := make(chan func(), 1)
+	go func() {
+		rel, _, err := b.acquire(ctx, 60, 30) // 30 of its 60 pinned in the cache
+		if err != nil {
+			t.Error(err)
+		}
+		waiting <- rel
+	}()
+	time.Sleep(50 * time.Millisecond)
+	small := make(chan func(), 1)
+	go func() {
+		rel, _, err := b.acquire(ctx, 25, 0)
+		if err != nil {
+			t.Error(err)
+		}
+		small <- rel
+	}()
+	select {
+	case <-small:
+		t.Fatal("admitted 25 bytes next to 50 reserved and 30 pinned by a waiting job")
+	case <-time.After(50 * time.Millisecond):
+	}
+	hold()
+	relW, relS := <-waiting, <-small
+	if got := b.reservedBytes(); got != 85 {
+		t.Fatalf("%d bytes reserved after both admissions, want 85", got)
+	}
+	relW()
+	relS()
 }
 
 // TestRunnerMemoryLimit runs jobs of two tenants (two key sets) on a

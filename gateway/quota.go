@@ -103,6 +103,17 @@ func (s *Server) demandOf(c routeClass, r *http.Request) (demand, bool) {
 	}
 	switch c {
 	case classKeySet:
+		if r.Method == http.MethodPatch {
+			// A chunk of a resumable upload: the last one stores the
+			// whole key set, so every chunk must fit the whole of it.
+			if p, err := principal(r); err == nil {
+				if u, err := s.svc.UploadStatus(r.Context(), p, storage.UploadID(chi.URLParam(r, "id"))); err == nil {
+					return demand{keySets: 1, keySetBytes: u.Size, blobs: 1, blobBytes: u.Size}, true
+				}
+			}
+			n := size(api.MaxUploadChunk)
+			return demand{keySets: 1, keySetBytes: n, blobs: 1, blobBytes: n}, true
+		}
 		name := r.URL.Query().Get(api.QueryModel)
 		if name == "" {
 			name = r.Header.Get(api.HeaderModel)

@@ -320,9 +320,9 @@ func (r *Runner) evaluate(ctx context.Context, job storage.Job) ([]byte, he.Stat
 	if r.memory != nil {
 		// A cached key set is this job's from now on, not idle memory to
 		// evict for it.
-		early, _ := r.cache.Pin(cacheKey)
+		early, pinned, _ := r.cache.Pin(cacheKey)
 		need := jobMemory(m)
-		release, waited, err := r.memory.acquire(ctx, need)
+		release, waited, err := r.memory.acquire(ctx, need, pinned)
 		if err != nil {
 			early()
 			return nil, he.Stats{}, false, err

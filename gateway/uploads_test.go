@@ -478,3 +478,52 @@ func TestClientUploadResumable(t *testing.T) {
 		t.Fatalf("partial files left: %v", parts)
 	}
 }
+
+// TestUploadLimits: a tenant keeps at most service.MaxOpenUploads uploads
+// open (their partial bytes count against no quota); an empty chunk
+// before the end is refused (it would only push the expiry back); and
+// every chunk must fit the whole key set in the tenant's key-set quota,
+// since the last one stores all of it.
+func TestUploadLimits(t *testing.T) {
+	t.Parallel()
+	var size int64
+	bd := setup(t, withoutWorkers(), withConfig(func(c *Config) {
+		size = c.MaxKeySetBytes
+		c.Quota.KeySetBytes = size + size/2 // one key set, not two
+	}))
+	keys, key := bd.a.keys, bd.a.secret
+	if int64(len(keys)) != size {
+		t.Fatalf("test key set %d bytes, limit %d", len(keys), size)
+	}
+	var open []api.KeySetUpload
+	for range service.MaxOpenUploads {
+		open = append(open, bd.createUpload(t, key, len(keys)))
+	}
+	body := fmt.Sprintf(`{"model":%q,"size":%d}`, bd.model.ID(), len(keys))
+	wantProblem(t, bd.call(t, http.MethodPost, api.PathKeyUploads, key, strings.NewReader(body), http.Header{"Content-Type": {api.ContentTypeJSON}}),
+		http.StatusConflict, "resumable uploads open, the most it may")
+	// Another tenant is not limited by this one's uploads.
+	bd.createUpload(t, bd.b.secret, len(keys))
+
+	u := open[0]
+	wantProblem(t, bd.patch(t, key, u.ID, 0, nil, nil), http.StatusBadRequest, "an empty chunk at offset 0 adds nothing")
+	if got := bd.uploadOffset(t, key, u.ID); got != 0 {
+		t.Fatalf("offset %d after an empty chunk", got)
+	}
+
+	// One whole key set fits the quota: the first upload completes.
+	half := len(keys) / 2
+	if resp := bd.patch(t, key, u.ID, 0, keys[:half], nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first half: %d", resp.StatusCode)
+	}
+	if resp := bd.patch(t, key, u.ID, int64(half), keys[half:], nil); resp.StatusCode != http.StatusCreated && resp.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("second half: %d %s", resp.StatusCode, b)
+	}
+	// A second key set would exceed it: already its first small chunk is
+	// refused, as the upload would end storing the whole of it.
+	other := append([]byte(nil), keys...)
+	other[len(other)-1] ^= 1
+	u2 := open[1]
+	wantProblem(t, bd.patch(t, key, u2.ID, 0, other[:16], nil), http.StatusForbidden, "would exceed its quota")
+}

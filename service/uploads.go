@@ -38,6 +38,10 @@ const (
 	uploadSweepEvery = time.Hour
 )
 
+// MaxOpenUploads bounds the resumable uploads a tenant has open at once:
+// their partial bytes count against no quota until they complete.
+const MaxOpenUploads = 4
+
 // CreateUploadParams are the inputs of CreateUpload.
 type CreateUploadParams struct {
 	Model catalog.Model
@@ -72,6 +76,13 @@ func (s *Service) CreateUpload(ctx context.Context, p Principal, in CreateUpload
 		return storage.KeySetUpload{}, hegate.E(op, hegate.KindInvalid, nil, "size is %d bytes; model %s needs a key set of exactly %d bytes", in.Size, m.ID(), want)
 	case in.Limit > 0 && in.Size > in.Limit:
 		return storage.KeySetUpload{}, hegate.E(op, hegate.KindTooLarge, nil, "key set of %d bytes exceeds the limit of %d bytes", in.Size, in.Limit)
+	}
+	// Partial bytes count against no quota: bound how many a tenant keeps.
+	switch open, err := s.store.CountKeySetUploads(ctx, p.Tenant); {
+	case err != nil:
+		return storage.KeySetUpload{}, unavailable(op, err)
+	case open >= MaxOpenUploads:
+		return storage.KeySetUpload{}, hegate.E(op, hegate.KindConflict, nil, "the tenant has %d resumable uploads open, the most it may: finish or abort one (DELETE %s/{id}) or let it expire", open, api.PathKeyUploads)
 	}
 	u, err := s.store.CreateKeySetUpload(ctx, storage.CreateKeySetUploadParams{
 		TenantID: p.Tenant, Model: m.Name, ModelVersion: m.Version, Size: in.Size, ExpiresAt: s.now().Add(UploadTTL),
@@ -175,6 +186,11 @@ func (s *Service) AppendUpload(ctx context.Context, p Principal, in AppendUpload
 			"the chunk's digest does not match: Content-Digest says sha-256=:%s: but the %d bytes received at offset %d hash to sha-256=:%s:; nothing was kept, the offset stays %d",
 			base64.StdEncoding.EncodeToString(in.SHA256), n, u.Offset, base64.StdEncoding.EncodeToString(sum), u.Offset)
 	}
+	if n == 0 {
+		// It would only push the expiry back, keeping the partial alive
+		// without progress.
+		return AppendResult{Upload: u}, hegate.E(op, hegate.KindInvalid, nil, "an empty chunk at offset %d adds nothing: upload %s still lacks %d bytes", u.Offset, u.ID, u.Size-u.Offset)
+	}
 	next, err := s.store.AdvanceKeySetUpload(ctx, p.Tenant, u.ID, u.Offset, u.Offset+n, s.now().Add(UploadTTL))
 	switch {
 	case errors.Is(err, storage.ErrNotFound):
@@ -225,16 +241,18 @@ func (s *Service) finishUpload(ctx context.Context, p Principal, u storage.KeySe
 	return AppendResult{Upload: u, KeySet: &ks, Created: created}, nil
 }
 
-// removeUpload deletes an upload's record, then its bytes.
-func (s *Service) removeUpload(ctx context.Context, tenant hegate.TenantID, id storage.UploadID) {
+// removeUpload deletes an upload's record, then its bytes; false when the
+// record could not be deleted.
+func (s *Service) removeUpload(ctx context.Context, tenant hegate.TenantID, id storage.UploadID) bool {
 	ctx = context.WithoutCancel(ctx)
 	if err := s.store.DeleteKeySetUpload(ctx, tenant, id); err != nil && !errors.Is(err, storage.ErrNotFound) {
 		s.log.ErrorContext(ctx, "deleting an upload record; the upload sweeper will", "upload", string(id), "error", err.Error())
-		return
+		return false
 	}
 	if err := s.parts.RemovePart(ctx, id); err != nil {
 		s.log.ErrorContext(ctx, "removing an upload's part", "upload", string(id), "error", err.Error())
 	}
+	return true
 }
 
 // UploadStatus returns one of the tenant's uploads: its offset is where a
@@ -288,8 +306,13 @@ func (s *Service) SweepUploads(ctx context.Context, now time.Time) (int, error) 
 				skipped[u.ID] = true
 				continue
 			}
-			s.removeUpload(ctx, u.TenantID, u.ID)
+			removed := s.removeUpload(ctx, u.TenantID, u.ID)
 			unlock()
+			if !removed {
+				// Counting it as progress would list it again forever.
+				skipped[u.ID] = true
+				continue
+			}
 			n++
 			progress = true
 		}

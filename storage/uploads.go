@@ -73,6 +73,9 @@ type KeySetUploads interface {
 	// DeleteKeySetUpload removes the tenant's upload record or returns
 	// ErrNotFound. It does not touch the partial bytes.
 	DeleteKeySetUpload(ctx context.Context, tenant hegate.TenantID, id UploadID) error
+	// CountKeySetUploads returns how many uploads the tenant has open
+	// (expired ones not yet swept included).
+	CountKeySetUploads(ctx context.Context, tenant hegate.TenantID) (int, error)
 	// ListExpiredKeySetUploads returns at most limit (1 to
 	// MaxListExpiredUploads) uploads of any tenant whose ExpiresAt is
 	// strictly before before, oldest expiry first.

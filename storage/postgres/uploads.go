@@ -90,6 +90,15 @@ func (s *Store) DeleteKeySetUpload(ctx context.Context, tenant hegate.TenantID, 
 	return nil
 }
 
+// CountKeySetUploads returns how many uploads the tenant has open.
+func (s *Store) CountKeySetUploads(ctx context.Context, tenant hegate.TenantID) (int, error) {
+	var n int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*) FROM key_set_uploads WHERE tenant_id = $1`, tenant).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting key-set uploads: %w", translate(err))
+	}
+	return n, nil
+}
+
 // ListExpiredKeySetUploads returns uploads of any tenant that expired
 // before before, oldest expiry first.
 func (s *Store) ListExpiredKeySetUploads(ctx context.Context, before time.Time, limit int) ([]storage.KeySetUpload, error) {

@@ -192,19 +192,21 @@ func (c *Cache[V]) Acquire(ctx context.Context, key string, load func(context.Co
 	}
 	// The entry under key holds the same value (a key names its content);
 	// when it is not kept, the caller uses what it got, unpinned.
-	release, _ = c.Pin(key)
+	release, _, _ = c.Pin(key)
 	return value, hit, release, nil
 }
 
-// Pin pins the value cached for key, if any, without loading it.
-func (c *Cache[V]) Pin(key string) (release func(), ok bool) {
+// Pin pins the value cached for key, if any, without loading it, and
+// returns its size.
+func (c *Cache[V]) Pin(key string) (release func(), size int64, ok bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	el, ok := c.entries[key]
 	if !ok {
-		return func() {}, false
+		return func() {}, 0, false
 	}
-	return c.pinLocked(el.Value.(*entry[V])), true
+	e := el.Value.(*entry[V])
+	return c.pinLocked(e), e.size, true
 }
 
 // pinLocked pins e; the caller holds mu.

@@ -159,11 +159,11 @@ func TestPinnedValuesAreNotIdle(t *testing.T) {
 	if got := c.IdleBytes(); got != 20 {
 		t.Fatalf("idle %d bytes with a pinned, want 20", got)
 	}
-	relB, ok := c.Pin("b")
-	if !ok {
+	relB, size, ok := c.Pin("b")
+	if !ok || size != 20 {
 		t.Fatal("b is cached but Pin found nothing")
 	}
-	if _, ok := c.Pin("zz"); ok {
+	if _, _, ok := c.Pin("zz"); ok {
 		t.Fatal("pinned a key that is not cached")
 	}
 	if freed := c.EvictIdle(1000); freed != 0 || c.Len() != 2 {
