@@ -142,6 +142,11 @@ func (s *Service) AppendUpload(ctx context.Context, p Principal, in AppendUpload
 	if len(in.SHA256) != sha256.Size {
 		return AppendResult{}, hegate.E(op, hegate.KindInvalid, nil, "a chunk needs its SHA-256 digest (Content-Digest: sha-256=:<base64>:)")
 	}
+	// The tenant's own upload first: another tenant's id answers 404,
+	// busy or not.
+	if _, err := s.liveUpload(ctx, op, p, in.ID); err != nil {
+		return AppendResult{}, err
+	}
 	unlock, err := s.lockUpload(op, in.ID)
 	if err != nil {
 		return AppendResult{}, err
@@ -268,6 +273,9 @@ func (s *Service) AbortUpload(ctx context.Context, p Principal, id storage.Uploa
 	const op = "keys.upload.abort"
 	if p.Role == RoleViewer {
 		return s.denied(ctx, p, "keyset.upload.abort", string(id), p.requireAdmin(op))
+	}
+	if _, err := s.liveUpload(ctx, op, p, id); err != nil {
+		return err // another tenant's id answers 404, busy or not
 	}
 	unlock, err := s.lockUpload(op, id)
 	if err != nil {
