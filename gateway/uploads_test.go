@@ -527,3 +527,31 @@ func TestUploadLimits(t *testing.T) {
 	u2 := open[1]
 	wantProblem(t, bd.patch(t, key, u2.ID, 0, other[:16], nil), http.StatusForbidden, "would exceed its quota")
 }
+
+// TestUploadLostBytes: when the partial file holds fewer bytes than the
+// recorded offset (another replica truncated it, a disk lost them), the
+// next chunk answers 409 saying so and the upload is removed, instead of
+// a 500 on every chunk until it expires.
+func TestUploadLostBytes(t *testing.T) {
+	t.Parallel()
+	bd := setup(t, withoutWorkers())
+	keys, key := bd.a.keys, bd.a.secret
+	u := bd.createUpload(t, key, len(keys))
+	half := len(keys) / 2
+	if resp := bd.patch(t, key, u.ID, 0, keys[:half], nil); resp.StatusCode != http.StatusNoContent {
+		t.Fatalf("first half: %d", resp.StatusCode)
+	}
+	parts := bd.partFiles(t)
+	if len(parts) != 1 {
+		t.Fatalf("part files %v", parts)
+	}
+	if err := os.Truncate(filepath.Join(bd.blobDir, ".uploads", parts[0]), 10); err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, bd.patch(t, key, u.ID, int64(half), keys[half:], nil), http.StatusConflict, "lost bytes it had accepted")
+	wantProblem(t, bd.call(t, http.MethodGet, api.PathKeyUploads+"/"+u.ID, key, nil, nil), http.StatusNotFound, "")
+	if left := bd.partFiles(t); len(left) != 0 {
+		t.Fatalf("part files left: %v", left)
+	}
+	bd.wantNothingStored(t, bd.a)
+}

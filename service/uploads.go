@@ -179,6 +179,13 @@ func (s *Service) AppendUpload(ctx context.Context, p Principal, in AppendUpload
 	case err != nil && hegate.KindOf(err) == hegate.KindInvalid:
 		// The body could not be read whole (it ended early, stalled).
 		return AppendResult{Upload: u}, hegate.E(op, hegate.KindInvalid, err, "the chunk at offset %d did not arrive whole, so its digest cannot match; nothing was kept, the offset stays %d", u.Offset, u.Offset)
+	case errors.Is(err, storage.ErrConflict):
+		// The partial holds fewer bytes than the record says (another
+		// replica truncated it, or the disk lost them): the upload cannot
+		// continue. Remove it so the sender starts again at once rather
+		// than failing until it expires.
+		s.removeUpload(ctx, p.Tenant, u.ID)
+		return AppendResult{}, hegate.E(op, hegate.KindConflict, err, "upload %s lost bytes it had accepted (its partial is shorter than offset %d) and is removed: start the upload again", u.ID, u.Offset)
 	case err != nil:
 		return AppendResult{Upload: u}, hegate.E(op, hegate.KindInternal, fmt.Errorf("appending to upload %s: %w", u.ID, err), "")
 	}
