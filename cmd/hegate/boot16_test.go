@@ -74,32 +74,10 @@ func TestBootstrappedJobsUnderMemoryLimit(t *testing.T) {
 			t.Logf("worker's log:\n%s", logs.String())
 		}
 	})
-	var peak atomic.Int64
-	sampling := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sampling:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			if kb := vmRSS(worker.Process.Pid); kb > peak.Load() {
-				peak.Store(kb)
-			}
-		}
-	}()
-	defer close(sampling)
+	peak := sampleRSS(t, worker.Process.Pid)
 
 	g := deepGraph(rand.New(rand.NewPCG(61, 62)), 16)
-	dir := t.TempDir()
-	file := filepath.Join(dir, "deep.json")
-	var gb bytes.Buffer
-	if err := ir.Write(&gb, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, gb.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeGraph(t, g)
 	t.Setenv("HEGATE_SERVER", "http://"+addr)
 	t.Setenv("HEGATE_API_KEY", apiKey)
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
@@ -183,7 +161,7 @@ func TestBootstrappedJobsUnderMemoryLimit(t *testing.T) {
 			t.Errorf("job %s: decrypted result differs from the reference by %g", q.id, worst)
 		}
 	}
-	p := peak.Load()
+	p := peak()
 	t.Logf("worker peak RSS %.2f GiB (sampled), limit %.2f GiB; waits logged: %d", gib(p), gib(boot16MemoryLimit>>10), strings.Count(logs.String(), "waiting for memory"))
 	if p<<10 > boot16MemoryLimit {
 		t.Fatalf("the worker reached %d kB, over its --memory-limit of %d bytes", p, boot16MemoryLimit)
@@ -240,3 +218,38 @@ func vmRSS(pid int) int64 {
 }
 
 func gib(kb int64) float64 { return float64(kb) / (1 << 20) }
+
+// sampleRSS samples a process's resident set every 100 ms until the test
+// ends and returns the peak seen so far, in kB.
+func sampleRSS(t *testing.T, pid int) (peak func() int64) {
+	var max atomic.Int64
+	stop := make(chan struct{})
+	t.Cleanup(func() { close(stop) })
+	go func() {
+		for {
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			if kb := vmRSS(pid); kb > max.Load() {
+				max.Store(kb)
+			}
+		}
+	}()
+	return max.Load
+}
+
+// writeGraph writes g as graph IR JSON to a temporary file.
+func writeGraph(t *testing.T, g *ir.Graph) string {
+	t.Helper()
+	var b bytes.Buffer
+	if err := ir.Write(&b, g); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), g.Name+".json")
+	if err := os.WriteFile(file, b.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return file
+}

@@ -3,9 +3,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -15,7 +13,6 @@ import (
 	"time"
 
 	"github.com/hegate/hegate/client"
-	"github.com/hegate/hegate/he/ir"
 	"math/rand/v2"
 )
 
@@ -56,14 +53,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 	rest := vmRSS(serve.Process.Pid)
 
 	g := deepGraph(rand.New(rand.NewPCG(61, 62)), 16)
-	file := filepath.Join(t.TempDir(), "deep.json")
-	var gb bytes.Buffer
-	if err := ir.Write(&gb, g); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(file, gb.Bytes(), 0o600); err != nil {
-		t.Fatal(err)
-	}
+	file := writeGraph(t, g)
 	t.Setenv("HEGATE_SERVER", "http://"+addr)
 	t.Setenv("HEGATE_API_KEY", apiKey)
 	t.Setenv("HEGATE_DEVICE_DIR", t.TempDir())
@@ -73,21 +63,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 	cli("keygen", "--model", "deep@v1")
 	beforeUpload := vmRSS(serve.Process.Pid)
 
-	var peak atomic.Int64
-	sampling := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-sampling:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-			if kb := vmRSS(serve.Process.Pid); kb > peak.Load() {
-				peak.Store(kb)
-			}
-		}
-	}()
-	defer close(sampling)
+	peak := sampleRSS(t, serve.Process.Pid)
 
 	f, err := os.Open(filepath.Join(os.Getenv("HEGATE_DEVICE_DIR"), "keyset.bin"))
 	if err != nil {
@@ -137,7 +113,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 	took := time.Since(began)
 	from := resumedFrom.Load()
 	t.Logf("key set %d bytes; cut after %d bytes held, resumed from %d; stored as %s in %v (both attempts); gateway RSS %.0f MB at rest, %.0f MB before the upload, %.0f MB peak during it",
-		size, cutAt.Load(), from, ks.ID, took, float64(rest)/1024, float64(beforeUpload)/1024, float64(peak.Load())/1024)
+		size, cutAt.Load(), from, ks.ID, took, float64(rest)/1024, float64(beforeUpload)/1024, float64(peak())/1024)
 	if from < size/2 || from >= size || from%client.DefaultUploadChunk != 0 {
 		t.Errorf("resumed from %d: want the chunk boundary where the cut left it (at least half of %d)", from, size)
 	}
@@ -145,8 +121,7 @@ func TestResumableUploadOfAGigabyteKeySet(t *testing.T) {
 	if err != nil || len(list) != 1 || list[0].ID != ks.ID || list[0].SizeBytes != size {
 		t.Fatalf("key sets after the upload: %+v, %v", list, err)
 	}
-	if p := peak.Load(); p*1024 >= 256e6 {
+	if p := peak(); p*1024 >= 256e6 {
 		t.Errorf("the gateway reached %.0f MB during the upload: want under 256 MB", float64(p)/1024)
 	}
-	_, _ = io.Copy(io.Discard, f)
 }
